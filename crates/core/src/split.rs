@@ -1,0 +1,430 @@
+//! Streaming record splitter: turns chunks of bytes into JSON records (lines of JSONL,
+//! elements of a top-level JSON array, or concatenated pretty-printed objects) without
+//! ever holding more than one record plus one chunk.
+
+/// One record: the bytes of one JSON value, where it starts, and on which line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub bytes: &'a [u8],
+    /// Byte offset of `bytes` in the whole stream.
+    pub offset: u64,
+    /// 1-based line number of the record's first byte.
+    pub line: u64,
+}
+
+/// What the splitter hands out: a record, or a problem with the stream's framing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SplitEvent<'a> {
+    Record(Record<'a>),
+    Problem { line: u64, reason: String },
+}
+
+/// How the stream is framed, decided from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Not decided yet (only whitespace seen).
+    Undecided,
+    /// One record per line (JSONL): a broken line costs only that line.
+    Lines,
+    /// A top-level JSON array whose elements are the records.
+    Array,
+    /// Whole JSON values one after another, possibly spanning lines (`json.dump(indent=2)`).
+    Values,
+}
+
+/// Records larger than this are reported and skipped rather than buffered.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 30;
+
+/// Push-based splitter: feed it chunks in order, then call [`RecordSplitter::finish`].
+#[derive(Debug)]
+pub struct RecordSplitter {
+    framing: Framing,
+    /// Unconsumed bytes; `buf[0]` is at stream offset `buf_offset`, on line `buf_line`.
+    buf: Vec<u8>,
+    buf_offset: u64,
+    buf_line: u64,
+    /// How far `buf` has been scanned (for `Values`/`Array`: the value scanner's position).
+    scan_pos: usize,
+    /// Newlines seen in `buf[..scan_pos]` that are not yet folded into `buf_line`.
+    scan_newlines: u64,
+    value_scan: ValueScan,
+    array_opened: bool,
+    array_closed: bool,
+    /// True while dropping the rest of an oversized line.
+    skipping_oversized: bool,
+    max_record_bytes: usize,
+    lines_seen: u64,
+    ended_with_newline: bool,
+    at_stream_start: bool,
+}
+
+/// State of the bracket-depth scanner used for `Values` and `Array` framing.
+#[derive(Debug, Default, Clone, Copy)]
+struct ValueScan {
+    /// Start of the current value in `buf`, once its first byte has been seen.
+    start: Option<usize>,
+    start_line_delta: u64,
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+}
+
+impl Default for RecordSplitter {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_RECORD_BYTES)
+    }
+}
+
+impl RecordSplitter {
+    pub fn new(max_record_bytes: usize) -> Self {
+        Self {
+            framing: Framing::Undecided,
+            buf: Vec::new(),
+            buf_offset: 0,
+            buf_line: 1,
+            scan_pos: 0,
+            scan_newlines: 0,
+            value_scan: ValueScan::default(),
+            array_opened: false,
+            array_closed: false,
+            skipping_oversized: false,
+            max_record_bytes,
+            lines_seen: 0,
+            ended_with_newline: true,
+            at_stream_start: true,
+        }
+    }
+
+    pub fn framing(&self) -> Framing {
+        self.framing
+    }
+
+    /// Number of lines in the stream so far (a final line without a newline counts once
+    /// [`RecordSplitter::finish`] has run).
+    pub fn lines_seen(&self) -> u64 {
+        self.lines_seen
+    }
+
+    pub fn feed(&mut self, mut chunk: &[u8], emit: &mut dyn FnMut(SplitEvent<'_>)) {
+        if chunk.is_empty() {
+            return;
+        }
+        if self.at_stream_start {
+            self.at_stream_start = false;
+            if let Some(rest) = chunk.strip_prefix(b"\xEF\xBB\xBF") {
+                self.buf_offset = 3;
+                chunk = rest;
+            }
+        }
+        self.lines_seen += memchr::memchr_iter(b'\n', chunk).count() as u64;
+        if let Some(&last) = chunk.last() {
+            self.ended_with_newline = last == b'\n';
+        }
+        if self.framing == Framing::Lines && self.buf.is_empty() && !self.skipping_oversized {
+            // Fast path: split lines straight out of the chunk, buffer only the tail.
+            let consumed = self.emit_lines_from(chunk, emit);
+            self.buf.extend_from_slice(chunk.get(consumed..).unwrap_or(&[]));
+            self.check_oversized_line(emit);
+            return;
+        }
+        self.buf.extend_from_slice(chunk);
+        self.process(false, emit);
+    }
+
+    pub fn finish(&mut self, emit: &mut dyn FnMut(SplitEvent<'_>)) {
+        if !self.ended_with_newline {
+            self.lines_seen += 1;
+            self.ended_with_newline = true;
+        }
+        self.process(true, emit);
+    }
+
+    fn process(&mut self, at_end: bool, emit: &mut dyn FnMut(SplitEvent<'_>)) {
+        if self.framing == Framing::Undecided && !self.decide_framing(at_end) {
+            return;
+        }
+        match self.framing {
+            Framing::Undecided => {}
+            Framing::Lines => {
+                if self.skipping_oversized {
+                    match memchr::memchr(b'\n', &self.buf) {
+                        Some(newline) => {
+                            self.consume(newline + 1, 1);
+                            self.skipping_oversized = false;
+                        }
+                        None => {
+                            let len = self.buf.len();
+                            self.consume(len, 0);
+                            return;
+                        }
+                    }
+                }
+                let buf = std::mem::take(&mut self.buf);
+                let consumed = self.emit_lines_from(&buf, emit);
+                self.buf = buf;
+                self.buf.drain(..consumed);
+                if at_end && !self.buf.is_empty() {
+                    let tail = std::mem::take(&mut self.buf);
+                    self.emit_line(&tail, emit);
+                    self.buf_offset += tail.len() as u64;
+                } else {
+                    self.check_oversized_line(emit);
+                }
+            }
+            Framing::Array | Framing::Values => self.scan_values(at_end, emit),
+        }
+    }
+
+    /// Looks at the first non-blank bytes: `[` means an array, a first line that is only
+    /// `{` means pretty-printed objects, anything else is read as JSONL.
+    fn decide_framing(&mut self, at_end: bool) -> bool {
+        let Some(first_idx) = self.buf.iter().position(|b| !b.is_ascii_whitespace()) else {
+            return false;
+        };
+        let first = self.buf.get(first_idx).copied().unwrap_or(b'{');
+        self.framing = if first == b'[' {
+            Framing::Array
+        } else if first == b'{' {
+            let rest = self.buf.get(first_idx + 1..).unwrap_or(&[]);
+            match rest.iter().position(|&b| b == b'\n') {
+                Some(newline) => {
+                    if rest.get(..newline).is_some_and(|s| s.trim_ascii().is_empty()) {
+                        Framing::Values
+                    } else {
+                        Framing::Lines
+                    }
+                }
+                None if at_end => Framing::Lines,
+                None if self.buf.len() < 4096 => return false,
+                None => Framing::Lines,
+            }
+        } else {
+            Framing::Lines
+        };
+        true
+    }
+
+    /// Emits every complete line of `bytes` (which starts at `buf_offset`); returns how many
+    /// bytes were consumed.
+    fn emit_lines_from(&mut self, bytes: &[u8], emit: &mut dyn FnMut(SplitEvent<'_>)) -> usize {
+        let mut line_start = 0;
+        for newline in memchr::memchr_iter(b'\n', bytes) {
+            let line = bytes.get(line_start..newline).unwrap_or(&[]);
+            self.emit_line(line, emit);
+            self.buf_offset += (newline + 1 - line_start) as u64;
+            self.buf_line += 1;
+            line_start = newline + 1;
+        }
+        line_start
+    }
+
+    /// Emits one line (without its newline) starting at `buf_offset` on `buf_line`.
+    fn emit_line(&mut self, line: &[u8], emit: &mut dyn FnMut(SplitEvent<'_>)) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let trimmed_start = line.iter().position(|b| !b.is_ascii_whitespace());
+        let Some(start) = trimmed_start else {
+            return;
+        };
+        let trimmed = line.get(start..).unwrap_or(&[]).trim_ascii_end();
+        emit(SplitEvent::Record(Record {
+            bytes: trimmed,
+            offset: self.buf_offset + start as u64,
+            line: self.buf_line,
+        }));
+    }
+
+    /// A line that has grown past the limit without ending is reported once and dropped.
+    fn check_oversized_line(&mut self, emit: &mut dyn FnMut(SplitEvent<'_>)) {
+        if self.buf.len() > self.max_record_bytes {
+            emit(SplitEvent::Problem {
+                line: self.buf_line,
+                reason: format!(
+                    "line is longer than {} bytes; skipped",
+                    self.max_record_bytes
+                ),
+            });
+            let len = self.buf.len();
+            self.consume(len, 0);
+            self.skipping_oversized = true;
+        }
+    }
+
+    /// Drops `n` bytes from the front of `buf`, which contained `newlines` newlines.
+    fn consume(&mut self, n: usize, newlines: u64) {
+        let n = n.min(self.buf.len());
+        self.buf.drain(..n);
+        self.buf_offset += n as u64;
+        self.buf_line += newlines;
+        self.scan_pos = self.scan_pos.saturating_sub(n);
+    }
+
+    /// Bracket-depth scanner for `Array` and `Values` framing.
+    fn scan_values(&mut self, at_end: bool, emit: &mut dyn FnMut(SplitEvent<'_>)) {
+        let mut pos = self.scan_pos;
+        let mut scan = self.value_scan;
+        let mut newlines = self.scan_newlines;
+        // Everything before `keep_from` is done with and can be dropped.
+        let mut keep_from = scan.start.unwrap_or(pos);
+        let mut keep_newlines = if scan.start.is_some() {
+            scan.start_line_delta
+        } else {
+            newlines
+        };
+        let mut pending: Vec<(usize, usize, u64)> = Vec::new();
+        let mut problems: Vec<(u64, String)> = Vec::new();
+        while let Some(&byte) = self.buf.get(pos) {
+            if byte == b'\n' {
+                newlines += 1;
+            }
+            if scan.in_string {
+                if scan.escaped {
+                    scan.escaped = false;
+                } else if byte == b'\\' {
+                    scan.escaped = true;
+                } else if byte == b'"' {
+                    scan.in_string = false;
+                }
+                pos += 1;
+                continue;
+            }
+            match (scan.start, byte) {
+                (_, b' ' | b'\t' | b'\r' | b'\n') if scan.depth == 0 => {
+                    if let Some(start) = scan.start.take() {
+                        // A bare scalar ended (`Values` framing of non-object junk).
+                        pending.push((start, pos, scan.start_line_delta));
+                        keep_from = pos;
+                        keep_newlines = newlines;
+                    }
+                }
+                (None, b'[') if self.framing == Framing::Array && !self.array_opened => {
+                    // The outer `[` of an array file: records are its elements.
+                    self.array_opened = true;
+                    keep_from = pos + 1;
+                    keep_newlines = newlines;
+                }
+                (_, b',' | b']') if scan.depth == 0 && self.framing == Framing::Array => {
+                    if let Some(start) = scan.start.take() {
+                        pending.push((start, pos, scan.start_line_delta));
+                    }
+                    if byte == b']' {
+                        self.array_closed = true;
+                    }
+                    keep_from = pos + 1;
+                    keep_newlines = newlines;
+                }
+                (None, _) if self.array_closed => {
+                    problems.push((
+                        self.buf_line + newlines,
+                        "unexpected data after the end of the top-level JSON array".to_owned(),
+                    ));
+                    // Drop the rest: nothing after the array can be framed reliably.
+                    pos = self.buf.len();
+                    keep_from = pos;
+                    keep_newlines = newlines;
+                    break;
+                }
+                (None, _) => {
+                    scan.start = Some(pos);
+                    scan.start_line_delta = newlines;
+                    scan.depth = 0;
+                    self.open_or_close(&mut scan, byte);
+                    if scan.depth == 0 && (byte == b'}' || byte == b']') {
+                        // A stray closer: report it as its own record so the parser names it.
+                        pending.push((pos, pos + 1, scan.start_line_delta));
+                        scan.start = None;
+                        keep_from = pos + 1;
+                        keep_newlines = newlines;
+                    }
+                }
+                (Some(start), _) => {
+                    let was_nested = scan.depth > 0;
+                    self.open_or_close(&mut scan, byte);
+                    if was_nested && scan.depth == 0 && self.framing == Framing::Values {
+                        pending.push((start, pos + 1, scan.start_line_delta));
+                        scan.start = None;
+                        keep_from = pos + 1;
+                        keep_newlines = newlines;
+                    }
+                }
+            }
+            pos += 1;
+        }
+        if at_end {
+            if let Some(start) = scan.start.take() {
+                if scan.depth > 0 || scan.in_string {
+                    problems.push((
+                        self.buf_line + scan.start_line_delta,
+                        "JSON value is not closed before the end of the input".to_owned(),
+                    ));
+                    // Still hand the bytes to the parser so its message names the spot.
+                }
+                pending.push((start, self.buf.len(), scan.start_line_delta));
+                keep_from = self.buf.len();
+                keep_newlines = newlines;
+            }
+            if self.framing == Framing::Array && self.array_opened && !self.array_closed {
+                problems.push((
+                    self.buf_line + newlines,
+                    "the top-level JSON array is not closed (`]` missing)".to_owned(),
+                ));
+            }
+        }
+        for (line, reason) in problems {
+            emit(SplitEvent::Problem { line, reason });
+        }
+        for (start, end, line_delta) in pending {
+            let bytes = self.buf.get(start..end).unwrap_or(&[]).trim_ascii();
+            if bytes.is_empty() {
+                continue;
+            }
+            let lead = self
+                .buf
+                .get(start..end)
+                .and_then(|s| s.iter().position(|b| !b.is_ascii_whitespace()))
+                .unwrap_or(0);
+            emit(SplitEvent::Record(Record {
+                bytes,
+                offset: self.buf_offset + (start + lead) as u64,
+                line: self.buf_line + line_delta,
+            }));
+        }
+        // Fold the consumed prefix away; keep the value in progress.
+        let keep_from = keep_from.min(self.buf.len());
+        self.buf.drain(..keep_from);
+        self.buf_offset += keep_from as u64;
+        self.buf_line += keep_newlines;
+        self.scan_pos = pos - keep_from;
+        self.scan_newlines = newlines - keep_newlines;
+        if let Some(start) = scan.start.as_mut() {
+            *start -= keep_from;
+            scan.start_line_delta -= keep_newlines;
+        }
+        self.value_scan = ValueScan {
+            depth: scan.depth,
+            ..scan
+        };
+        if scan.start.is_some() && self.buf.len() > self.max_record_bytes {
+            emit(SplitEvent::Problem {
+                line: self.buf_line,
+                reason: format!(
+                    "JSON value is longer than {} bytes; the rest of the input is skipped",
+                    self.max_record_bytes
+                ),
+            });
+            self.buf.clear();
+            self.value_scan = ValueScan::default();
+            self.scan_pos = 0;
+            self.scan_newlines = 0;
+            self.array_closed = true;
+        }
+    }
+
+    fn open_or_close(&self, scan: &mut ValueScan, byte: u8) {
+        match byte {
+            b'{' | b'[' => scan.depth += 1,
+            b'}' | b']' => scan.depth = scan.depth.saturating_sub(1),
+            b'"' => scan.in_string = true,
+            _ => {}
+        }
+    }
+}
