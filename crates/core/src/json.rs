@@ -236,12 +236,7 @@ pub fn for_each_member(
 ) -> RecordResult<()> {
     let peek = jiter.peek().ctx(field)?;
     if peek != Peek::Object {
-        return Err(wrong_type(
-            field,
-            "an object",
-            peek,
-            jiter.current_index(),
-        ));
+        return Err(wrong_type(field, "an object", peek, jiter.current_index()));
     }
     let mut key = jiter.known_object().ctx(field)?.map(str::to_owned);
     while let Some(name) = key {
@@ -380,6 +375,20 @@ pub fn write_standard_json(raw: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// The first `max_chars` characters of some bytes, for messages (lossy, one line).
+pub fn preview(bytes: &[u8], max_chars: usize) -> String {
+    let text = String::from_utf8_lossy(bytes.get(..max_chars * 4).unwrap_or(bytes));
+    let mut shown: String = text
+        .chars()
+        .map(|c| if c.is_control() { '·' } else { c })
+        .take(max_chars)
+        .collect();
+    if text.chars().count() > max_chars {
+        shown.push('…');
+    }
+    shown
+}
+
 /// Line and column (1-based) of byte `index` in `bytes`, counting from `first_line`.
 pub fn line_col(bytes: &[u8], index: usize, first_line: u64) -> (u64, usize) {
     let before = bytes.get(..index.min(bytes.len())).unwrap_or(&[]);
@@ -395,7 +404,10 @@ mod tests {
     #[test]
     fn nan_and_infinity_become_null_outside_strings() {
         let mut out = Vec::new();
-        write_standard_json(br#"{"a":[NaN,-Infinity,Infinity,1],"s":"NaN \"Infinity\""}"#, &mut out);
+        write_standard_json(
+            br#"{"a":[NaN,-Infinity,Infinity,1],"s":"NaN \"Infinity\""}"#,
+            &mut out,
+        );
         assert_eq!(
             String::from_utf8_lossy(&out),
             r#"{"a":[null,null,null,1],"s":"NaN \"Infinity\""}"#
@@ -406,15 +418,24 @@ mod tests {
     fn raw_members_keep_the_exact_bytes() {
         let members = raw_members(br#"{ "a" : [1.50, 2] , "b":{"c":NaN} }"#).unwrap();
         let names: Vec<_> = members.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-        assert_eq!(names, vec![("a", &b"[1.50, 2]"[..]), ("b", &br#"{"c":NaN}"#[..])]);
+        assert_eq!(
+            names,
+            vec![("a", &b"[1.50, 2]"[..]), ("b", &br#"{"c":NaN}"#[..])]
+        );
     }
 
     #[test]
     fn ids_at_paths() {
         let record = br#"{"id":7,"meta":{"qid":"q-1","list":[{"x":"a"},{"x":"b"}]}}"#;
         assert_eq!(id_at_path(record, "id").unwrap().as_deref(), Some("7"));
-        assert_eq!(id_at_path(record, "meta.qid").unwrap().as_deref(), Some("q-1"));
-        assert_eq!(id_at_path(record, "meta.list.1.x").unwrap().as_deref(), Some("b"));
+        assert_eq!(
+            id_at_path(record, "meta.qid").unwrap().as_deref(),
+            Some("q-1")
+        );
+        assert_eq!(
+            id_at_path(record, "meta.list.1.x").unwrap().as_deref(),
+            Some("b")
+        );
         assert_eq!(id_at_path(record, "meta.missing").unwrap(), None);
     }
 
@@ -423,7 +444,10 @@ mod tests {
         let mut jiter = reader(br#""oops""#);
         let mut out = Vec::new();
         let error = next_f64_array(&mut jiter, "logprobs", &mut out).unwrap_err();
-        assert_eq!(error.message, "field `logprobs`: expected an array of numbers, found a string");
+        assert_eq!(
+            error.message,
+            "field `logprobs`: expected an array of numbers, found a string"
+        );
     }
 
     #[test]

@@ -2,7 +2,16 @@
 //! evaluation and exports. No I/O, no UI, no GPU: bytes and settings in, values and
 //! diagnostics out, so the CLI and the browser app run exactly the same code.
 
+pub mod answer;
+pub mod dataset;
+pub mod eval;
+pub mod evaluate;
+pub mod export;
+pub mod filter;
 pub mod import;
 pub mod json;
+pub mod score;
+pub mod settings;
+pub mod similarity;
 pub mod split;
 pub mod trace;

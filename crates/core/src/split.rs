@@ -123,7 +123,8 @@ impl RecordSplitter {
         if self.framing == Framing::Lines && self.buf.is_empty() && !self.skipping_oversized {
             // Fast path: split lines straight out of the chunk, buffer only the tail.
             let consumed = self.emit_lines_from(chunk, emit);
-            self.buf.extend_from_slice(chunk.get(consumed..).unwrap_or(&[]));
+            self.buf
+                .extend_from_slice(chunk.get(consumed..).unwrap_or(&[]));
             self.check_oversized_line(emit);
             return;
         }
@@ -188,7 +189,10 @@ impl RecordSplitter {
             let rest = self.buf.get(first_idx + 1..).unwrap_or(&[]);
             match rest.iter().position(|&b| b == b'\n') {
                 Some(newline) => {
-                    if rest.get(..newline).is_some_and(|s| s.trim_ascii().is_empty()) {
+                    if rest
+                        .get(..newline)
+                        .is_some_and(|s| s.trim_ascii().is_empty())
+                    {
                         Framing::Values
                     } else {
                         Framing::Lines

@@ -96,7 +96,9 @@ impl TraceBuf {
         ) else {
             return &[];
         };
-        self.top_values.get(start as usize..end as usize).unwrap_or(&[])
+        self.top_values
+            .get(start as usize..end as usize)
+            .unwrap_or(&[])
     }
 }
 

@@ -3,7 +3,11 @@
 use crate::import::{ImportOptions, TraceBatch, read_top_list};
 use crate::json::{self, Ctx, RecordError, RecordResult};
 
-pub(super) fn parse(record: &[u8], options: ImportOptions, out: &mut TraceBatch) -> RecordResult<()> {
+pub(super) fn parse(
+    record: &[u8],
+    options: ImportOptions,
+    out: &mut TraceBatch,
+) -> RecordResult<()> {
     let mut jiter = json::reader(record);
     let buf = out.push();
     let mut has_top = false;

@@ -113,6 +113,7 @@ pub fn parse_record(
     out: &mut TraceBatch,
 ) -> RecordResult<()> {
     out.clear();
+    check_record_is_json_object(record)?;
     let result = match format {
         Format::Canonical => canonical::parse(record, options, out),
         other => Err(json::RecordError::new(
@@ -124,6 +125,30 @@ pub fn parse_record(
         out.clear();
     }
     result
+}
+
+/// A record must be a JSON object (or, for batched provider responses, an array). Anything
+/// else gets the JSON error that explains it, not a complaint about a missing field.
+fn check_record_is_json_object(record: &[u8]) -> RecordResult<()> {
+    let mut jiter = json::reader(record);
+    let peek = jiter.peek().ctx("(record)")?;
+    if peek == Peek::Object || peek == Peek::Array {
+        return Ok(());
+    }
+    if jiter.known_skip(peek).is_err() {
+        return Err(json::RecordError::new(
+            format!(
+                "not JSON: the line starts with `{}`",
+                json::preview(record, 24)
+            ),
+            0,
+        ));
+    }
+    json::finish(&mut jiter)?;
+    Err(json::RecordError::new(
+        format!("expected a JSON object, found {}", json::peek_name(peek)),
+        0,
+    ))
 }
 
 /// Guesses the format of a record from its top-level keys (and, where two formats share

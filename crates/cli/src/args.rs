@@ -1,0 +1,130 @@
+//! Command-line arguments, exactly the commands and flags of SPEC §10 (plus a few
+//! documented extras: `--question-field`, `--sample-suffix`, `--unfiltered`,
+//! `--system-prompt`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tracesift",
+    version,
+    about = "Score LLM reasoning traces by uncertainty and keep the most confident per class"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write one JSON object of scores per trace, in input order.
+    Score(ScoreArgs),
+    /// Write the kept traces, in input order, in the export format.
+    Filter(FilterArgs),
+    /// With gold labels: AUROC, PRR and selective accuracy of every metric, as one JSON object.
+    Eval(EvalArgs),
+}
+
+/// Options every command shares (reading and scoring).
+#[derive(Debug, Args)]
+pub struct ScoreOptions {
+    /// Trace files (`-` for stdin; `.gz` or any gzip stream is decompressed).
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<String>,
+    /// auto|canonical|openai|openai-batch|completions|vllm|tgi|llamacpp|sglang|ollama
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Similarity for consistency: answer|rouge_l|embedding
+    #[arg(long)]
+    pub sim: Option<String>,
+    /// Class map, e.g. `up=up,upregulated,a;down=down,b;none=none,c` (`!` at the end: strict).
+    #[arg(long)]
+    pub classes: Option<String>,
+    /// Regex for the final answer in the text (first capture group, last match).
+    #[arg(long)]
+    pub answer_pattern: Option<String>,
+    /// Dotted path of the question id field (e.g. `custom_id`, `metadata.qid`).
+    #[arg(long)]
+    pub question_field: Option<String>,
+    /// Regex removed from question ids to group samples (e.g. `__s\d+$`).
+    #[arg(long)]
+    pub sample_suffix: Option<String>,
+    /// auto|cpu|gpu
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// Settings JSON (the app's "Download settings"); flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Write the run report (lines, traces, skipped lines, classes, format) as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Output file (default: stdout).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    #[command(flatten)]
+    pub common: ScoreOptions,
+}
+
+/// The filter rule and scope (SPEC §6).
+#[derive(Debug, Args)]
+pub struct FilterRuleArgs {
+    /// msp|ppl|mte|inconsistency|cocoa_msp|cocoa_ppl|cocoa_mte
+    #[arg(long)]
+    pub metric: Option<String>,
+    /// Keep this fraction of each scope group (0 < Q ≤ 1).
+    #[arg(long, value_name = "Q", group = "rule")]
+    pub keep: Option<f64>,
+    /// Keep traces whose metric is ≤ X.
+    #[arg(long, value_name = "X", group = "rule", allow_negative_numbers = true)]
+    pub threshold: Option<f64>,
+    /// Keep the first N of each scope group.
+    #[arg(long, value_name = "N", group = "rule")]
+    pub top: Option<u64>,
+    /// per_class|global
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// all|greedy
+    #[arg(long)]
+    pub candidates: Option<String>,
+    /// Cut every class to the smallest class's count.
+    #[arg(long)]
+    pub balanced: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    #[command(flatten)]
+    pub common: ScoreOptions,
+    #[command(flatten)]
+    pub rule: FilterRuleArgs,
+    /// canonical|openai|trl|sharegpt|alpaca|csv
+    #[arg(long)]
+    pub export: Option<String>,
+    /// Also write a matched-size random sample (same pool, same format) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub random_baseline: Option<PathBuf>,
+    /// Seed of the random baseline.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Also write every candidate trace, unfiltered, in the same format to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub unfiltered: Option<PathBuf>,
+    /// System message for openai / sharegpt / alpaca exports.
+    #[arg(long)]
+    pub system_prompt: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub common: ScoreOptions,
+    /// The rule used for the kept-vs-dropped accuracies (default: keep 0.1 per class).
+    #[command(flatten)]
+    pub rule: FilterRuleArgs,
+}

@@ -1,0 +1,29 @@
+//! The `tracesift` binary: thin glue between files and the core (SPEC §10).
+
+mod args;
+mod input;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    match run::run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("tracesift: {error:#}");
+            ExitCode::from(error_code(&error))
+        }
+    }
+}
+
+/// Bad arguments (settings, unreadable inputs) exit 2; anything else that stops a run, 1.
+fn error_code(error: &anyhow::Error) -> u8 {
+    if error.downcast_ref::<run::BadArguments>().is_some() {
+        2
+    } else {
+        1
+    }
+}

@@ -1,0 +1,304 @@
+//! The three commands: settings from `--config` and flags, scoring, and writing outputs.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use tracesift_core::dataset::{ScoreOptions as CoreScoreOptions, ScoredSet, Scorer};
+use tracesift_core::evaluate::evaluate;
+use tracesift_core::export::{self, CSV_HEADER, ExportOptions};
+use tracesift_core::filter::{self, FilterOptions};
+use tracesift_core::settings::{
+    Backend, Candidates, ExportFormat, FormatChoice, Metric, Rule, Scope, Settings, Similarity,
+};
+
+use crate::args::{Cli, Command, FilterRuleArgs, ScoreOptions};
+use crate::input::{self, RecordStore};
+
+/// An error in what the user asked for (exit code 2).
+#[derive(Debug)]
+pub struct BadArguments(pub String);
+
+impl std::fmt::Display for BadArguments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadArguments {}
+
+fn bad(message: impl Into<String>) -> anyhow::Error {
+    BadArguments(message.into()).into()
+}
+
+/// How many skipped lines are printed to stderr before the rest are only counted.
+const MAX_SKIPS_SHOWN: usize = 20;
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Score(args) => {
+            let settings = settings_from(&args.common, None)?;
+            let (set, _) = score_inputs(&args.common, &settings, false)?;
+            let mut out = output(args.common.out.as_deref())?;
+            for trace in &set.traces {
+                serde_json::to_writer(&mut out, &export::score_row(&set, trace))?;
+                out.write_all(b"\n")?;
+            }
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Filter(args) => {
+            let mut settings = settings_from(&args.common, Some(&args.rule))?;
+            if let Some(name) = &args.export {
+                settings.export =
+                    parse_name(name, "export", ExportFormat::from_name, ExportFormat::names)?;
+            }
+            if let Some(seed) = args.seed {
+                settings.seed = seed;
+            }
+            if let Some(system_prompt) = &args.system_prompt {
+                settings.system_prompt = Some(system_prompt.clone());
+            }
+            let options =
+                FilterOptions::from_settings(&settings).map_err(|e| bad(e.to_string()))?;
+            let (set, mut store) = score_inputs(&args.common, &settings, true)?;
+            let selection = filter::select(&set, &options);
+            let export_options = ExportOptions {
+                format: settings.export,
+                system_prompt: settings.system_prompt.clone(),
+                answers: CoreScoreOptions::from_settings(&settings)
+                    .map(|o| o.answers)
+                    .unwrap_or_default(),
+            };
+            let mut out = output(args.common.out.as_deref())?;
+            write_export(&set, &selection.kept, &export_options, &mut store, &mut out)?;
+            out.flush()?;
+            if let Some(path) = &args.random_baseline {
+                let sample = filter::random_sample(&set, &options, selection.n_kept, settings.seed);
+                let mut file = output(Some(path))?;
+                write_export(&set, &sample, &export_options, &mut store, &mut file)?;
+                file.flush()?;
+            }
+            if let Some(path) = &args.unfiltered {
+                let everything = filter::random_sample(&set, &options, usize::MAX, settings.seed);
+                let mut file = output(Some(path))?;
+                write_export(&set, &everything, &export_options, &mut store, &mut file)?;
+                file.flush()?;
+            }
+            let cut_by_ties = selection.groups.iter().filter(|g| g.tie_at_cutoff).count();
+            eprintln!(
+                "tracesift: kept {} of {} traces ({} by {}, {})",
+                selection.n_kept,
+                set.traces.len(),
+                describe_rule(&options.rule),
+                options.metric,
+                options.scope
+            );
+            if cut_by_ties > 0 {
+                eprintln!(
+                    "tracesift: in {cut_by_ties} group(s) tied scores straddle the cut-off; \
+                     the tie-break order (ppl, then trace_id) decided which were kept"
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval(args) => {
+            let settings = settings_from(&args.common, Some(&args.rule))?;
+            let options =
+                FilterOptions::from_settings(&settings).map_err(|e| bad(e.to_string()))?;
+            let (set, _) = score_inputs(&args.common, &settings, false)?;
+            let report = evaluate(&set, &options);
+            if report.n == 0 {
+                eprintln!("tracesift: no trace has a gold `label`; nothing to evaluate");
+            }
+            let mut out = output(args.common.out.as_deref())?;
+            serde_json::to_writer(&mut out, &report)?;
+            out.write_all(b"\n")?;
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn describe_rule(rule: &Rule) -> String {
+    match rule {
+        Rule::Keep(q) => format!("keep {q}"),
+        Rule::Threshold(x) => format!("threshold {x}"),
+        Rule::Top(n) => format!("top {n}"),
+    }
+}
+
+/// Settings: defaults, then `--config`, then flags.
+fn settings_from(common: &ScoreOptions, rule: Option<&FilterRuleArgs>) -> anyhow::Result<Settings> {
+    let mut settings = match &common.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|error| bad(format!("cannot read {}: {error}", path.display())))?;
+            Settings::from_json(&text)
+                .map_err(|error| bad(format!("{}: {error}", path.display())))?
+        }
+        None => Settings::default(),
+    };
+    if let Some(name) = &common.format {
+        settings.format = FormatChoice::from_name(name).ok_or_else(|| {
+            bad(format!(
+                "unknown --format `{name}`; expected auto|canonical|openai|openai-batch|completions|vllm|tgi|llamacpp|sglang|ollama"
+            ))
+        })?;
+    }
+    if let Some(name) = &common.sim {
+        settings.sim = parse_name(name, "sim", Similarity::from_name, Similarity::names)?;
+    }
+    if let Some(name) = &common.backend {
+        settings.backend = parse_name(name, "backend", Backend::from_name, Backend::names)?;
+    }
+    if let Some(classes) = &common.classes {
+        settings.classes = classes.clone();
+    }
+    if let Some(pattern) = &common.answer_pattern {
+        settings.pattern = Some(pattern.clone());
+    }
+    if let Some(field) = &common.question_field {
+        settings.question_field = Some(field.clone());
+    }
+    if let Some(suffix) = &common.sample_suffix {
+        settings.sample_suffix = Some(suffix.clone());
+    }
+    if let Some(rule_args) = rule {
+        if let Some(name) = &rule_args.metric {
+            settings.metric = parse_name(name, "metric", Metric::from_name, Metric::names)?;
+        }
+        if let Some(q) = rule_args.keep {
+            settings.set_rule(Rule::Keep(q));
+        }
+        if let Some(x) = rule_args.threshold {
+            settings.set_rule(Rule::Threshold(x));
+        }
+        if let Some(n) = rule_args.top {
+            settings.set_rule(Rule::Top(n));
+        }
+        if let Some(name) = &rule_args.scope {
+            settings.scope = parse_name(name, "scope", Scope::from_name, Scope::names)?;
+        }
+        if let Some(name) = &rule_args.candidates {
+            settings.candidates =
+                parse_name(name, "candidates", Candidates::from_name, Candidates::names)?;
+        }
+        if rule_args.balanced {
+            settings.balanced = true;
+        }
+    }
+    if settings.backend == Backend::Gpu {
+        return Err(bad(
+            "--backend gpu: this build has no GPU backend yet; use auto or cpu",
+        ));
+    }
+    settings.rule().map_err(|error| bad(error.to_string()))?;
+    Ok(settings)
+}
+
+fn parse_name<T>(
+    name: &str,
+    flag: &str,
+    from_name: impl Fn(&str) -> Option<T>,
+    names: impl Fn() -> String,
+) -> anyhow::Result<T> {
+    from_name(name).ok_or_else(|| bad(format!("unknown --{flag} `{name}`; expected {}", names())))
+}
+
+/// Scores every input, prints skipped lines to stderr, writes `--report`, and fails with
+/// exit code 1 when nothing usable was found.
+fn score_inputs(
+    common: &ScoreOptions,
+    settings: &Settings,
+    keep_records: bool,
+) -> anyhow::Result<(ScoredSet, RecordStore)> {
+    let options =
+        CoreScoreOptions::from_settings(settings).map_err(|error| bad(error.to_string()))?;
+    let mut scorer = Scorer::new(options);
+    let store = input::feed_inputs(&common.inputs, &mut scorer, keep_records)?;
+    let set = scorer.finish();
+    let report = &set.report;
+    for skipped in report.skipped.iter().take(MAX_SKIPS_SHOWN) {
+        let file = skipped
+            .file
+            .as_deref()
+            .or_else(|| common.inputs.first().map(String::as_str));
+        eprintln!(
+            "tracesift: {}:{}: skipped: {}",
+            file.unwrap_or("-"),
+            skipped.line,
+            skipped.reason
+        );
+    }
+    if report.skipped.len() > MAX_SKIPS_SHOWN {
+        eprintln!(
+            "tracesift: … and {} more skipped lines (all are listed by --report)",
+            report.skipped.len() - MAX_SKIPS_SHOWN
+        );
+    }
+    if let Some(path) = &common.report {
+        let mut file = output(Some(path))?;
+        serde_json::to_writer_pretty(&mut file, report)?;
+        file.write_all(b"\n")?;
+        file.flush()?;
+    }
+    if set.traces.is_empty() {
+        anyhow::bail!(
+            "nothing usable in the input: {} lines read, {} skipped",
+            report.lines,
+            report.skipped.len()
+        );
+    }
+    Ok((set, store))
+}
+
+fn output(path: Option<&Path>) -> anyhow::Result<Box<dyn Write>> {
+    Ok(match path {
+        Some(path) if path.as_os_str() != "-" => Box::new(BufWriter::with_capacity(
+            1 << 20,
+            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        _ => Box::new(BufWriter::with_capacity(1 << 20, io::stdout().lock())),
+    })
+}
+
+/// Writes the traces marked in `chosen`, in input order, in the export format.
+fn write_export(
+    set: &ScoredSet,
+    chosen: &[bool],
+    options: &ExportOptions,
+    store: &mut RecordStore,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let mut line = Vec::new();
+    if options.format == ExportFormat::Csv {
+        out.write_all(CSV_HEADER.as_bytes())?;
+        for (trace, &kept) in set.traces.iter().zip(chosen) {
+            line.clear();
+            export::write_csv_row(set, trace, kept, &mut line);
+            out.write_all(&line)?;
+        }
+        return Ok(());
+    }
+    for (trace, _) in set.traces.iter().zip(chosen).filter(|(_, kept)| **kept) {
+        let Some(format) = set
+            .files
+            .get(trace.record.file_idx as usize)
+            .and_then(|f| f.format)
+        else {
+            continue;
+        };
+        let record = store.read(&trace.record).with_context(|| {
+            format!("cannot read back the record on line {}", trace.record.line)
+        })?;
+        line.clear();
+        match export::write_trace(set, trace, format, &record, options, &mut line) {
+            Ok(()) => out.write_all(&line)?,
+            Err(reason) => eprintln!("tracesift: not exported: {reason}"),
+        }
+    }
+    Ok(())
+}

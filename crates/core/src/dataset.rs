@@ -1,0 +1,697 @@
+//! The scoring pipeline: bytes in (chunk by chunk, file by file), scored traces and a run
+//! report out. Each trace is reduced to its aggregates as it passes; token arrays are
+//! never kept, so memory grows with the number of traces, not tokens.
+
+use std::collections::{BTreeMap, HashMap};
+
+use regex::Regex;
+use serde::Serialize;
+
+use crate::answer::{AnswerExtractor, ClassMap};
+use crate::import::{self, Format, ImportOptions, TraceBatch};
+use crate::json;
+use crate::score::token_stats;
+use crate::settings::{FormatChoice, Metric, Settings, SettingsError, Similarity};
+use crate::similarity;
+use crate::split::{Record, RecordSplitter, SplitEvent};
+use crate::trace::{RecordRef, TraceBuf, positive_zero};
+
+/// How many records may pass without a recognisable shape before a file is declared to be
+/// in no known format.
+const DETECTION_WINDOW: usize = 32;
+
+/// The class name reports use for "no answer" (SPEC §4).
+pub const NO_CLASS: &str = "∅";
+
+/// One scored trace: its aggregates, never its tokens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceScores {
+    pub record: RecordRef,
+    pub trace_id: String,
+    pub question_idx: u32,
+    pub greedy: bool,
+    /// Index into [`ScoredSet::classes`]; None is ∅.
+    pub class: Option<u32>,
+    /// Gold label as a class index, when the trace has one.
+    pub label: Option<u32>,
+    pub n_tokens: u32,
+    pub invalid_tokens: u32,
+    pub msp: Option<f64>,
+    pub ppl: Option<f64>,
+    pub mte: Option<f64>,
+    pub consistency: Option<f64>,
+}
+
+impl TraceScores {
+    pub fn inconsistency(&self) -> Option<f64> {
+        self.consistency.map(|c| positive_zero(1.0 - c))
+    }
+
+    pub fn cocoa_msp(&self) -> Option<f64> {
+        Some(positive_zero(self.msp? * self.inconsistency()?))
+    }
+
+    pub fn cocoa_ppl(&self) -> Option<f64> {
+        Some(positive_zero(self.ppl? * self.inconsistency()?))
+    }
+
+    pub fn cocoa_mte(&self) -> Option<f64> {
+        Some(positive_zero(self.mte? * self.inconsistency()?))
+    }
+
+    pub fn metric(&self, metric: Metric) -> Option<f64> {
+        match metric {
+            Metric::Msp => self.msp,
+            Metric::Ppl => self.ppl,
+            Metric::Mte => self.mte,
+            Metric::Inconsistency => self.inconsistency(),
+            Metric::CocoaMsp => self.cocoa_msp(),
+            Metric::CocoaPpl => self.cocoa_ppl(),
+            Metric::CocoaMte => self.cocoa_mte(),
+        }
+    }
+}
+
+/// A question: its id and summary statistics over its traces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Question {
+    pub id: String,
+    pub n_traces: u32,
+    /// Share of its answered traces whose class is the most common class (SPEC §5).
+    pub majority_agreement: Option<f64>,
+}
+
+/// One input file as seen by the run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FileInfo {
+    pub name: String,
+    /// The format used (detected or given); None if nothing in it was recognised.
+    pub format: Option<Format>,
+}
+
+/// A line that was not (fully) used, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    pub line: u64,
+    pub reason: String,
+}
+
+/// The run report of SPEC §10 (`--report`), also shown by the app.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub lines: u64,
+    pub traces: u64,
+    pub questions: u64,
+    pub skipped: Vec<Skipped>,
+    pub classes: BTreeMap<String, u64>,
+    /// The format of the input (files' formats joined by `,` when they differ).
+    pub format: Option<String>,
+    pub files: Vec<FileInfo>,
+    /// Dropped sentinel or impossible log-probs over all traces.
+    pub invalid_tokens: u64,
+    pub backend: String,
+}
+
+/// Everything a run produced.
+#[derive(Debug, Clone)]
+pub struct ScoredSet {
+    pub traces: Vec<TraceScores>,
+    pub questions: Vec<Question>,
+    pub classes: Vec<String>,
+    pub files: Vec<FileInfo>,
+    pub report: Report,
+}
+
+impl ScoredSet {
+    pub fn class_name(&self, class: Option<u32>) -> Option<&str> {
+        class
+            .and_then(|idx| self.classes.get(idx as usize))
+            .map(String::as_str)
+    }
+
+    pub fn question_id(&self, trace: &TraceScores) -> &str {
+        self.questions
+            .get(trace.question_idx as usize)
+            .map_or("", |question| question.id.as_str())
+    }
+}
+
+/// Settings as the pipeline needs them: parsed once, before any byte is read.
+#[derive(Debug, Clone)]
+pub struct ScoreOptions {
+    pub format: FormatChoice,
+    pub sim: Similarity,
+    pub class_map: ClassMap,
+    pub answers: AnswerExtractor,
+    pub question_field: Option<String>,
+    pub sample_suffix: Option<Regex>,
+    pub max_record_bytes: usize,
+}
+
+impl ScoreOptions {
+    pub fn from_settings(settings: &Settings) -> Result<Self, SettingsError> {
+        let sample_suffix = settings
+            .sample_suffix
+            .as_deref()
+            .filter(|pattern| !pattern.is_empty())
+            .map(Regex::new)
+            .transpose()
+            .map_err(|error| SettingsError::BadSuffix(error.to_string()))?;
+        Ok(Self {
+            format: settings.format,
+            sim: settings.sim,
+            class_map: ClassMap::parse(&settings.classes)?,
+            answers: AnswerExtractor::new(settings.pattern.as_deref())?,
+            question_field: settings.question_field.clone().filter(|f| !f.is_empty()),
+            sample_suffix,
+            max_record_bytes: crate::split::DEFAULT_MAX_RECORD_BYTES,
+        })
+    }
+}
+
+/// What consistency needs from each trace, by similarity.
+#[derive(Debug, Clone, PartialEq)]
+enum SimPayload {
+    None,
+    Words(Vec<u64>),
+    Embedding(Vec<f32>),
+}
+
+/// Records read before the file's format is known.
+#[derive(Debug)]
+struct PendingRecord {
+    bytes: Vec<u8>,
+    offset: u64,
+    line: u64,
+}
+
+/// The streaming scorer. Feed it files chunk by chunk, then [`Scorer::finish`].
+#[derive(Debug)]
+pub struct Scorer {
+    options: ScoreOptions,
+    splitter: RecordSplitter,
+    batch: TraceBatch,
+    files: Vec<FileInfo>,
+    file_open: bool,
+    format: Option<Format>,
+    pending: Vec<PendingRecord>,
+    traces: Vec<TraceScores>,
+    payloads: Vec<SimPayload>,
+    embedding_dim: Option<(usize, u64)>,
+    question_idx_by_id: HashMap<String, u32>,
+    questions: Vec<Question>,
+    class_idx_by_name: HashMap<String, u32>,
+    classes: Vec<String>,
+    skipped: Vec<Skipped>,
+    lines: u64,
+    invalid_tokens: u64,
+}
+
+impl Scorer {
+    pub fn new(options: ScoreOptions) -> Self {
+        // Classes the map names come first, in its order, so reports list them stably.
+        let mut scorer = Self {
+            splitter: RecordSplitter::new(options.max_record_bytes),
+            options,
+            batch: TraceBatch::default(),
+            files: Vec::new(),
+            file_open: false,
+            format: None,
+            pending: Vec::new(),
+            traces: Vec::new(),
+            payloads: Vec::new(),
+            embedding_dim: None,
+            question_idx_by_id: HashMap::new(),
+            questions: Vec::new(),
+            class_idx_by_name: HashMap::new(),
+            classes: Vec::new(),
+            skipped: Vec::new(),
+            lines: 0,
+            invalid_tokens: 0,
+        };
+        for class in scorer.options.class_map.classes().to_vec() {
+            scorer.class_idx(class);
+        }
+        scorer
+    }
+
+    /// Starts a new input file; `name` appears in reports of multi-file runs.
+    pub fn begin_file(&mut self, name: &str) {
+        self.end_file_if_open();
+        self.splitter = RecordSplitter::new(self.options.max_record_bytes);
+        self.file_open = true;
+        self.format = match self.options.format {
+            FormatChoice::Auto => None,
+            FormatChoice::Fixed(format) => Some(format),
+        };
+        self.files.push(FileInfo {
+            name: name.to_owned(),
+            format: self.format,
+        });
+    }
+
+    /// Feeds the next chunk of the current file.
+    pub fn feed(&mut self, chunk: &[u8]) {
+        if !self.file_open {
+            self.begin_file("-");
+        }
+        let mut splitter = std::mem::take(&mut self.splitter);
+        splitter.feed(chunk, &mut |event| self.on_event(event));
+        self.splitter = splitter;
+    }
+
+    /// Records that the current file could not be read past this point (a truncated gzip,
+    /// an I/O error); what was read before is still scored.
+    pub fn note_read_error(&mut self, reason: &str) {
+        let line = self.splitter.lines_seen() + 1;
+        self.skip(line, reason.to_owned());
+    }
+
+    /// Ends the current file (also done by the next `begin_file` and by `finish`).
+    pub fn end_file(&mut self) {
+        self.end_file_if_open();
+    }
+
+    fn end_file_if_open(&mut self) {
+        if !self.file_open {
+            return;
+        }
+        self.file_open = false;
+        let mut splitter = std::mem::take(&mut self.splitter);
+        splitter.finish(&mut |event| self.on_event(event));
+        self.lines += splitter.lines_seen();
+        if self.format.is_none() && !self.pending.is_empty() {
+            self.give_up_detection();
+        }
+        if splitter.lines_seen() == 0 {
+            self.skip(0, "the file is empty".to_owned());
+        }
+    }
+
+    fn on_event(&mut self, event: SplitEvent<'_>) {
+        match event {
+            SplitEvent::Problem { line, reason } => self.skip(line, reason),
+            SplitEvent::Record(record) => self.on_record(record),
+        }
+    }
+
+    fn on_record(&mut self, record: Record<'_>) {
+        if let Some(format) = self.format {
+            self.import(format, record);
+            return;
+        }
+        match import::detect(record.bytes) {
+            Some(format) => {
+                self.format = Some(format);
+                if let Some(file) = self.files.last_mut() {
+                    file.format = Some(format);
+                }
+                for pending in std::mem::take(&mut self.pending) {
+                    self.import(
+                        format,
+                        Record {
+                            bytes: &pending.bytes,
+                            offset: pending.offset,
+                            line: pending.line,
+                        },
+                    );
+                }
+                self.import(format, record);
+            }
+            None => {
+                self.pending.push(PendingRecord {
+                    bytes: record.bytes.to_vec(),
+                    offset: record.offset,
+                    line: record.line,
+                });
+                if self.pending.len() >= DETECTION_WINDOW {
+                    self.give_up_detection();
+                }
+            }
+        }
+    }
+
+    /// No record matched a known shape: report each one, once, and stop trying.
+    fn give_up_detection(&mut self) {
+        for pending in std::mem::take(&mut self.pending) {
+            let reason = match json::reader(&pending.bytes).next_skip() {
+                Err(error) => {
+                    let error = json::syntax(error, "");
+                    let (_, column) = json::line_col(&pending.bytes, error.index, pending.line);
+                    format!("{} (column {column})", error.message)
+                }
+                Ok(()) => format!(
+                    "not a trace in any known format (expected one of: {})",
+                    Format::ALL.map(Format::name).join(", ")
+                ),
+            };
+            self.skip(pending.line, reason);
+        }
+        // Keep reporting later records as unknown without buffering them.
+        self.format = None;
+    }
+
+    fn import(&mut self, format: Format, record: Record<'_>) {
+        let options = ImportOptions {
+            keep_content: false,
+        };
+        let mut batch = std::mem::take(&mut self.batch);
+        match import::parse_record(format, record.bytes, options, &mut batch) {
+            Err(error) => {
+                let (line, column) = json::line_col(record.bytes, error.index, record.line);
+                let reason = if error.message.starts_with("invalid JSON") {
+                    format!("{} (column {column})", error.message)
+                } else {
+                    error.message
+                };
+                self.skip(line, reason);
+            }
+            Ok(()) => {
+                let n_traces = batch.traces().len();
+                for (sub_idx, trace) in batch.traces_mut().iter_mut().enumerate() {
+                    let record_ref = RecordRef {
+                        file_idx: u32::try_from(self.files.len().saturating_sub(1)).unwrap_or(0),
+                        offset: record.offset,
+                        len: record.bytes.len() as u64,
+                        line: record.line,
+                        sub_idx: u32::try_from(sub_idx).unwrap_or(u32::MAX),
+                    };
+                    if let Err(reason) = self.add_trace(format, record.bytes, record_ref, trace) {
+                        let reason = if n_traces > 1 {
+                            format!("trace {} of the record: {reason}", sub_idx + 1)
+                        } else {
+                            reason
+                        };
+                        self.skip(record.line, reason);
+                    }
+                }
+            }
+        }
+        self.batch = batch;
+    }
+
+    fn add_trace(
+        &mut self,
+        format: Format,
+        record: &[u8],
+        record_ref: RecordRef,
+        trace: &mut TraceBuf,
+    ) -> Result<(), String> {
+        check_lengths(trace)?;
+        let payload = match self.options.sim {
+            Similarity::Answer => SimPayload::None,
+            Similarity::RougeL => SimPayload::Words(similarity::word_ids(
+                trace
+                    .text
+                    .as_deref()
+                    .or(trace.answer.as_deref())
+                    .unwrap_or(""),
+            )),
+            Similarity::Embedding => match trace.embedding.take() {
+                None => SimPayload::None,
+                Some(embedding) => {
+                    match self.embedding_dim {
+                        None => self.embedding_dim = Some((embedding.len(), record_ref.line)),
+                        Some((dim, first_line)) if dim != embedding.len() => {
+                            return Err(format!(
+                                "embedding has {} dimensions, but the one on line {first_line} has {dim}",
+                                embedding.len()
+                            ));
+                        }
+                        Some(_) => {}
+                    }
+                    SimPayload::Embedding(embedding)
+                }
+            },
+        };
+        let question_id = self.question_id(format, record, record_ref.line, trace)?;
+        let question_idx = self.question_idx(question_id);
+        let stats = token_stats(trace);
+        let class = self.answer_class(trace);
+        let label = trace
+            .label
+            .as_deref()
+            .and_then(|label| self.options.class_map.classify_label(label))
+            .map(|label| self.class_idx(label));
+        let question = self
+            .questions
+            .get_mut(question_idx as usize)
+            .ok_or_else(|| "internal: question index out of range".to_owned())?;
+        let index_in_question = question.n_traces;
+        question.n_traces += 1;
+        let trace_id = trace
+            .trace_id
+            .take()
+            .unwrap_or_else(|| format!("{}#{index_in_question}", question.id));
+        self.invalid_tokens += u64::from(stats.n_invalid);
+        self.traces.push(TraceScores {
+            record: record_ref,
+            trace_id,
+            question_idx,
+            greedy: trace.greedy,
+            class,
+            label,
+            n_tokens: stats.n_valid,
+            invalid_tokens: stats.n_invalid,
+            msp: stats.msp(),
+            ppl: stats.ppl(),
+            mte: stats.mte(),
+            consistency: None,
+        });
+        self.payloads.push(payload);
+        Ok(())
+    }
+
+    /// The question id: the configured field if any, else the format's own id, else (for
+    /// provider dumps without ids) the record's line, so each record is its own question.
+    fn question_id(
+        &self,
+        format: Format,
+        record: &[u8],
+        line: u64,
+        trace: &mut TraceBuf,
+    ) -> Result<String, String> {
+        let configured = match &self.options.question_field {
+            Some(path) => json::id_at_path(record, path).map_err(|error| error.message)?,
+            None => None,
+        };
+        let id = match configured.or_else(|| trace.question_id.take()) {
+            Some(id) => id,
+            None if format == Format::Canonical => {
+                return Err("missing required field `question_id`".to_owned());
+            }
+            None => match self.files.len() {
+                0 | 1 => format!("line-{line}"),
+                _ => format!(
+                    "{}:line-{line}",
+                    self.files.last().map_or("", |file| file.name.as_str())
+                ),
+            },
+        };
+        Ok(match &self.options.sample_suffix {
+            Some(suffix) => suffix.replace(&id, "").into_owned(),
+            None => id,
+        })
+    }
+
+    fn answer_class(&mut self, trace: &TraceBuf) -> Option<u32> {
+        let raw_answer = match trace.answer.as_deref() {
+            Some(answer) => Some(answer),
+            None => trace
+                .text
+                .as_deref()
+                .and_then(|text| self.options.answers.extract(text)),
+        }?;
+        let class = self.options.class_map.classify(raw_answer)?;
+        Some(self.class_idx(class))
+    }
+
+    fn class_idx(&mut self, class: String) -> u32 {
+        if let Some(&idx) = self.class_idx_by_name.get(&class) {
+            return idx;
+        }
+        let idx = u32::try_from(self.classes.len()).unwrap_or(u32::MAX);
+        self.classes.push(class.clone());
+        self.class_idx_by_name.insert(class, idx);
+        idx
+    }
+
+    fn question_idx(&mut self, question_id: String) -> u32 {
+        if let Some(&idx) = self.question_idx_by_id.get(&question_id) {
+            return idx;
+        }
+        let idx = u32::try_from(self.questions.len()).unwrap_or(u32::MAX);
+        self.questions.push(Question {
+            id: question_id.clone(),
+            n_traces: 0,
+            majority_agreement: None,
+        });
+        self.question_idx_by_id.insert(question_id, idx);
+        idx
+    }
+
+    fn skip(&mut self, line: u64, reason: String) {
+        let file = (self.files.len() > 1)
+            .then(|| self.files.last().map(|file| file.name.clone()))
+            .flatten();
+        self.skipped.push(Skipped { file, line, reason });
+    }
+
+    /// Ends the last file, computes consistency per question, and builds the report.
+    pub fn finish(mut self) -> ScoredSet {
+        self.end_file_if_open();
+        let members = self.question_members();
+        for (question_idx, trace_idxs) in members.iter().enumerate() {
+            self.score_question(trace_idxs);
+            if let Some(question) = self.questions.get_mut(question_idx) {
+                question.majority_agreement = majority_agreement(&self.traces, trace_idxs);
+            }
+        }
+        let mut classes: BTreeMap<String, u64> = BTreeMap::new();
+        for trace in &self.traces {
+            let name = trace
+                .class
+                .and_then(|idx| self.classes.get(idx as usize))
+                .map_or(NO_CLASS, String::as_str);
+            *classes.entry(name.to_owned()).or_default() += 1;
+        }
+        let mut formats: Vec<&str> = Vec::new();
+        for file in &self.files {
+            if let Some(format) = file.format
+                && !formats.contains(&format.name())
+            {
+                formats.push(format.name());
+            }
+        }
+        let report = Report {
+            lines: self.lines,
+            traces: self.traces.len() as u64,
+            questions: self.questions.len() as u64,
+            skipped: self.skipped,
+            classes,
+            format: (!formats.is_empty()).then(|| formats.join(",")),
+            files: self.files.clone(),
+            invalid_tokens: self.invalid_tokens,
+            backend: "cpu".to_owned(),
+        };
+        ScoredSet {
+            traces: self.traces,
+            questions: self.questions,
+            classes: self.classes,
+            files: self.files,
+            report,
+        }
+    }
+
+    fn question_members(&self) -> Vec<Vec<usize>> {
+        let mut members = vec![Vec::new(); self.questions.len()];
+        for (trace_idx, trace) in self.traces.iter().enumerate() {
+            if let Some(list) = members.get_mut(trace.question_idx as usize) {
+                list.push(trace_idx);
+            }
+        }
+        members
+    }
+
+    /// Consistency of every trace of one question: its mean similarity to the others.
+    fn score_question(&mut self, trace_idxs: &[usize]) {
+        let n = trace_idxs.len();
+        let mut consistency = vec![None; n];
+        match self.options.sim {
+            Similarity::Answer => {
+                // sim is 1 for equal non-∅ classes: count per class instead of pairs.
+                let mut per_class: HashMap<u32, u32> = HashMap::new();
+                for &trace_idx in trace_idxs {
+                    if let Some(class) = self.traces.get(trace_idx).and_then(|t| t.class) {
+                        *per_class.entry(class).or_default() += 1;
+                    }
+                }
+                if n >= 2 {
+                    for (slot, &trace_idx) in consistency.iter_mut().zip(trace_idxs) {
+                        let same = self
+                            .traces
+                            .get(trace_idx)
+                            .and_then(|t| t.class)
+                            .and_then(|class| per_class.get(&class))
+                            .map_or(0, |count| count - 1);
+                        *slot = Some(f64::from(same) / (n - 1) as f64);
+                    }
+                }
+            }
+            Similarity::RougeL | Similarity::Embedding => {
+                let payloads = &self.payloads;
+                let payload = |i: usize| trace_idxs.get(i).and_then(|&idx| payloads.get(idx));
+                similarity::mean_pairwise(
+                    n,
+                    |i, j| match (payload(i)?, payload(j)?) {
+                        (SimPayload::Words(a), SimPayload::Words(b)) => {
+                            Some(similarity::rouge_l_f1(a, b))
+                        }
+                        (SimPayload::Embedding(a), SimPayload::Embedding(b)) => {
+                            similarity::embedding_similarity(a, b)
+                        }
+                        _ => None,
+                    },
+                    &mut consistency,
+                );
+            }
+        }
+        for (&trace_idx, value) in trace_idxs.iter().zip(consistency) {
+            if let Some(trace) = self.traces.get_mut(trace_idx) {
+                trace.consistency = value;
+            }
+            // The payload is no longer needed once its question is scored.
+            if let Some(payload) = self.payloads.get_mut(trace_idx) {
+                *payload = SimPayload::None;
+            }
+        }
+    }
+}
+
+/// `tokens` and `top_logprobs` must line up with `logprobs` (SPEC §2).
+fn check_lengths(trace: &TraceBuf) -> Result<(), String> {
+    let n_logprobs = trace.logprobs.len();
+    if let Some(n_tokens) = trace.n_token_strings
+        && trace.has_logprobs
+        && n_tokens != n_logprobs
+    {
+        return Err(format!(
+            "`tokens` has {n_tokens} entries but `logprobs` has {n_logprobs}"
+        ));
+    }
+    if trace.has_top() && trace.n_top_lists() != n_logprobs {
+        return Err(format!(
+            "`top_logprobs` has {} entries but `logprobs` has {n_logprobs}",
+            trace.n_top_lists()
+        ));
+    }
+    Ok(())
+}
+
+/// Share of a question's answered traces that give its most common class.
+fn majority_agreement(traces: &[TraceScores], trace_idxs: &[usize]) -> Option<f64> {
+    let mut per_class: HashMap<u32, u32> = HashMap::new();
+    let mut answered = 0u32;
+    for class in trace_idxs.iter().filter_map(|&idx| traces.get(idx)?.class) {
+        *per_class.entry(class).or_default() += 1;
+        answered += 1;
+    }
+    let top = per_class.values().copied().max()?;
+    Some(f64::from(top) / f64::from(answered))
+}
+
+/// Scores whole in-memory inputs in one call (tests, the app's small files).
+pub fn score_bytes(
+    settings: &Settings,
+    files: &[(&str, &[u8])],
+) -> Result<ScoredSet, SettingsError> {
+    let mut scorer = Scorer::new(ScoreOptions::from_settings(settings)?);
+    for (name, bytes) in files {
+        scorer.begin_file(name);
+        scorer.feed(bytes);
+        scorer.end_file();
+    }
+    Ok(scorer.finish())
+}

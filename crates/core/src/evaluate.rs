@@ -1,0 +1,146 @@
+//! Evaluation against gold labels (SPEC §7): how well each uncertainty score separates the
+//! model's right answers from its wrong ones, and what the filter's kept set is worth.
+
+use serde::Serialize;
+use serde::ser::SerializeMap;
+
+use crate::dataset::ScoredSet;
+use crate::eval;
+use crate::filter::{self, FilterOptions};
+use crate::settings::{Candidates, Metric};
+
+/// Quality is 1 for a right answer; class ∅ never equals a label.
+fn is_correct(class: Option<u32>, label: u32) -> bool {
+    class == Some(label)
+}
+
+/// The evaluation of one metric.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricEval {
+    /// Labelled traces where the metric is not null.
+    pub n: usize,
+    pub auroc: Option<f64>,
+    /// Normalised prediction-rejection ratio at 50 % rejection.
+    pub prr: Option<f64>,
+    /// Accuracy of the most confident 5 %, 10 %, …, 100 %.
+    pub selective_accuracy: Vec<Option<f64>>,
+    /// Labelled traces the filter keeps with this metric, and accuracies on each side.
+    pub kept: usize,
+    pub kept_accuracy: Option<f64>,
+    pub dropped_accuracy: Option<f64>,
+    /// True when tied scores straddle a filter cut-off, so the tie-break order (not the
+    /// score) decided some of what was kept.
+    pub tie_at_cutoff: bool,
+    /// Per-class precision / recall / F1 of the kept traces.
+    pub per_class: Vec<ClassEval>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassEval {
+    pub class: String,
+    pub precision: Option<f64>,
+    pub recall: Option<f64>,
+    pub f1: Option<f64>,
+    pub support: usize,
+}
+
+/// The `eval` output of SPEC §10.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EvalReport {
+    /// Labelled traces.
+    pub n: usize,
+    /// Accuracy over all labelled traces.
+    pub accuracy: Option<f64>,
+    pub metrics: MetricEvals,
+}
+
+/// Metric name → evaluation, serialised as a JSON object in the order of [`Metric::ALL`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricEvals(pub Vec<(Metric, MetricEval)>);
+
+impl Serialize for MetricEvals {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (metric, evaluation) in &self.0 {
+            map.serialize_entry(metric.name(), evaluation)?;
+        }
+        map.end()
+    }
+}
+
+/// Evaluates every metric over the labelled candidate traces. `options` gives the rule,
+/// scope and candidates for the kept-vs-dropped figures; its metric is replaced by each
+/// metric in turn.
+pub fn evaluate(set: &ScoredSet, options: &FilterOptions) -> EvalReport {
+    let is_candidate = |greedy: bool| options.candidates == Candidates::All || greedy;
+    let labelled: Vec<usize> = set
+        .traces
+        .iter()
+        .enumerate()
+        .filter(|(_, trace)| trace.label.is_some() && is_candidate(trace.greedy))
+        .map(|(idx, _)| idx)
+        .collect();
+    let quality_of = |idx: usize| {
+        set.traces
+            .get(idx)
+            .and_then(|trace| Some(f64::from(u8::from(is_correct(trace.class, trace.label?)))))
+            .unwrap_or(0.0)
+    };
+    let all_qualities: Vec<f64> = labelled.iter().map(|&idx| quality_of(idx)).collect();
+    let metrics = Metric::ALL
+        .iter()
+        .map(|&metric| {
+            let mut scored: Vec<usize> = labelled
+                .iter()
+                .copied()
+                .filter(|&idx| set.traces.get(idx).and_then(|t| t.metric(metric)).is_some())
+                .collect();
+            filter::sort_by_order(&set.traces, metric, &mut scored);
+            let sorted_quality: Vec<f64> = scored.iter().map(|&idx| quality_of(idx)).collect();
+            let scores: Vec<f64> = scored
+                .iter()
+                .filter_map(|&idx| set.traces.get(idx).and_then(|t| t.metric(metric)))
+                .collect();
+            let is_error: Vec<bool> = sorted_quality.iter().map(|&q| q == 0.0).collect();
+
+            let selection = filter::select(set, &FilterOptions { metric, ..*options });
+            let kept_flag = |idx: usize| selection.kept.get(idx).copied().unwrap_or(false);
+            let (kept, dropped): (Vec<usize>, Vec<usize>) =
+                scored.iter().copied().partition(|&idx| kept_flag(idx));
+            let accuracy = |idxs: &[usize]| {
+                eval::mean(&idxs.iter().map(|&idx| quality_of(idx)).collect::<Vec<_>>())
+            };
+            let pairs: Vec<(Option<u32>, u32)> = kept
+                .iter()
+                .filter_map(|&idx| set.traces.get(idx).and_then(|t| Some((t.class, t.label?))))
+                .collect();
+            let per_class = eval::per_class_prf(&pairs)
+                .into_iter()
+                .map(|prf| ClassEval {
+                    class: set.class_name(Some(prf.class_id)).unwrap_or("").to_owned(),
+                    precision: prf.precision,
+                    recall: prf.recall,
+                    f1: prf.f1,
+                    support: prf.support,
+                })
+                .collect();
+            let evaluation = MetricEval {
+                n: scored.len(),
+                auroc: eval::auroc(&scores, &is_error),
+                prr: eval::prr(&sorted_quality, 0.5),
+                selective_accuracy: eval::selective_accuracy(&sorted_quality),
+                kept: kept.len(),
+                kept_accuracy: accuracy(&kept),
+                dropped_accuracy: accuracy(&dropped),
+                tie_at_cutoff: selection.groups.iter().any(|group| group.tie_at_cutoff),
+                per_class,
+            };
+            (metric, evaluation)
+        })
+        .collect();
+    EvalReport {
+        n: labelled.len(),
+        accuracy: eval::mean(&all_qualities),
+        metrics: MetricEvals(metrics),
+    }
+}

@@ -1,0 +1,388 @@
+//! Exports (SPEC §8) and the per-trace score rows of `tracesift score` (SPEC §10). The app
+//! and the CLI call the same functions, so a download is byte-for-byte the CLI's output.
+
+use serde::Serialize;
+
+use crate::answer::AnswerExtractor;
+use crate::dataset::{ScoredSet, TraceScores};
+use crate::import::{self, Format, ImportOptions, TraceBatch};
+use crate::json;
+use crate::settings::ExportFormat;
+use crate::trace::{TraceBuf, classify_logprob};
+
+/// One line of `tracesift score` output, fields in the order SPEC §10 gives.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScoreRow<'a> {
+    pub trace_id: &'a str,
+    pub question_id: &'a str,
+    pub class: Option<&'a str>,
+    pub greedy: bool,
+    pub n_tokens: u32,
+    pub invalid_tokens: u32,
+    pub msp: Option<f64>,
+    pub ppl: Option<f64>,
+    pub mte: Option<f64>,
+    pub consistency: Option<f64>,
+    pub cocoa_msp: Option<f64>,
+    pub cocoa_ppl: Option<f64>,
+    pub cocoa_mte: Option<f64>,
+}
+
+pub fn score_row<'a>(set: &'a ScoredSet, trace: &'a TraceScores) -> ScoreRow<'a> {
+    ScoreRow {
+        trace_id: &trace.trace_id,
+        question_id: set.question_id(trace),
+        class: set.class_name(trace.class),
+        greedy: trace.greedy,
+        n_tokens: trace.n_tokens,
+        invalid_tokens: trace.invalid_tokens,
+        msp: trace.msp,
+        ppl: trace.ppl,
+        mte: trace.mte,
+        consistency: trace.consistency,
+        cocoa_msp: trace.cocoa_msp(),
+        cocoa_ppl: trace.cocoa_ppl(),
+        cocoa_mte: trace.cocoa_mte(),
+    }
+}
+
+/// The `scores` object added to canonical exports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct ScoresObject<'a> {
+    class: Option<&'a str>,
+    n_tokens: u32,
+    invalid_tokens: u32,
+    msp: Option<f64>,
+    ppl: Option<f64>,
+    mte: Option<f64>,
+    consistency: Option<f64>,
+    inconsistency: Option<f64>,
+    cocoa_msp: Option<f64>,
+    cocoa_ppl: Option<f64>,
+    cocoa_mte: Option<f64>,
+}
+
+fn scores_object<'a>(set: &'a ScoredSet, trace: &'a TraceScores) -> ScoresObject<'a> {
+    ScoresObject {
+        class: set.class_name(trace.class),
+        n_tokens: trace.n_tokens,
+        invalid_tokens: trace.invalid_tokens,
+        msp: trace.msp,
+        ppl: trace.ppl,
+        mte: trace.mte,
+        consistency: trace.consistency,
+        inconsistency: trace.inconsistency(),
+        cocoa_msp: trace.cocoa_msp(),
+        cocoa_ppl: trace.cocoa_ppl(),
+        cocoa_mte: trace.cocoa_mte(),
+    }
+}
+
+/// What exports need besides the scores.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    pub format: ExportFormat,
+    /// System message for OpenAI / ShareGPT / Alpaca exports.
+    pub system_prompt: Option<String>,
+    /// Used to fill `answer` when a provider record has only text.
+    pub answers: AnswerExtractor,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        Self {
+            format: ExportFormat::Canonical,
+            system_prompt: None,
+            answers: AnswerExtractor::default(),
+        }
+    }
+}
+
+/// The CSV columns (one row per trace; `kept` says whether the filter kept it).
+pub const CSV_HEADER: &str = "trace_id,question_id,class,greedy,n_tokens,invalid_tokens,msp,ppl,mte,consistency,inconsistency,cocoa_msp,cocoa_ppl,cocoa_mte,kept\n";
+
+/// Appends one CSV row.
+pub fn write_csv_row(set: &ScoredSet, trace: &TraceScores, kept: bool, out: &mut Vec<u8>) {
+    let number = |value: Option<f64>| value.map(|v| v.to_string()).unwrap_or_default();
+    let fields = [
+        csv_field(&trace.trace_id),
+        csv_field(set.question_id(trace)),
+        csv_field(set.class_name(trace.class).unwrap_or("")),
+        trace.greedy.to_string(),
+        trace.n_tokens.to_string(),
+        trace.invalid_tokens.to_string(),
+        number(trace.msp),
+        number(trace.ppl),
+        number(trace.mte),
+        number(trace.consistency),
+        number(trace.inconsistency()),
+        number(trace.cocoa_msp()),
+        number(trace.cocoa_ppl()),
+        number(trace.cocoa_mte()),
+        kept.to_string(),
+    ];
+    out.extend_from_slice(fields.join(",").as_bytes());
+    out.push(b'\n');
+}
+
+/// RFC 4180 quoting where needed.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+/// Appends one exported trace as a JSON line. `record` is the trace's source record, read
+/// again by its [`crate::trace::RecordRef`]; `source` is that file's format.
+pub fn write_trace(
+    set: &ScoredSet,
+    trace: &TraceScores,
+    source: Format,
+    record: &[u8],
+    options: &ExportOptions,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    let mut batch = TraceBatch::default();
+    import::parse_record(
+        source,
+        record,
+        ImportOptions { keep_content: true },
+        &mut batch,
+    )
+    .map_err(|error| format!("line {}: {}", trace.record.line, error.message))?;
+    let full = batch
+        .traces()
+        .get(trace.record.sub_idx as usize)
+        .ok_or_else(|| {
+            format!(
+                "line {}: the record changed since it was scored",
+                trace.record.line
+            )
+        })?;
+    let prompt = full.prompt.as_deref().unwrap_or("");
+    let completion = full
+        .text
+        .as_deref()
+        .or(full.answer.as_deref())
+        .unwrap_or("");
+    let system = options.system_prompt.as_deref().filter(|s| !s.is_empty());
+    let line = match options.format {
+        ExportFormat::Csv => {
+            write_csv_row(set, trace, true, out);
+            return Ok(());
+        }
+        ExportFormat::Canonical if source == Format::Canonical => {
+            canonical_passthrough(set, trace, record)?
+        }
+        ExportFormat::Canonical => canonical_from_trace(set, trace, full, source, &options.answers),
+        ExportFormat::Openai => {
+            let mut messages = Vec::new();
+            if let Some(system) = system {
+                messages.push(ChatMessage {
+                    role: "system",
+                    content: system,
+                });
+            }
+            messages.push(ChatMessage {
+                role: "user",
+                content: prompt,
+            });
+            messages.push(ChatMessage {
+                role: "assistant",
+                content: completion,
+            });
+            to_json(&OpenaiExample { messages })
+        }
+        ExportFormat::Trl => to_json(&TrlExample { prompt, completion }),
+        ExportFormat::Sharegpt => {
+            let mut conversations = Vec::new();
+            if let Some(system) = system {
+                conversations.push(ShareGptTurn {
+                    from: "system",
+                    value: system,
+                });
+            }
+            conversations.push(ShareGptTurn {
+                from: "human",
+                value: prompt,
+            });
+            conversations.push(ShareGptTurn {
+                from: "gpt",
+                value: completion,
+            });
+            to_json(&ShareGptExample { conversations })
+        }
+        ExportFormat::Alpaca => to_json(&AlpacaExample {
+            instruction: prompt,
+            input: "",
+            output: completion,
+            system,
+        }),
+    };
+    out.extend_from_slice(&line);
+    out.push(b'\n');
+    Ok(())
+}
+
+fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct ChatMessage<'a> {
+    role: &'a str,
+    content: &'a str,
+}
+
+#[derive(Serialize)]
+struct OpenaiExample<'a> {
+    messages: Vec<ChatMessage<'a>>,
+}
+
+#[derive(Serialize)]
+struct TrlExample<'a> {
+    prompt: &'a str,
+    completion: &'a str,
+}
+
+#[derive(Serialize)]
+struct ShareGptTurn<'a> {
+    from: &'a str,
+    value: &'a str,
+}
+
+#[derive(Serialize)]
+struct ShareGptExample<'a> {
+    conversations: Vec<ShareGptTurn<'a>>,
+}
+
+#[derive(Serialize)]
+struct AlpacaExample<'a> {
+    instruction: &'a str,
+    input: &'a str,
+    output: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<&'a str>,
+}
+
+/// A canonical record exactly as it was (unknown fields included, Python NaN/Infinity
+/// written as null), with `trace_id` added if it was defaulted and `scores` (re)placed last.
+fn canonical_passthrough(
+    set: &ScoredSet,
+    trace: &TraceScores,
+    record: &[u8],
+) -> Result<Vec<u8>, String> {
+    let members = json::raw_members(record)
+        .map_err(|error| format!("line {}: {}", trace.record.line, error.message))?;
+    let mut out = Vec::with_capacity(record.len() + 256);
+    out.push(b'{');
+    let mut has_trace_id = false;
+    for (key, raw) in members.iter().filter(|(key, _)| key != "scores") {
+        has_trace_id |= key == "trace_id";
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&to_json(key));
+        out.push(b':');
+        json::write_standard_json(raw, &mut out);
+    }
+    if !has_trace_id {
+        out.extend_from_slice(b",\"trace_id\":");
+        out.extend_from_slice(&to_json(&trace.trace_id));
+    }
+    out.extend_from_slice(b",\"scores\":");
+    out.extend_from_slice(&to_json(&scores_object(set, trace)));
+    out.push(b'}');
+    Ok(out)
+}
+
+/// A provider trace rewritten as a canonical record (SPEC §2), invalid tokens dropped.
+fn canonical_from_trace(
+    set: &ScoredSet,
+    trace: &TraceScores,
+    full: &TraceBuf,
+    source: Format,
+    answers: &AnswerExtractor,
+) -> Vec<u8> {
+    let valid: Vec<usize> = full
+        .logprobs
+        .iter()
+        .enumerate()
+        .filter(|(_, value)| classify_logprob(**value).is_some())
+        .map(|(idx, _)| idx)
+        .collect();
+    let tokens: Option<Vec<&str>> =
+        (full.tokens.len() == full.logprobs.len() && !full.tokens.is_empty()).then(|| {
+            valid
+                .iter()
+                .filter_map(|&i| full.tokens.get(i).map(String::as_str))
+                .collect()
+        });
+    let logprobs: Option<Vec<f64>> = full.has_logprobs.then(|| {
+        valid
+            .iter()
+            .filter_map(|&i| full.logprobs.get(i).copied().and_then(classify_logprob))
+            .collect()
+    });
+    let top_logprobs: Option<Vec<Vec<f64>>> = full.has_top().then(|| {
+        valid
+            .iter()
+            .map(|&i| {
+                full.top_list(i)
+                    .iter()
+                    .copied()
+                    .filter(|v| v.is_finite())
+                    .collect()
+            })
+            .collect()
+    });
+    let answer = full.answer.clone().or_else(|| {
+        full.text
+            .as_deref()
+            .and_then(|text| answers.extract(text))
+            .map(str::to_owned)
+    });
+    let record = CanonicalRecord {
+        question_id: set.question_id(trace),
+        trace_id: &trace.trace_id,
+        greedy: trace.greedy,
+        prompt: full.prompt.as_deref(),
+        text: full.text.as_deref(),
+        answer: answer.as_deref(),
+        tokens,
+        logprobs,
+        top_logprobs,
+        label: full.label.as_deref(),
+        embedding: full.embedding.as_deref(),
+        source_format: source.name(),
+        scores: scores_object(set, trace),
+    };
+    to_json(&record)
+}
+
+#[derive(Serialize)]
+struct CanonicalRecord<'a> {
+    question_id: &'a str,
+    trace_id: &'a str,
+    greedy: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    answer: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tokens: Option<Vec<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logprobs: Option<Vec<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_logprobs: Option<Vec<Vec<f64>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    embedding: Option<&'a [f32]>,
+    source_format: &'a str,
+    scores: ScoresObject<'a>,
+}

@@ -1,0 +1,282 @@
+//! The filter of SPEC §6: which traces to keep, in a fully deterministic order, and the
+//! matched-size random baseline for the paper's ablation.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use crate::dataset::{ScoredSet, TraceScores};
+use crate::settings::{Candidates, Metric, Rule, Scope, Settings, SettingsError};
+
+/// The filter part of the settings, validated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FilterOptions {
+    pub metric: Metric,
+    pub rule: Rule,
+    pub scope: Scope,
+    pub candidates: Candidates,
+    pub balanced: bool,
+}
+
+impl FilterOptions {
+    pub fn from_settings(settings: &Settings) -> Result<Self, SettingsError> {
+        Ok(Self {
+            metric: settings.metric,
+            rule: settings.rule()?,
+            scope: settings.scope,
+            candidates: settings.candidates,
+            balanced: settings.balanced,
+        })
+    }
+}
+
+/// One scope group (a class, or everything for `global`) and what the filter did to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupOutcome {
+    /// The class for `per_class`; None for the single `global` group.
+    pub class: Option<u32>,
+    /// Traces that could be kept (candidates with a non-null metric).
+    pub n_eligible: usize,
+    pub n_kept: usize,
+    /// Metric of the last kept trace.
+    pub cutoff: Option<f64>,
+    /// True when the last kept and the first dropped trace have the same metric, so the
+    /// tie-break order (not the metric) decided between them.
+    pub tie_at_cutoff: bool,
+}
+
+/// The filter's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selection {
+    /// Per trace, in input order.
+    pub kept: Vec<bool>,
+    pub n_kept: usize,
+    pub groups: Vec<GroupOutcome>,
+}
+
+/// k = ⌈q·n − 1e-9⌉ (the epsilon keeps 0.1·30 from becoming 4 through rounding).
+pub fn keep_count(fraction: f64, n: usize) -> usize {
+    let k = (fraction * n as f64 - 1e-9).ceil();
+    if k <= 0.0 { 0 } else { (k as usize).min(n) }
+}
+
+/// The order of SPEC §6: metric ascending, then `ppl` ascending (nulls last), then
+/// `trace_id` by bytes, then input position. Both traces must have a non-null metric.
+pub fn compare(traces: &[TraceScores], metric: Metric, a: usize, b: usize) -> Ordering {
+    let (Some(trace_a), Some(trace_b)) = (traces.get(a), traces.get(b)) else {
+        return a.cmp(&b);
+    };
+    let by_metric = match (trace_a.metric(metric), trace_b.metric(metric)) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    };
+    let by_ppl = || match (trace_a.ppl, trace_b.ppl) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    };
+    by_metric
+        .then_with(by_ppl)
+        .then_with(|| trace_a.trace_id.as_bytes().cmp(trace_b.trace_id.as_bytes()))
+        .then_with(|| a.cmp(&b))
+}
+
+/// Sorts trace indices into the §6 order.
+pub fn sort_by_order(traces: &[TraceScores], metric: Metric, trace_idxs: &mut [usize]) {
+    trace_idxs.sort_unstable_by(|&a, &b| compare(traces, metric, a, b));
+}
+
+fn is_candidate(trace: &TraceScores, candidates: Candidates) -> bool {
+    match candidates {
+        Candidates::All => true,
+        Candidates::Greedy => trace.greedy,
+    }
+}
+
+/// Applies the filter.
+pub fn select(set: &ScoredSet, options: &FilterOptions) -> Selection {
+    let traces = &set.traces;
+    // Scope groups, keyed so that classes come out in index order (global: one group).
+    let mut groups: BTreeMap<Option<u32>, Vec<usize>> = BTreeMap::new();
+    for (trace_idx, trace) in traces.iter().enumerate() {
+        if !is_candidate(trace, options.candidates) || trace.metric(options.metric).is_none() {
+            continue;
+        }
+        match options.scope {
+            Scope::PerClass => {
+                if let Some(class) = trace.class {
+                    groups.entry(Some(class)).or_default().push(trace_idx);
+                }
+            }
+            Scope::Global => groups.entry(None).or_default().push(trace_idx),
+        }
+    }
+    let mut kept_lists: Vec<(Option<u32>, Vec<usize>, usize)> = Vec::new();
+    for (class, mut members) in groups {
+        sort_by_order(traces, options.metric, &mut members);
+        let n_keep = match options.rule {
+            Rule::Keep(fraction) => keep_count(fraction, members.len()),
+            Rule::Top(n) => usize::try_from(n).unwrap_or(usize::MAX).min(members.len()),
+            Rule::Threshold(threshold) => members
+                .iter()
+                .take_while(|&&idx| {
+                    traces
+                        .get(idx)
+                        .and_then(|t| t.metric(options.metric))
+                        .is_some_and(|value| value <= threshold)
+                })
+                .count(),
+        };
+        kept_lists.push((class, members, n_keep));
+    }
+    if options.balanced {
+        balance(traces, options.metric, &mut kept_lists);
+    }
+    let mut kept = vec![false; traces.len()];
+    let mut outcomes = Vec::new();
+    let mut n_kept = 0;
+    for (class, members, n_keep) in &kept_lists {
+        for &idx in members.iter().take(*n_keep) {
+            if let Some(slot) = kept.get_mut(idx) {
+                *slot = true;
+            }
+        }
+        n_kept += n_keep;
+        let metric_at = |position: usize| {
+            members
+                .get(position)
+                .and_then(|&idx| traces.get(idx))
+                .and_then(|t| t.metric(options.metric))
+        };
+        let cutoff = n_keep.checked_sub(1).and_then(metric_at);
+        let tie_at_cutoff = cutoff.is_some() && cutoff == metric_at(*n_keep);
+        outcomes.push(GroupOutcome {
+            class: *class,
+            n_eligible: members.len(),
+            n_kept: *n_keep,
+            cutoff,
+            tie_at_cutoff,
+        });
+    }
+    Selection {
+        kept,
+        n_kept,
+        groups: outcomes,
+    }
+}
+
+/// `balanced`: cut every class to the smallest class's count, by the same order. In the
+/// `global` scope the single group is split by class first (∅ is no class and is dropped).
+fn balance(
+    traces: &[TraceScores],
+    metric: Metric,
+    groups: &mut Vec<(Option<u32>, Vec<usize>, usize)>,
+) {
+    if let [(None, members, n_keep)] = groups.as_mut_slice() {
+        let mut by_class: BTreeMap<u32, (Vec<usize>, usize)> = BTreeMap::new();
+        for (position, &idx) in members.iter().enumerate() {
+            if let Some(class) = traces.get(idx).and_then(|t| t.class) {
+                let entry = by_class.entry(class).or_default();
+                entry.0.push(idx);
+                if position < *n_keep {
+                    entry.1 += 1;
+                }
+            }
+        }
+        let smallest = by_class.values().map(|(_, k)| *k).min().unwrap_or(0);
+        let mut kept: Vec<usize> = by_class
+            .into_values()
+            .flat_map(|(list, _)| list.into_iter().take(smallest))
+            .collect();
+        sort_by_order(traces, metric, &mut kept);
+        let n = kept.len();
+        // Re-express as one group whose first n are kept; the dropped ones follow.
+        let mut is_kept = vec![false; traces.len()];
+        for &idx in &kept {
+            if let Some(slot) = is_kept.get_mut(idx) {
+                *slot = true;
+            }
+        }
+        let mut rest: Vec<usize> = members
+            .iter()
+            .copied()
+            .filter(|&idx| !is_kept.get(idx).copied().unwrap_or(false))
+            .collect();
+        kept.append(&mut rest);
+        *members = kept;
+        *n_keep = n;
+        return;
+    }
+    let smallest = groups.iter().map(|(_, _, k)| *k).min().unwrap_or(0);
+    for (_, _, n_keep) in groups.iter_mut() {
+        *n_keep = smallest;
+    }
+}
+
+/// A seeded random sample of `n` traces from the same pool the filter draws from
+/// (candidates, and for `per_class` only answered ones), in input order.
+///
+/// The generator is SplitMix64 driving a partial Fisher–Yates shuffle over the pool in
+/// input order: fixed forever, so a seed reproduces the same sample on every platform.
+pub fn random_sample(set: &ScoredSet, options: &FilterOptions, n: usize, seed: u64) -> Vec<bool> {
+    let mut pool: Vec<usize> = set
+        .traces
+        .iter()
+        .enumerate()
+        .filter(|(_, trace)| {
+            is_candidate(trace, options.candidates)
+                && (options.scope == Scope::Global || trace.class.is_some())
+        })
+        .map(|(idx, _)| idx)
+        .collect();
+    let n = n.min(pool.len());
+    let mut state = seed;
+    for position in 0..n {
+        let remaining = (pool.len() - position) as u64;
+        let pick = position + (split_mix_64(&mut state) % remaining) as usize;
+        pool.swap(position, pick);
+    }
+    let mut chosen = vec![false; set.traces.len()];
+    for &idx in pool.iter().take(n) {
+        if let Some(slot) = chosen.get_mut(idx) {
+            *slot = true;
+        }
+    }
+    chosen
+}
+
+/// SplitMix64 (Steele, Lea & Flood 2014).
+fn split_mix_64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_count_rounds_up_without_float_noise() {
+        assert_eq!(keep_count(0.1, 30), 3);
+        assert_eq!(keep_count(0.1, 31), 4);
+        assert_eq!(keep_count(0.1, 9), 1);
+        assert_eq!(keep_count(0.1, 1), 1);
+        assert_eq!(keep_count(0.1, 0), 0);
+        assert_eq!(keep_count(1.0, 7), 7);
+        assert_eq!(keep_count(0.3, 10), 3);
+        assert_eq!(keep_count(0.7, 10), 7);
+    }
+
+    #[test]
+    fn split_mix_is_the_reference_sequence() {
+        // First outputs of SplitMix64 seeded with 0 (the published reference values).
+        let mut state = 0;
+        assert_eq!(split_mix_64(&mut state), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(split_mix_64(&mut state), 0x6E78_9E6A_A1B9_65F4);
+    }
+}
