@@ -50,6 +50,9 @@ impl<T> Ctx<T> for Result<T, JiterError> {
     }
 }
 
+/// The field name used for the record itself in messages.
+pub const RECORD: &str = "(record)";
+
 pub fn peek_name(peek: Peek) -> &'static str {
     match peek {
         Peek::Null => "null",
@@ -62,6 +65,12 @@ pub fn peek_name(peek: Peek) -> &'static str {
 }
 
 pub fn wrong_type(field: &str, expected: &str, found: Peek, index: usize) -> RecordError {
+    if field == RECORD {
+        return RecordError::new(
+            format!("the record must be {expected}, found {}", peek_name(found)),
+            index,
+        );
+    }
     RecordError::new(
         format!(
             "field `{field}`: expected {expected}, found {}",

@@ -50,12 +50,28 @@ pub struct RecordSplitter {
     value_scan: ValueScan,
     array_opened: bool,
     array_closed: bool,
+    /// Set once the rest of the stream cannot be framed (reported once, then dropped).
+    discard_rest: bool,
     /// True while dropping the rest of an oversized line.
     skipping_oversized: bool,
     max_record_bytes: usize,
     lines_seen: u64,
     ended_with_newline: bool,
     at_stream_start: bool,
+    /// The stream's first bytes while a byte-order mark is still possible.
+    head: Vec<u8>,
+}
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// A record (`start`, `end`, line delta) or a problem found by the value scanner.
+enum Framed {
+    Record(usize, usize, u64),
+    Problem(u64, String),
+}
+
+fn oversized_line_reason(max_record_bytes: usize) -> String {
+    format!("line is longer than {max_record_bytes} bytes; skipped")
 }
 
 /// State of the bracket-depth scanner used for `Values` and `Array` framing.
@@ -87,11 +103,13 @@ impl RecordSplitter {
             value_scan: ValueScan::default(),
             array_opened: false,
             array_closed: false,
+            discard_rest: false,
             skipping_oversized: false,
             max_record_bytes,
             lines_seen: 0,
             ended_with_newline: true,
             at_stream_start: true,
+            head: Vec::new(),
         }
     }
 
@@ -105,16 +123,35 @@ impl RecordSplitter {
         self.lines_seen
     }
 
-    pub fn feed(&mut self, mut chunk: &[u8], emit: &mut dyn FnMut(SplitEvent<'_>)) {
+    pub fn feed(&mut self, chunk: &[u8], emit: &mut dyn FnMut(SplitEvent<'_>)) {
         if chunk.is_empty() {
             return;
         }
         if self.at_stream_start {
-            self.at_stream_start = false;
-            if let Some(rest) = chunk.strip_prefix(b"\xEF\xBB\xBF") {
-                self.buf_offset = 3;
-                chunk = rest;
+            // A byte-order mark may arrive split over chunks: hold the first bytes until
+            // it is clear whether they are one.
+            self.head.extend_from_slice(chunk);
+            if self.head.len() < BOM.len() && BOM.starts_with(&self.head) {
+                return;
             }
+            self.at_stream_start = false;
+            let head = std::mem::take(&mut self.head);
+            let data = match head.strip_prefix(BOM) {
+                Some(rest) => {
+                    self.buf_offset = BOM.len() as u64;
+                    rest
+                }
+                None => &head[..],
+            };
+            self.feed_data(data, emit);
+            return;
+        }
+        self.feed_data(chunk, emit);
+    }
+
+    fn feed_data(&mut self, chunk: &[u8], emit: &mut dyn FnMut(SplitEvent<'_>)) {
+        if chunk.is_empty() {
+            return;
         }
         self.lines_seen += memchr::memchr_iter(b'\n', chunk).count() as u64;
         if let Some(&last) = chunk.last() {
@@ -133,6 +170,11 @@ impl RecordSplitter {
     }
 
     pub fn finish(&mut self, emit: &mut dyn FnMut(SplitEvent<'_>)) {
+        if self.at_stream_start {
+            self.at_stream_start = false;
+            let head = std::mem::take(&mut self.head);
+            self.feed_data(&head, emit);
+        }
         if !self.ended_with_newline {
             self.lines_seen += 1;
             self.ended_with_newline = true;
@@ -230,6 +272,13 @@ impl RecordSplitter {
             return;
         };
         let trimmed = line.get(start..).unwrap_or(&[]).trim_ascii_end();
+        if trimmed.len() > self.max_record_bytes {
+            emit(SplitEvent::Problem {
+                line: self.buf_line,
+                reason: oversized_line_reason(self.max_record_bytes),
+            });
+            return;
+        }
         emit(SplitEvent::Record(Record {
             bytes: trimmed,
             offset: self.buf_offset + start as u64,
@@ -242,10 +291,7 @@ impl RecordSplitter {
         if self.buf.len() > self.max_record_bytes {
             emit(SplitEvent::Problem {
                 line: self.buf_line,
-                reason: format!(
-                    "line is longer than {} bytes; skipped",
-                    self.max_record_bytes
-                ),
+                reason: oversized_line_reason(self.max_record_bytes),
             });
             let len = self.buf.len();
             self.consume(len, 0);
@@ -264,6 +310,11 @@ impl RecordSplitter {
 
     /// Bracket-depth scanner for `Array` and `Values` framing.
     fn scan_values(&mut self, at_end: bool, emit: &mut dyn FnMut(SplitEvent<'_>)) {
+        if self.discard_rest {
+            let len = self.buf.len();
+            self.consume(len, 0);
+            return;
+        }
         let mut pos = self.scan_pos;
         let mut scan = self.value_scan;
         let mut newlines = self.scan_newlines;
@@ -274,8 +325,8 @@ impl RecordSplitter {
         } else {
             newlines
         };
-        let mut pending: Vec<(usize, usize, u64)> = Vec::new();
-        let mut problems: Vec<(u64, String)> = Vec::new();
+        // Records and problems in stream order; emitted after the scan, which borrows `buf`.
+        let mut pending: Vec<Framed> = Vec::new();
         while let Some(&byte) = self.buf.get(pos) {
             if byte == b'\n' {
                 newlines += 1;
@@ -295,7 +346,7 @@ impl RecordSplitter {
                 (_, b' ' | b'\t' | b'\r' | b'\n') if scan.depth == 0 => {
                     if let Some(start) = scan.start.take() {
                         // A bare scalar ended (`Values` framing of non-object junk).
-                        pending.push((start, pos, scan.start_line_delta));
+                        pending.push(Framed::Record(start, pos, scan.start_line_delta));
                         keep_from = pos;
                         keep_newlines = newlines;
                     }
@@ -308,7 +359,7 @@ impl RecordSplitter {
                 }
                 (_, b',' | b']') if scan.depth == 0 && self.framing == Framing::Array => {
                     if let Some(start) = scan.start.take() {
-                        pending.push((start, pos, scan.start_line_delta));
+                        pending.push(Framed::Record(start, pos, scan.start_line_delta));
                     }
                     if byte == b']' {
                         self.array_closed = true;
@@ -317,10 +368,11 @@ impl RecordSplitter {
                     keep_newlines = newlines;
                 }
                 (None, _) if self.array_closed => {
-                    problems.push((
+                    pending.push(Framed::Problem(
                         self.buf_line + newlines,
                         "unexpected data after the end of the top-level JSON array".to_owned(),
                     ));
+                    self.discard_rest = true;
                     // Drop the rest: nothing after the array can be framed reliably.
                     pos = self.buf.len();
                     keep_from = pos;
@@ -334,7 +386,7 @@ impl RecordSplitter {
                     self.open_or_close(&mut scan, byte);
                     if scan.depth == 0 && (byte == b'}' || byte == b']') {
                         // A stray closer: report it as its own record so the parser names it.
-                        pending.push((pos, pos + 1, scan.start_line_delta));
+                        pending.push(Framed::Record(pos, pos + 1, scan.start_line_delta));
                         scan.start = None;
                         keep_from = pos + 1;
                         keep_newlines = newlines;
@@ -344,7 +396,7 @@ impl RecordSplitter {
                     let was_nested = scan.depth > 0;
                     self.open_or_close(&mut scan, byte);
                     if was_nested && scan.depth == 0 && self.framing == Framing::Values {
-                        pending.push((start, pos + 1, scan.start_line_delta));
+                        pending.push(Framed::Record(start, pos + 1, scan.start_line_delta));
                         scan.start = None;
                         keep_from = pos + 1;
                         keep_newlines = newlines;
@@ -356,27 +408,31 @@ impl RecordSplitter {
         if at_end {
             if let Some(start) = scan.start.take() {
                 if scan.depth > 0 || scan.in_string {
-                    problems.push((
+                    pending.push(Framed::Problem(
                         self.buf_line + scan.start_line_delta,
                         "JSON value is not closed before the end of the input".to_owned(),
                     ));
                     // Still hand the bytes to the parser so its message names the spot.
                 }
-                pending.push((start, self.buf.len(), scan.start_line_delta));
+                pending.push(Framed::Record(start, self.buf.len(), scan.start_line_delta));
                 keep_from = self.buf.len();
                 keep_newlines = newlines;
             }
             if self.framing == Framing::Array && self.array_opened && !self.array_closed {
-                problems.push((
+                pending.push(Framed::Problem(
                     self.buf_line + newlines,
                     "the top-level JSON array is not closed (`]` missing)".to_owned(),
                 ));
             }
         }
-        for (line, reason) in problems {
-            emit(SplitEvent::Problem { line, reason });
-        }
-        for (start, end, line_delta) in pending {
+        for framed in pending {
+            let (start, end, line_delta) = match framed {
+                Framed::Record(start, end, line_delta) => (start, end, line_delta),
+                Framed::Problem(line, reason) => {
+                    emit(SplitEvent::Problem { line, reason });
+                    continue;
+                }
+            };
             let bytes = self.buf.get(start..end).unwrap_or(&[]).trim_ascii();
             if bytes.is_empty() {
                 continue;
@@ -419,7 +475,7 @@ impl RecordSplitter {
             self.value_scan = ValueScan::default();
             self.scan_pos = 0;
             self.scan_newlines = 0;
-            self.array_closed = true;
+            self.discard_rest = true;
         }
     }
 
@@ -430,5 +486,135 @@ impl RecordSplitter {
             b'"' => scan.in_string = true,
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `input` in chunks of several sizes and checks every chunking gives the same
+    /// events: `(line, record text)` for records, `(line, "!reason")` for problems.
+    fn check(input: &str, expected: &[(u64, &str)], expected_lines: u64) {
+        for chunk_size in [1, 2, 3, 7, 64, input.len().max(1)] {
+            let mut splitter = RecordSplitter::new(64);
+            let mut events: Vec<(u64, String)> = Vec::new();
+            let mut offsets_ok = true;
+            let mut on_event = |event: SplitEvent<'_>| match event {
+                SplitEvent::Record(record) => {
+                    let start = record.offset as usize;
+                    offsets_ok &= input.as_bytes().get(start..start + record.bytes.len())
+                        == Some(record.bytes);
+                    events.push((
+                        record.line,
+                        String::from_utf8_lossy(record.bytes).into_owned(),
+                    ));
+                }
+                SplitEvent::Problem { line, reason } => events.push((line, format!("!{reason}"))),
+            };
+            for chunk in input.as_bytes().chunks(chunk_size) {
+                splitter.feed(chunk, &mut on_event);
+            }
+            splitter.finish(&mut on_event);
+            let expected: Vec<(u64, String)> = expected
+                .iter()
+                .map(|(line, text)| (*line, (*text).to_owned()))
+                .collect();
+            assert_eq!(events, expected, "chunk size {chunk_size}");
+            assert!(
+                offsets_ok,
+                "offsets point at the record bytes (chunk size {chunk_size})"
+            );
+            assert_eq!(
+                splitter.lines_seen(),
+                expected_lines,
+                "lines, chunk size {chunk_size}"
+            );
+        }
+    }
+
+    #[test]
+    fn jsonl_lines_blank_lines_crlf_and_no_final_newline() {
+        check(
+            "{\"a\":1}\r\n\n  \n{\"b\":2}  \n{\"c\":3}",
+            &[(1, "{\"a\":1}"), (4, "{\"b\":2}"), (5, "{\"c\":3}")],
+            5,
+        );
+    }
+
+    #[test]
+    fn a_broken_line_costs_only_that_line() {
+        check(
+            "{\"a\":[1,2}\n{\"b\":2}\nnot json\n",
+            &[(1, "{\"a\":[1,2}"), (2, "{\"b\":2}"), (3, "not json")],
+            3,
+        );
+    }
+
+    #[test]
+    fn byte_order_mark_is_skipped() {
+        check("\u{feff}{\"a\":1}\n", &[(1, "{\"a\":1}")], 1);
+    }
+
+    #[test]
+    fn top_level_array_elements_are_records() {
+        check(
+            "[\n  {\"a\": \"x,]\\\"\"},\n  {\"b\": [1, {\"c\": 2}]}\n]\n",
+            &[(2, "{\"a\": \"x,]\\\"\"}"), (3, "{\"b\": [1, {\"c\": 2}]}")],
+            4,
+        );
+        check("[]", &[], 1);
+    }
+
+    #[test]
+    fn pretty_printed_objects_are_whole_records() {
+        check(
+            "{\n  \"a\": {\n    \"b\": \"}\"\n  }\n}\n{\n  \"c\": 1\n}\n",
+            &[
+                (1, "{\n  \"a\": {\n    \"b\": \"}\"\n  }\n}"),
+                (6, "{\n  \"c\": 1\n}"),
+            ],
+            8,
+        );
+    }
+
+    #[test]
+    fn framing_problems_are_reported() {
+        check(
+            "[{\"a\":1}, {\"b\":",
+            &[
+                (1, "{\"a\":1}"),
+                (1, "!JSON value is not closed before the end of the input"),
+                (1, "{\"b\":"),
+                (1, "!the top-level JSON array is not closed (`]` missing)"),
+            ],
+            1,
+        );
+        check(
+            "[{\"a\":1}] trailing",
+            &[
+                (1, "{\"a\":1}"),
+                (
+                    1,
+                    "!unexpected data after the end of the top-level JSON array",
+                ),
+            ],
+            1,
+        );
+    }
+
+    #[test]
+    fn oversized_lines_are_skipped_with_a_message() {
+        let long = format!("{{\"a\":\"{}\"}}", "x".repeat(100));
+        let input = format!("{{\"a\":1}}\n{long}\n{{\"b\":2}}\n");
+        check(
+            &input,
+            &[
+                (1, "{\"a\":1}"),
+                (2, "!line is longer than 64 bytes; skipped"),
+                (3, "{\"b\":2}"),
+            ],
+            3,
+        );
     }
 }

@@ -1,0 +1,33 @@
+//! `cargo xtask`: the project's tasks, in Rust so they run the same everywhere.
+//!
+//! - `test`: installs what the tests need on a fresh machine, then runs every check.
+//! - `bench`: generates a large synthetic trace file and prints `tracesift score` throughput.
+//! - `gen`: writes a synthetic PerturbQA-style trace file.
+
+mod bench;
+#[path = "gen.rs"]
+mod generate;
+mod test;
+
+use anyhow::bail;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (task, rest) = match args.split_first() {
+        Some((task, rest)) => (task.as_str(), rest),
+        None => ("help", &[][..]),
+    };
+    match task {
+        "test" => test::run(rest),
+        "bench" => bench::run(rest),
+        "gen" => generate::run(rest),
+        "help" | "-h" | "--help" => {
+            println!("usage: cargo xtask <test|bench|gen> [options]\n");
+            println!("  test            install missing tools, then fmt, clippy, tests, wasm32 build, fuzz");
+            println!("  bench           generate a synthetic file and print tracesift score MB/s, traces/s, peak RSS");
+            println!("  gen             write a synthetic PerturbQA-style trace file (see `cargo xtask gen --help`)");
+            Ok(())
+        }
+        other => bail!("unknown task `{other}`; try `cargo xtask help`"),
+    }
+}
