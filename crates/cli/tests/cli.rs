@@ -1,0 +1,378 @@
+//! The `tracesift` binary as a user runs it: commands, flags, outputs and exit codes of
+//! SPEC §10, on fixture files.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data")
+        .join(name)
+}
+
+fn tracesift(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tracesift"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    // A process that rejects its arguments exits without reading stdin (broken pipe).
+    let _ = pipe.write_all(stdin.unwrap_or_default());
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[track_caller]
+fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stderr: {}",
+        stderr(output)
+    );
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn small() -> String {
+    fixture("small.jsonl").to_string_lossy().into_owned()
+}
+
+#[test]
+fn score_writes_one_row_per_trace_with_the_spec_fields() {
+    let output = tracesift(&["score", &small()], None);
+    assert_exit(&output, 0);
+    let rows: Vec<serde_json::Value> = stdout(&output)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 6);
+    let first_line = stdout(&output).lines().next().unwrap().to_owned();
+    // Field order as SPEC §10 lists it.
+    let keys = [
+        "trace_id",
+        "question_id",
+        "class",
+        "greedy",
+        "n_tokens",
+        "invalid_tokens",
+        "msp",
+        "ppl",
+        "mte",
+        "consistency",
+        "cocoa_msp",
+        "cocoa_ppl",
+        "cocoa_mte",
+    ];
+    let positions: Vec<usize> = keys
+        .iter()
+        .map(|k| first_line.find(&format!("\"{k}\":")).unwrap())
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{first_line}");
+    assert_eq!(rows[0]["trace_id"], "q1-g");
+    assert_eq!(rows[0]["msp"].as_f64().unwrap(), 0.6000000000000001);
+    assert_eq!(rows[5]["class"], serde_json::Value::Null);
+    // Skipped lines go to stderr with their line numbers.
+    assert!(
+        stderr(&output).contains("small.jsonl:6: skipped: not JSON"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(stderr(&output).contains("small.jsonl:8: skipped: `tokens` has 1 entries"));
+}
+
+#[test]
+fn gzip_and_stdin_give_the_same_scores() {
+    let plain = std::fs::read(fixture("small.jsonl")).unwrap();
+    let expected = stdout(&tracesift(&["score", &small()], None));
+    let dir = tempfile::tempdir().unwrap();
+    let gz_path = dir.path().join("small.jsonl.gz");
+    std::fs::write(&gz_path, gzip(&plain)).unwrap();
+    assert_eq!(
+        stdout(&tracesift(&["score", gz_path.to_str().unwrap()], None)),
+        expected
+    );
+    assert_eq!(stdout(&tracesift(&["score", "-"], Some(&plain))), expected);
+    assert_eq!(
+        stdout(&tracesift(&["score", "-"], Some(&gzip(&plain)))),
+        expected
+    );
+}
+
+#[test]
+fn report_counts_lines_traces_and_skips() {
+    let dir = tempfile::tempdir().unwrap();
+    let report_path = dir.path().join("report.json");
+    let output = tracesift(
+        &[
+            "score",
+            &small(),
+            "--report",
+            report_path.to_str().unwrap(),
+            "--out",
+            "/dev/null",
+        ],
+        None,
+    );
+    assert_exit(&output, 0);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    assert_eq!(report["lines"], 8);
+    assert_eq!(report["traces"], 6);
+    assert_eq!(report["questions"], 2);
+    assert_eq!(report["format"], "canonical");
+    assert_eq!(report["classes"]["down"], 3);
+    assert_eq!(report["classes"]["∅"], 1);
+    assert_eq!(report["skipped"][0]["line"], 6);
+    assert_eq!(report["skipped"][1]["line"], 8);
+}
+
+#[test]
+fn exit_codes() {
+    // 1: nothing usable.
+    let junk = tracesift(&["score", "-"], Some(b"{\"hello\":1}\nnot json\n"));
+    assert_exit(&junk, 1);
+    assert!(
+        stderr(&junk).contains("nothing usable in the input"),
+        "{}",
+        stderr(&junk)
+    );
+    assert_exit(&tracesift(&["score", "-"], Some(b"")), 1);
+    // 2: bad arguments.
+    for args in [
+        &["filter", "x.jsonl", "--metric", "bogus"][..],
+        &["filter", "x.jsonl", "--keep", "1.5"],
+        &["filter", "x.jsonl", "--keep", "0.1", "--top", "3"],
+        &["score", "x.jsonl", "--classes", "up"],
+        &["score", "x.jsonl", "--answer-pattern", "("],
+        &["score", "x.jsonl", "--format", "pdf"],
+        &["score", "/nonexistent/file.jsonl"],
+        &["score"],
+        &["frobnicate"],
+    ] {
+        let mut full: Vec<&str> = args.to_vec();
+        if full.get(1) == Some(&"x.jsonl") {
+            full[1] = "-";
+        }
+        let output = tracesift(&full, Some(b"{\"question_id\":1,\"answer\":\"up\"}\n"));
+        assert_exit(&output, 2);
+    }
+}
+
+#[test]
+fn filter_exports_the_kept_traces_in_input_order() {
+    let output = tracesift(
+        &["filter", &small(), "--metric", "cocoa_ppl", "--keep", "0.5"],
+        None,
+    );
+    assert_exit(&output, 0);
+    let lines: Vec<String> = stdout(&output).lines().map(str::to_owned).collect();
+    // up: q1-g (0.1) beats q1-s1 (0.25); down: q2-g (0.025), q2-s1 (0.2) beat q1-s2 (1.0).
+    assert_eq!(lines.len(), 3);
+    // Canonical records pass through byte for byte (unknown fields too), scores added last.
+    let source = std::fs::read_to_string(fixture("small.jsonl")).unwrap();
+    let first_source = source.lines().next().unwrap();
+    assert!(
+        lines[0].starts_with(&first_source[..first_source.len() - 1]),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("\"extra\":{\"k\":1},\"scores\":{\"class\":\"up\""));
+    let ids: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["trace_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ids, ["q1-g", "q2-g", "q2-s1"]);
+    assert!(stderr(&output).contains("kept 3 of 6 traces"));
+}
+
+#[test]
+fn export_formats() {
+    let run = |format: &str| {
+        let output = tracesift(
+            &[
+                "filter",
+                &small(),
+                "--top",
+                "1",
+                "--scope",
+                "global",
+                "--export",
+                format,
+                "--system-prompt",
+                "Be brief.",
+            ],
+            None,
+        );
+        assert_exit(&output, 0);
+        stdout(&output)
+    };
+    // Global top 1 by cocoa_ppl is q2-g (0.025), which has no prompt and only an answer.
+    assert_eq!(
+        run("openai"),
+        "{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":\"\"},{\"role\":\"assistant\",\"content\":\"Down\"}]}\n"
+    );
+    assert_eq!(run("trl"), "{\"prompt\":\"\",\"completion\":\"Down\"}\n");
+    assert_eq!(
+        run("sharegpt"),
+        "{\"conversations\":[{\"from\":\"system\",\"value\":\"Be brief.\"},{\"from\":\"human\",\"value\":\"\"},{\"from\":\"gpt\",\"value\":\"Down\"}]}\n"
+    );
+    assert_eq!(
+        run("alpaca"),
+        "{\"instruction\":\"\",\"input\":\"\",\"output\":\"Down\",\"system\":\"Be brief.\"}\n"
+    );
+    let csv = run("csv");
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 7, "header + every trace");
+    assert!(rows[0].starts_with("trace_id,question_id,class,"));
+    assert_eq!(rows.iter().filter(|r| r.ends_with(",true")).count(), 1);
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("q2-g,q2,down,true,1,0,0.05,0.05,,0.5,0.5,0.025,0.025,,true")),
+        "{csv}"
+    );
+}
+
+#[test]
+fn filter_from_gzip_and_stdin_reads_records_back() {
+    let plain = std::fs::read(fixture("small.jsonl")).unwrap();
+    let expected = stdout(&tracesift(&["filter", &small(), "--keep", "1"], None));
+    assert_eq!(expected.lines().count(), 5, "every answered, scored trace");
+    assert_eq!(
+        stdout(&tracesift(
+            &["filter", "-", "--keep", "1"],
+            Some(&gzip(&plain))
+        )),
+        expected
+    );
+    assert_eq!(
+        stdout(&tracesift(&["filter", "-", "--keep", "1"], Some(&plain))),
+        expected
+    );
+}
+
+#[test]
+fn config_file_with_flag_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("settings.json");
+    std::fs::write(
+        &config,
+        r#"{"metric":"msp","keep":null,"top":1,"scope":"global","export":"trl"}"#,
+    )
+    .unwrap();
+    let from_config = tracesift(
+        &["filter", &small(), "--config", config.to_str().unwrap()],
+        None,
+    );
+    assert_exit(&from_config, 0);
+    // Global top 1 by msp: q2-g (0.05).
+    assert_eq!(
+        stdout(&from_config),
+        "{\"prompt\":\"\",\"completion\":\"Down\"}\n"
+    );
+    let overridden = tracesift(
+        &[
+            "filter",
+            &small(),
+            "--config",
+            config.to_str().unwrap(),
+            "--top",
+            "2",
+            "--export",
+            "canonical",
+        ],
+        None,
+    );
+    assert_eq!(stdout(&overridden).lines().count(), 2);
+    std::fs::write(&config, r#"{"metrc":"msp"}"#).unwrap();
+    let typo = tracesift(
+        &["score", &small(), "--config", config.to_str().unwrap()],
+        None,
+    );
+    assert_exit(&typo, 2);
+    assert!(
+        stderr(&typo).contains("unknown field `metrc`"),
+        "{}",
+        stderr(&typo)
+    );
+}
+
+#[test]
+fn random_baseline_matches_the_kept_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let baseline = dir.path().join("random.jsonl");
+    let args = |seed: &str| {
+        vec![
+            "filter".to_owned(),
+            small(),
+            "--keep".into(),
+            "0.5".into(),
+            "--random-baseline".into(),
+            baseline.to_string_lossy().into_owned(),
+            "--seed".into(),
+            seed.into(),
+        ]
+    };
+    let run = |seed: &str| {
+        let args = args(seed);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_exit(&tracesift(&refs, None), 0);
+        std::fs::read_to_string(&baseline).unwrap()
+    };
+    let first = run("7");
+    assert_eq!(first.lines().count(), 3);
+    assert_eq!(run("7"), first, "same seed, same sample");
+}
+
+#[test]
+fn eval_reports_every_metric() {
+    let output = tracesift(&["eval", &small()], None);
+    assert_exit(&output, 0);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    // Labelled traces: all 6; right: q1-g, q1-s1, q2-g, q2-s1 → accuracy 4/6.
+    assert_eq!(report["n"], 6);
+    assert!((report["accuracy"].as_f64().unwrap() - 4.0 / 6.0).abs() < 1e-12);
+    for metric in [
+        "msp",
+        "ppl",
+        "mte",
+        "inconsistency",
+        "cocoa_msp",
+        "cocoa_ppl",
+        "cocoa_mte",
+    ] {
+        let entry = &report["metrics"][metric];
+        assert_eq!(
+            entry["selective_accuracy"].as_array().unwrap().len(),
+            20,
+            "{metric}"
+        );
+    }
+    // cocoa_ppl ranks the two errors (q2-s2 2.0, q1-s2 1.0) above every right answer.
+    assert_eq!(report["metrics"]["cocoa_ppl"]["auroc"], 1.0);
+    assert_eq!(report["metrics"]["cocoa_ppl"]["prr"], 1.0);
+    // mte exists only for q1-g, which is right: no errors → AUROC is null.
+    assert_eq!(report["metrics"]["mte"]["n"], 1);
+    assert_eq!(report["metrics"]["mte"]["auroc"], serde_json::Value::Null);
+}
