@@ -2,6 +2,8 @@
 //! give traces or skip reasons — never a panic, a hang or a NaN score.
 #![no_main]
 
+use std::sync::OnceLock;
+
 use libfuzzer_sys::fuzz_target;
 use tracesift_core::dataset::{ScoreOptions, Scorer};
 use tracesift_core::evaluate::evaluate;
@@ -25,9 +27,12 @@ fuzz_target!(|data: &[u8]| {
     };
     let chunk = 1 + usize::from(control >> 6) * 7;
     let settings = Settings { format, sim, classes: "up=up,a;down=down,b;none=none,c".into(), ..Settings::default() };
-    let Ok(options) = ScoreOptions::from_settings(&settings) else {
+    // Compiling the answer regex per input would dominate the run; build it once.
+    static BASE: OnceLock<Option<ScoreOptions>> = OnceLock::new();
+    let Some(base) = BASE.get_or_init(|| ScoreOptions::from_settings(&settings).ok()) else {
         return;
     };
+    let options = ScoreOptions { format, sim, ..base.clone() };
     let mut scorer = Scorer::new(options);
     scorer.begin_file("fuzz");
     for piece in bytes.chunks(chunk) {

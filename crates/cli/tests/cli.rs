@@ -1,4 +1,7 @@
 //! The `tracesift` binary as a user runs it: commands, flags, outputs and exit codes of
+
+// Helpers in test crates may panic: a panic here is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! SPEC §10, on fixture files.
 
 use std::io::Write;

@@ -64,6 +64,42 @@ pub struct RecordSplitter {
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
+/// How far to look for the end of the first line before deciding that a file starting with
+/// `[` is one big array (a 500 MB single-line array must not be buffered just to decide).
+const FRAMING_LOOKAHEAD_BYTES: usize = 1 << 20;
+
+/// True if `bytes` is one complete JSON value as far as brackets and strings tell.
+fn is_balanced(bytes: &[u8]) -> bool {
+    let mut depth: i64 = 0;
+    let mut in_string = false;
+    let mut escaped = false;
+    for (idx, &byte) in bytes.iter().enumerate() {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return bytes
+                        .get(idx + 1..)
+                        .is_some_and(|tail| tail.trim_ascii().is_empty());
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
 /// A record (`start`, `end`, line delta) or a problem found by the value scanner.
 enum Framed {
     Record(usize, usize, u64),
@@ -226,7 +262,24 @@ impl RecordSplitter {
         };
         let first = self.buf.get(first_idx).copied().unwrap_or(b'{');
         self.framing = if first == b'[' {
-            Framing::Array
+            let rest = self.buf.get(first_idx..).unwrap_or(&[]);
+            match rest.iter().position(|&b| b == b'\n') {
+                // JSONL whose lines are arrays (batched TGI/SGLang responses): the first
+                // line is a whole value and more lines follow.
+                Some(newline) => {
+                    let first_line = rest.get(..newline).unwrap_or(&[]);
+                    let more = rest.get(newline + 1..).unwrap_or(&[]).trim_ascii_start();
+                    if is_balanced(first_line) && more.first() == Some(&b'[') {
+                        Framing::Lines
+                    } else if more.is_empty() && !at_end {
+                        return false;
+                    } else {
+                        Framing::Array
+                    }
+                }
+                None if at_end || rest.len() > FRAMING_LOOKAHEAD_BYTES => Framing::Array,
+                None => return false,
+            }
         } else if first == b'{' {
             let rest = self.buf.get(first_idx + 1..).unwrap_or(&[]);
             match rest.iter().position(|&b| b == b'\n') {
@@ -564,6 +617,25 @@ mod tests {
             4,
         );
         check("[]", &[], 1);
+    }
+
+    #[test]
+    fn jsonl_whose_lines_are_arrays_is_still_jsonl() {
+        check(
+            "[{\"a\":1},{\"b\":\"]\"}]\n[{\"c\":3}]\nbroken[\n",
+            &[
+                (1, "[{\"a\":1},{\"b\":\"]\"}]"),
+                (2, "[{\"c\":3}]"),
+                (3, "broken["),
+            ],
+            3,
+        );
+        // One array spread over lines stays one array.
+        check(
+            "[{\"a\":1},\n{\"b\":2}]\n",
+            &[(1, "{\"a\":1}"), (2, "{\"b\":2}")],
+            2,
+        );
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! End-to-end checks of the core on small inputs whose scores are worked out by hand.
 
+// Helpers in test crates may panic: a panic here is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use tracesift_core::dataset::{ScoredSet, score_bytes};
 use tracesift_core::filter::{FilterOptions, random_sample, select};
 use tracesift_core::settings::{Candidates, Metric, Rule, Scope, Settings, Similarity};

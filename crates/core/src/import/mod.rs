@@ -8,6 +8,12 @@ use crate::json::{self, Ctx, RecordResult};
 use crate::trace::TraceBuf;
 
 mod canonical;
+mod llamacpp;
+mod ollama;
+mod openai;
+mod sglang;
+mod tgi;
+mod vllm;
 
 /// A trace file format of SPEC §3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -116,10 +122,14 @@ pub fn parse_record(
     check_record_is_json_object(record)?;
     let result = match format {
         Format::Canonical => canonical::parse(record, options, out),
-        other => Err(json::RecordError::new(
-            format!("the {other} importer is not available"),
-            0,
-        )),
+        Format::Openai => openai::parse_chat(record, options, out),
+        Format::OpenaiBatch => openai::parse_batch(record, options, out),
+        Format::Completions => openai::parse_completions(record, options, out),
+        Format::Vllm => vllm::parse(record, options, out),
+        Format::Tgi => tgi::parse(record, options, out),
+        Format::Llamacpp => llamacpp::parse(record, options, out),
+        Format::Sglang => sglang::parse(record, options, out),
+        Format::Ollama => ollama::parse(record, options, out),
     };
     if result.is_err() {
         out.clear();
@@ -152,18 +162,32 @@ fn check_record_is_json_object(record: &[u8]) -> RecordResult<()> {
 }
 
 /// Guesses the format of a record from its top-level keys (and, where two formats share
-/// keys, one level below). None when the record is not an object of a known shape.
+/// keys, one level below). A record that is a JSON array (TGI and SGLang answer a batched
+/// request with a list of responses) is judged by its first element. None when the record
+/// is not of a known shape.
 pub fn detect(record: &[u8]) -> Option<Format> {
     let mut jiter = json::reader(record);
-    if jiter.peek().ok()? != Peek::Object {
-        return None;
+    match jiter.peek().ok()? {
+        Peek::Object => detect_object(&mut jiter),
+        Peek::Array => {
+            if jiter.known_array().ok()?? != Peek::Object {
+                return None;
+            }
+            // Only provider importers read arrays of responses; canonical lines are objects.
+            detect_object(&mut jiter).filter(|format| *format != Format::Canonical)
+        }
+        _ => None,
     }
+}
+
+/// Format of the object at the reader's position, from its keys.
+fn detect_object(jiter: &mut Jiter<'_>) -> Option<Format> {
     let mut keys: Vec<String> = Vec::new();
     let mut choice_keys: Vec<String> = Vec::new();
     let mut key = jiter.known_object().ok()?.map(str::to_owned);
     while let Some(name) = key {
         if name == "choices" {
-            choice_keys = first_element_keys(&mut jiter).unwrap_or_default();
+            choice_keys = first_element_keys(jiter).unwrap_or_default();
         } else {
             jiter.next_skip().ok()?;
         }
@@ -184,13 +208,15 @@ pub fn detect(record: &[u8]) -> Option<Format> {
         }
     } else if has("outputs") {
         Some(Format::Vllm)
-    } else if has("completion_probabilities") {
+    } else if has("completion_probabilities")
+        || (has("content") && (has("id_slot") || has("tokens_predicted")))
+    {
         Some(Format::Llamacpp)
     } else if has("meta_info") {
         Some(Format::Sglang)
     } else if has("details") || has("generated_text") {
         Some(Format::Tgi)
-    } else if has("logprobs") && (has("response") || has("message")) {
+    } else if (has("response") || has("message")) && (has("logprobs") || has("done")) {
         Some(Format::Ollama)
     } else if has("question_id") {
         Some(Format::Canonical)
@@ -225,7 +251,8 @@ fn first_element_keys(jiter: &mut Jiter<'_>) -> Option<Vec<String>> {
 /// them to `buf` as one CSR list:
 /// - `[-0.1, -2.3]` (canonical),
 /// - `{"tok": -0.1, "tok2": -2.3}` (legacy Completions),
-/// - `[{"token": "tok", "logprob": -0.1}, …]` (OpenAI Chat, Ollama; `prob` is also read),
+/// - `[{"token": "tok", "logprob": -0.1}, …]` (OpenAI Chat, Ollama, llama.cpp, TGI; `prob`
+///   is also read, as its natural log),
 /// - `null` (an empty list).
 pub(crate) fn read_top_list(
     jiter: &mut Jiter<'_>,
@@ -273,7 +300,8 @@ pub(crate) fn read_top_list(
     Ok(())
 }
 
-/// One `{"token": …, "logprob": …}` alternative (also `prob`, `decoded_token`, `tok_str`).
+/// One `{"token": …, "logprob": …}` alternative (also `prob`, and the token under
+/// `decoded_token`, `tok_str` or `text`, as vLLM, old llama.cpp and TGI name it).
 fn read_top_entry_object(
     jiter: &mut Jiter<'_>,
     field: &str,
@@ -292,7 +320,7 @@ fn read_top_entry_object(
                 let peek = jiter.peek().ctx(field)?;
                 value = json::known_f64_or_null(jiter, peek, field)?.ln();
             }
-            "token" | "decoded_token" | "tok_str" if keep_tokens => {
+            "token" | "decoded_token" | "tok_str" | "text" if keep_tokens => {
                 token = json::next_id(jiter, field)?.unwrap_or_default();
             }
             _ => jiter.next_skip().ctx(field)?,
@@ -304,4 +332,317 @@ fn read_top_entry_object(
         buf.top_tokens.push(token);
     }
     Ok(())
+}
+
+/// Top-level fields that every provider importer reads the same way: a user who annotates
+/// provider dumps with `greedy`, `label` or `prompt` gets them on every trace of the record.
+#[derive(Debug, Default)]
+pub(crate) struct RecordCommon {
+    greedy: Option<bool>,
+    label: Option<String>,
+    prompt: Option<String>,
+}
+
+impl RecordCommon {
+    /// Reads the value of `key` if it is one of the common fields; returns false (and reads
+    /// nothing) otherwise.
+    pub(crate) fn read(
+        &mut self,
+        jiter: &mut Jiter<'_>,
+        key: &str,
+        options: ImportOptions,
+    ) -> RecordResult<bool> {
+        match key {
+            "greedy" => self.greedy = json::next_opt_bool(jiter, key)?,
+            "label" => self.label = json::next_id(jiter, key)?,
+            // Providers also echo prompts as token-id lists; only a string is a prompt text.
+            "prompt" if options.keep_content && jiter.peek().ctx(key)? == Peek::String => {
+                self.prompt = json::next_opt_string(jiter, key)?;
+            }
+            "prompt" => jiter.next_skip().ctx(key)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Sets the common fields on every trace of `out` from index `first` on.
+    pub(crate) fn apply(&self, out: &mut TraceBatch, first: usize) {
+        for trace in out.traces_mut().iter_mut().skip(first) {
+            if let Some(greedy) = self.greedy {
+                trace.greedy = greedy;
+            }
+            if self.label.is_some() {
+                trace.label.clone_from(&self.label);
+            }
+            if self.prompt.is_some() {
+                trace.prompt.clone_from(&self.prompt);
+            }
+        }
+    }
+}
+
+/// Sets `question_id` on every trace of `out` from index `first` on that has none yet.
+pub(crate) fn set_question_id(out: &mut TraceBatch, first: usize, id: Option<&str>) {
+    let Some(id) = id else {
+        return;
+    };
+    for trace in out.traces_mut().iter_mut().skip(first) {
+        if trace.question_id.is_none() {
+            trace.question_id = Some(id.to_owned());
+        }
+    }
+}
+
+/// Runs `parse_one` on the record's object, or on each element of a record that is a JSON
+/// array of responses (a batched request), then checks that nothing follows the value.
+pub(crate) fn for_each_response(
+    record: &[u8],
+    mut parse_one: impl FnMut(&mut Jiter<'_>) -> RecordResult<()>,
+) -> RecordResult<()> {
+    let mut jiter = json::reader(record);
+    if jiter.peek().ctx("(record)")? == Peek::Array {
+        json::for_each_element(&mut jiter, "(record)", |jiter, _peek| parse_one(jiter))?;
+    } else {
+        parse_one(&mut jiter)?;
+    }
+    json::finish(&mut jiter)
+}
+
+/// Walks the members of an object like [`json::for_each_member`]; `null` is read as an
+/// absent object (returns false). Anything else is a wrong type naming `field`.
+pub(crate) fn for_each_member_or_null(
+    jiter: &mut Jiter<'_>,
+    field: &str,
+    on_member: impl FnMut(&mut Jiter<'_>, &str) -> RecordResult<()>,
+) -> RecordResult<bool> {
+    match jiter.peek().ctx(field)? {
+        Peek::Null => {
+            jiter.known_null().ctx(field)?;
+            Ok(false)
+        }
+        Peek::Object => {
+            json::for_each_member(jiter, field, on_member)?;
+            Ok(true)
+        }
+        other => Err(json::wrong_type(
+            field,
+            "an object or null",
+            other,
+            jiter.current_index(),
+        )),
+    }
+}
+
+/// Reads one token's text (a string, or `null` for none) into `slot` when `keep`; returns
+/// whether there was a string.
+pub(crate) fn read_token_text(
+    jiter: &mut Jiter<'_>,
+    field: &str,
+    keep: bool,
+    slot: &mut String,
+) -> RecordResult<bool> {
+    match jiter.peek().ctx(field)? {
+        Peek::Null => {
+            jiter.known_null().ctx(field)?;
+            Ok(false)
+        }
+        Peek::String => {
+            if keep {
+                slot.clear();
+                slot.push_str(jiter.known_str().ctx(field)?);
+            } else {
+                jiter.known_skip(Peek::String).ctx(field)?;
+            }
+            Ok(true)
+        }
+        other => Err(json::wrong_type(
+            field,
+            "a string",
+            other,
+            jiter.current_index(),
+        )),
+    }
+}
+
+/// Counts the token strings of a per-token list, keeping `tokens` parallel to `logprobs`:
+/// a token without a string gets `""`, and a list where no token had one has none at all.
+#[derive(Debug, Default)]
+pub(crate) struct TokenTexts {
+    entries: usize,
+    with_text: usize,
+}
+
+impl TokenTexts {
+    /// Records one token (its text in `text` when `keep`, `has_text` whether it had one).
+    pub(crate) fn push(&mut self, buf: &mut TraceBuf, keep: bool, has_text: bool, text: String) {
+        self.entries += 1;
+        if has_text {
+            self.with_text += 1;
+        }
+        if keep {
+            buf.tokens.push(if has_text { text } else { String::new() });
+        }
+    }
+
+    /// Sets `n_token_strings` (and drops the placeholder strings when no token had text).
+    pub(crate) fn finish(&self, buf: &mut TraceBuf) {
+        if self.with_text > 0 {
+            buf.n_token_strings = Some(self.entries);
+        } else {
+            buf.n_token_strings = None;
+            buf.tokens.clear();
+        }
+    }
+}
+
+/// Drops the top-k lists of a trace that turned out to have none.
+pub(crate) fn clear_top_lists(buf: &mut TraceBuf) {
+    buf.top_offsets.clear();
+    buf.top_values.clear();
+    buf.top_tokens.clear();
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod test_support {
+    //! Shared by the importers' tests: frame a fixture, detect and parse its records.
+
+    use super::{Format, ImportOptions, TraceBatch, detect, parse_record};
+    use crate::json::RecordResult;
+    use crate::split::{RecordSplitter, SplitEvent};
+    use crate::trace::TraceBuf;
+
+    /// The records of a fixture file, framed as the app frames them (JSONL or JSON array).
+    pub(crate) fn records(bytes: &[u8]) -> Vec<Vec<u8>> {
+        let mut splitter = RecordSplitter::default();
+        let mut records = Vec::new();
+        let mut problems = Vec::new();
+        let mut emit = |event: SplitEvent<'_>| match event {
+            SplitEvent::Record(record) => records.push(record.bytes.to_vec()),
+            SplitEvent::Problem { line, reason } => problems.push(format!("{line}: {reason}")),
+        };
+        splitter.feed(bytes, &mut emit);
+        splitter.finish(&mut emit);
+        assert!(problems.is_empty(), "framing problems: {problems:?}");
+        records
+    }
+
+    /// Detects the record's format, checks it is `expected`, and parses it with full content.
+    pub(crate) fn parse(expected: Format, record: &[u8]) -> RecordResult<Vec<TraceBuf>> {
+        assert_eq!(
+            detect(record),
+            Some(expected),
+            "detect() on {}",
+            String::from_utf8_lossy(record)
+        );
+        parse_as(expected, record, true)
+    }
+
+    /// Parses a record as `format`, with or without content.
+    pub(crate) fn parse_as(
+        format: Format,
+        record: &[u8],
+        keep_content: bool,
+    ) -> RecordResult<Vec<TraceBuf>> {
+        let mut out = TraceBatch::default();
+        parse_record(format, record, ImportOptions { keep_content }, &mut out)?;
+        Ok(out.traces().to_vec())
+    }
+
+    /// Exact comparison of raw log-probs, NaN equal to NaN.
+    #[track_caller]
+    pub(crate) fn assert_raw(actual: &[f64], expected: &[f64]) {
+        let same = actual.len() == expected.len()
+            && actual
+                .iter()
+                .zip(expected)
+                .all(|(a, e)| a.to_bits() == e.to_bits() || (a.is_nan() && e.is_nan()));
+        assert!(
+            same,
+            "raw log-probs differ:\n  actual   {actual:?}\n  expected {expected:?}"
+        );
+    }
+
+    pub(crate) fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| (*s).to_owned()).collect()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detect_reads_arrays_by_their_first_element() {
+        assert_eq!(
+            detect(br#"[{"generated_text":"up","details":null},{"generated_text":"down"}]"#),
+            Some(Format::Tgi)
+        );
+        assert_eq!(
+            detect(br#"[{"text":"up","meta_info":{"id":"a"}}]"#),
+            Some(Format::Sglang)
+        );
+        // Canonical traces are one object per line, never an array.
+        assert_eq!(detect(br#"[{"question_id":"q1","text":"up"}]"#), None);
+        assert_eq!(detect(b"[1, 2]"), None);
+        assert_eq!(detect(b"[]"), None);
+    }
+
+    #[test]
+    fn detect_knows_responses_without_log_probs() {
+        // llama.cpp without `n_probs`, Ollama without `logprobs`.
+        assert_eq!(
+            detect(br#"{"index":0,"content":"Answer: up","tokens":[],"id_slot":0,"stop":true}"#),
+            Some(Format::Llamacpp)
+        );
+        assert_eq!(
+            detect(br#"{"model":"llama3.2","response":"Answer: up","done":true}"#),
+            Some(Format::Ollama)
+        );
+        assert_eq!(
+            detect(
+                br#"{"model":"qwen3","message":{"role":"assistant","content":"up"},"done":true}"#
+            ),
+            Some(Format::Ollama)
+        );
+        // A Batch line is still a Batch line when its `response` is null.
+        assert_eq!(
+            detect(br#"{"id":"b","custom_id":"q","response":null,"error":{"code":"x"}}"#),
+            Some(Format::OpenaiBatch)
+        );
+    }
+
+    #[test]
+    fn common_fields_apply_to_every_trace_of_the_record() {
+        let record = br#"{"request_id":"q1","prompt":"Does PDIA6 knock-down change SLC35B1?","greedy":false,"label":2,"outputs":[{"index":0,"text":"up"},{"index":1,"text":"down"}]}"#;
+        let mut out = TraceBatch::default();
+        let options = ImportOptions { keep_content: true };
+        parse_record(Format::Vllm, record, options, &mut out).unwrap();
+        assert_eq!(out.traces().len(), 2);
+        for trace in out.traces() {
+            assert_eq!(trace.question_id.as_deref(), Some("q1"));
+            assert_eq!(trace.label.as_deref(), Some("2"));
+            assert!(!trace.greedy);
+            assert_eq!(
+                trace.prompt.as_deref(),
+                Some("Does PDIA6 knock-down change SLC35B1?")
+            );
+        }
+        // Without content the prompt is not kept; a prompt of token ids is not a text.
+        let options = ImportOptions {
+            keep_content: false,
+        };
+        parse_record(Format::Vllm, record, options, &mut out).unwrap();
+        assert_eq!(out.traces()[0].prompt, None);
+        let record = br#"{"request_id":"q1","prompt":[1,2,3],"outputs":[{"index":0,"text":"up"}]}"#;
+        let options = ImportOptions { keep_content: true };
+        parse_record(Format::Vllm, record, options, &mut out).unwrap();
+        assert_eq!(out.traces()[0].prompt, None);
+        // A failed record leaves no traces behind.
+        let record =
+            br#"{"request_id":"q1","outputs":[{"index":0,"text":"up"},{"index":1,"text":3}]}"#;
+        assert!(parse_record(Format::Vllm, record, options, &mut out).is_err());
+        assert!(out.traces().is_empty());
+    }
 }
