@@ -5,7 +5,6 @@
 //! - `gen`: writes a synthetic PerturbQA-style trace file.
 
 mod bench;
-#[path = "gen.rs"]
 mod generate;
 mod test;
 
@@ -23,9 +22,15 @@ fn main() -> anyhow::Result<()> {
         "gen" => generate::run(rest),
         "help" | "-h" | "--help" => {
             println!("usage: cargo xtask <test|bench|gen> [options]\n");
-            println!("  test            install missing tools, then fmt, clippy, tests, wasm32 build, fuzz");
-            println!("  bench           generate a synthetic file and print tracesift score MB/s, traces/s, peak RSS");
-            println!("  gen             write a synthetic PerturbQA-style trace file (see `cargo xtask gen --help`)");
+            println!(
+                "  test            install missing tools, then fmt, clippy, tests, wasm32 build, fuzz"
+            );
+            println!(
+                "  bench           generate a synthetic file and print tracesift score MB/s, traces/s, peak RSS"
+            );
+            println!(
+                "  gen             write a synthetic PerturbQA-style trace file (see `cargo xtask gen --help`)"
+            );
             Ok(())
         }
         other => bail!("unknown task `{other}`; try `cargo xtask help`"),

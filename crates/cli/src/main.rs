@@ -12,11 +12,21 @@ fn main() -> ExitCode {
     let cli = args::Cli::parse();
     match run::run(cli) {
         Ok(code) => code,
+        // `tracesift score … | head`: the reader left; that is not an error.
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("tracesift: {error:#}");
             ExitCode::from(error_code(&error))
         }
     }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io_error| io_error.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Bad arguments (settings, unreadable inputs) exit 2; anything else that stops a run, 1.

@@ -1,0 +1,507 @@
+//! `cargo xtask bench`: builds the release CLI, generates (or reuses) a large synthetic trace
+//! file, and prints `tracesift score` throughput (MB/s, traces/s) and peak memory, plus the
+//! time of one `filter` and one `eval` run, together with the CPU the numbers came from.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::generate::{self, GenAmount, GenOptions};
+
+const USAGE: &str = "\
+usage: cargo xtask bench [--size-mb 100] [--keep-file] [--dir target/bench]
+
+  --size-mb M    size of the synthetic canonical JSONL (1 MB = 1,000,000 bytes; default 100)
+  --keep-file    keep the generated file (it is reused by the next run with the same size)
+  --dir DIR      where the file, report and logs go (default: <workspace>/target/bench)";
+
+const SCORE_REPETITIONS: usize = 3;
+/// How often the child's peak RSS is read from /proc; short enough for runs of a second.
+const RSS_POLL_INTERVAL: Duration = Duration::from_millis(10);
+const BYTES_PER_MEGABYTE: f64 = 1e6;
+
+struct BenchArgs {
+    size_megabytes: f64,
+    keep_file: bool,
+    directory: Option<PathBuf>,
+}
+
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let Some(bench_args) = parse_args(args)? else {
+        println!("{USAGE}");
+        return Ok(());
+    };
+    let workspace_root = workspace_root()?;
+    let directory = bench_args
+        .directory
+        .clone()
+        .unwrap_or_else(|| workspace_root.join("target").join("bench"));
+    fs::create_dir_all(&directory)
+        .with_context(|| format!("cannot create {}", directory.display()))?;
+
+    let machine = describe_machine();
+    println!("machine: {machine}");
+
+    let tracesift = build_release_cli(&workspace_root)?;
+
+    let options = GenOptions {
+        amount: GenAmount::Bytes((bench_args.size_megabytes * BYTES_PER_MEGABYTE).round() as u64),
+        ..GenOptions::default()
+    };
+    let input_path = directory.join(cached_file_name(bench_args.size_megabytes, &options));
+    let generated_traces = prepare_input(&options, &input_path)?;
+    let input_bytes = fs::metadata(&input_path)
+        .with_context(|| format!("cannot read the size of {}", input_path.display()))?
+        .len();
+
+    let result = run_benchmarks(&tracesift, &input_path, &directory);
+
+    if bench_args.keep_file {
+        println!("kept {}", input_path.display());
+    } else {
+        // Benchmark files are big; leaving them behind fills the disk run after run.
+        fs::remove_file(&input_path)
+            .with_context(|| format!("cannot delete {}", input_path.display()))?;
+        println!(
+            "deleted {} (pass --keep-file to keep it)",
+            input_path.display()
+        );
+    }
+    let measurements = result?;
+    let report = RunReport::read(&directory.join("report.json"));
+    print_table(
+        &machine,
+        input_bytes,
+        report.traces.or(generated_traces),
+        &report,
+        &measurements,
+    );
+    Ok(())
+}
+
+/// `Ok(None)` means `--help` was asked for.
+fn parse_args(args: &[String]) -> anyhow::Result<Option<BenchArgs>> {
+    let mut parsed = BenchArgs {
+        size_megabytes: 100.0,
+        keep_file: false,
+        directory: None,
+    };
+    let mut remaining = args.iter();
+    while let Some(flag) = remaining.next() {
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--keep-file" => parsed.keep_file = true,
+            "--size-mb" => {
+                let text = remaining
+                    .next()
+                    .with_context(|| format!("--size-mb needs a value\n\n{USAGE}"))?;
+                parsed.size_megabytes = text
+                    .parse()
+                    .with_context(|| format!("--size-mb: `{text}` is not a number"))?;
+                if !(parsed.size_megabytes.is_finite() && parsed.size_megabytes > 0.0) {
+                    bail!("--size-mb must be a positive number, got {text}");
+                }
+            }
+            "--dir" => {
+                let text = remaining
+                    .next()
+                    .with_context(|| format!("--dir needs a value\n\n{USAGE}"))?;
+                parsed.directory = Some(PathBuf::from(text));
+            }
+            other => bail!("unknown option `{other}`\n\n{USAGE}"),
+        }
+    }
+    Ok(Some(parsed))
+}
+
+/// The workspace root is the parent of this crate's manifest directory, wherever cargo
+/// was started from.
+fn workspace_root() -> anyhow::Result<PathBuf> {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .context("xtask is expected to live one level below the workspace root")
+}
+
+fn target_directory(workspace_root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(configured) => workspace_root.join(configured),
+        None => workspace_root.join("target"),
+    }
+}
+
+/// Benchmark numbers mean little without the CPU they came from.
+fn describe_machine() -> String {
+    let cpu_count = std::thread::available_parallelism()
+        .map(|count| count.get().to_string())
+        .unwrap_or_else(|_| "?".to_owned());
+    let cpu_model = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|cpuinfo| {
+            cpuinfo.lines().find_map(|line| {
+                let (key, value) = line.split_once(':')?;
+                matches!(key.trim(), "model name" | "Model" | "cpu model")
+                    .then(|| value.trim().to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU model".to_owned());
+    format!("nproc {cpu_count}, {cpu_model}")
+}
+
+fn build_release_cli(workspace_root: &Path) -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let build_args = ["build", "--release", "--bin", "tracesift"];
+    println!("$ {cargo} {}", build_args.join(" "));
+    let status = Command::new(&cargo)
+        .args(build_args)
+        .current_dir(workspace_root)
+        .status()
+        .with_context(|| format!("cannot run {cargo}"))?;
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", build_args.join(" "));
+    }
+    let binary = target_directory(workspace_root)
+        .join("release")
+        .join(format!("tracesift{}", std::env::consts::EXE_SUFFIX));
+    if !binary.is_file() {
+        bail!("the build succeeded but {} is missing", binary.display());
+    }
+    Ok(binary)
+}
+
+/// Every generator parameter is in the name, so a kept file is only reused when it is
+/// exactly what would be generated now.
+fn cached_file_name(size_megabytes: f64, options: &GenOptions) -> String {
+    format!(
+        "synthetic-{size_megabytes}mb-seed{}-{}samples-{}tokens-top{}-labels{}.jsonl",
+        options.seed,
+        options.samples_per_question,
+        options.tokens_per_trace,
+        options.top_k,
+        options.labelled_question_fraction,
+    )
+}
+
+/// Generates the input unless a kept one exists. Returns the trace count when it generated.
+fn prepare_input(options: &GenOptions, input_path: &Path) -> anyhow::Result<Option<u64>> {
+    if input_path.is_file() {
+        println!("reusing {}", input_path.display());
+        return Ok(None);
+    }
+    // Written under another name first, so an interrupted run never leaves a truncated file
+    // that a later run would take for a finished one.
+    let partial_path = input_path.with_extension("jsonl.partial");
+    println!("generating {} ...", input_path.display());
+    let started = Instant::now();
+    let stats = generate::write_file(options, &partial_path, false)?;
+    let seconds = started.elapsed().as_secs_f64();
+    fs::rename(&partial_path, input_path).with_context(|| {
+        format!(
+            "cannot rename {} to {}",
+            partial_path.display(),
+            input_path.display()
+        )
+    })?;
+    println!(
+        "generated {} questions, {} traces, {:.1} MB in {seconds:.2} s ({:.0} MB/s)",
+        stats.questions,
+        stats.traces,
+        stats.bytes as f64 / BYTES_PER_MEGABYTE,
+        stats.bytes as f64 / BYTES_PER_MEGABYTE / seconds.max(1e-9),
+    );
+    Ok(Some(stats.traces))
+}
+
+/// Wall time and peak resident memory of one child process.
+#[derive(Debug, Clone, Copy)]
+struct Measurement {
+    seconds: f64,
+    /// `None` where /proc is unavailable (not Linux) or the run was too short to sample.
+    peak_rss_bytes: Option<u64>,
+}
+
+struct Measurements {
+    score: Vec<Measurement>,
+    filter: Measurement,
+    eval: Measurement,
+}
+
+fn run_benchmarks(
+    tracesift: &Path,
+    input_path: &Path,
+    directory: &Path,
+) -> anyhow::Result<Measurements> {
+    let input = input_path.as_os_str().to_string_lossy().into_owned();
+    let null_device = if cfg!(windows) { "NUL" } else { "/dev/null" };
+    let report_path = directory.join("report.json");
+    let report = report_path.to_string_lossy().into_owned();
+    let eval_output = directory.join("eval.json");
+    let eval_out = eval_output.to_string_lossy().into_owned();
+
+    let mut score = Vec::with_capacity(SCORE_REPETITIONS);
+    for repetition in 1..=SCORE_REPETITIONS {
+        let measurement = measure(
+            tracesift,
+            &["score", &input, "--out", null_device, "--report", &report],
+            &directory.join("score.stderr.txt"),
+        )?;
+        println!(
+            "score run {repetition}/{SCORE_REPETITIONS}: {:.3} s, peak RSS {}",
+            measurement.seconds,
+            format_megabytes(measurement.peak_rss_bytes)
+        );
+        score.push(measurement);
+    }
+    let filter = measure(
+        tracesift,
+        &[
+            "filter",
+            &input,
+            "--metric",
+            "cocoa_ppl",
+            "--keep",
+            "0.1",
+            "--out",
+            null_device,
+        ],
+        &directory.join("filter.stderr.txt"),
+    )?;
+    println!(
+        "filter --metric cocoa_ppl --keep 0.1: {:.3} s, peak RSS {}",
+        filter.seconds,
+        format_megabytes(filter.peak_rss_bytes)
+    );
+    let eval = measure(
+        tracesift,
+        &["eval", &input, "--out", &eval_out],
+        &directory.join("eval.stderr.txt"),
+    )?;
+    println!(
+        "eval: {:.3} s, peak RSS {} (output in {})",
+        eval.seconds,
+        format_megabytes(eval.peak_rss_bytes),
+        eval_output.display()
+    );
+    Ok(Measurements {
+        score,
+        filter,
+        eval,
+    })
+}
+
+/// Runs `program args`, with stderr saved to `stderr_path`, timing it and sampling its peak
+/// RSS (`VmHWM`) from /proc every `RSS_POLL_INTERVAL` on a helper thread. `VmHWM` is a
+/// high-water mark, so the last sample before exit is the peak; only growth in the final
+/// few milliseconds can be missed, which matters for very short runs only.
+fn measure(program: &Path, args: &[&str], stderr_path: &Path) -> anyhow::Result<Measurement> {
+    println!("$ {} {}", program.display(), args.join(" "));
+    let stderr_file = File::create(stderr_path)
+        .with_context(|| format!("cannot create {}", stderr_path.display()))?;
+    let started = Instant::now();
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr_file)
+        .spawn()
+        .with_context(|| format!("cannot start {}", program.display()))?;
+    let status_path = PathBuf::from(format!("/proc/{}/status", child.id()));
+    let finished = Arc::new(AtomicBool::new(false));
+    let poller = {
+        let finished = Arc::clone(&finished);
+        std::thread::spawn(move || {
+            let mut peak_kib: Option<u64> = None;
+            while !finished.load(Ordering::Acquire) {
+                if let Some(kib) = read_peak_rss_kib(&status_path) {
+                    peak_kib = Some(peak_kib.map_or(kib, |peak| peak.max(kib)));
+                }
+                std::thread::sleep(RSS_POLL_INTERVAL);
+            }
+            peak_kib
+        })
+    };
+    // Waiting on this thread (not polling try_wait) keeps the wall time exact. Once the
+    // child is reaped its pid could in theory be reused before the poller stops, but the
+    // window is microseconds and a zombie has no VmHWM line, so stale reads are not a concern.
+    let wait_result = child.wait();
+    let seconds = started.elapsed().as_secs_f64();
+    finished.store(true, Ordering::Release);
+    let peak_kib = poller.join().unwrap_or_default();
+    let status = wait_result.with_context(|| format!("cannot wait for {}", program.display()))?;
+    if !status.success() {
+        let stderr_text = fs::read_to_string(stderr_path).unwrap_or_default();
+        let tail: Vec<&str> = stderr_text.lines().rev().take(20).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        bail!(
+            "`{} {}` failed ({status}); its stderr ends with:\n{}",
+            program.display(),
+            args.join(" "),
+            tail.join("\n")
+        );
+    }
+    report_stderr(stderr_path);
+    Ok(Measurement {
+        seconds,
+        peak_rss_bytes: peak_kib.map(|kib| kib * 1024),
+    })
+}
+
+/// Skipped lines and warnings go to stderr; show a few so a bad benchmark is noticed.
+fn report_stderr(stderr_path: &Path) {
+    let Ok(stderr_text) = fs::read_to_string(stderr_path) else {
+        return;
+    };
+    let line_count = stderr_text.lines().count();
+    if line_count == 0 {
+        return;
+    }
+    println!(
+        "  note: {line_count} line(s) on stderr (all in {}):",
+        stderr_path.display()
+    );
+    for line in stderr_text.lines().take(5) {
+        println!("    {line}");
+    }
+}
+
+fn read_peak_rss_kib(status_path: &Path) -> Option<u64> {
+    let status = fs::read_to_string(status_path).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The few numbers of `--report` that the table shows. Read with plain string search
+/// because xtask has no JSON dependency and the report's top-level keys are fixed.
+#[derive(Debug, Default)]
+struct RunReport {
+    lines: Option<u64>,
+    traces: Option<u64>,
+    questions: Option<u64>,
+    skipped: Option<u64>,
+}
+
+impl RunReport {
+    fn read(path: &Path) -> Self {
+        let Ok(text) = fs::read_to_string(path) else {
+            return Self::default();
+        };
+        Self {
+            lines: json_unsigned_field(&text, "lines"),
+            traces: json_unsigned_field(&text, "traces"),
+            questions: json_unsigned_field(&text, "questions"),
+            skipped: text
+                .contains("\"skipped\"")
+                .then(|| text.matches("\"reason\"").count() as u64),
+        }
+    }
+}
+
+fn json_unsigned_field(text: &str, key: &str) -> Option<u64> {
+    let after_key = text.split_once(&format!("\"{key}\""))?.1;
+    let after_colon = after_key.trim_start().strip_prefix(':')?.trim_start();
+    let digits: String = after_colon
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+fn format_megabytes(bytes: Option<u64>) -> String {
+    bytes.map_or_else(
+        || "n/a".to_owned(),
+        |bytes| format!("{:.1} MB", bytes as f64 / BYTES_PER_MEGABYTE),
+    )
+}
+
+fn format_optional(value: Option<u64>) -> String {
+    value.map_or_else(|| "?".to_owned(), |value| value.to_string())
+}
+
+fn print_table(
+    machine: &str,
+    input_bytes: u64,
+    traces: Option<u64>,
+    report: &RunReport,
+    measurements: &Measurements,
+) {
+    let megabytes = input_bytes as f64 / BYTES_PER_MEGABYTE;
+    let mut score_seconds: Vec<f64> = measurements.score.iter().map(|m| m.seconds).collect();
+    score_seconds.sort_by(f64::total_cmp);
+    let best = score_seconds.first().copied().unwrap_or(f64::NAN);
+    let median = score_seconds
+        .get(score_seconds.len() / 2)
+        .copied()
+        .unwrap_or(f64::NAN);
+    let peak_rss = measurements
+        .score
+        .iter()
+        .filter_map(|m| m.peak_rss_bytes)
+        .max();
+    let traces_per_second = traces.map_or_else(
+        || "?".to_owned(),
+        |traces| format!("{:.0}", traces as f64 / best),
+    );
+    let rss_share = peak_rss.map_or_else(
+        || "n/a".to_owned(),
+        |rss| format!("{:.1} %", 100.0 * rss as f64 / input_bytes.max(1) as f64),
+    );
+
+    println!();
+    println!("== tracesift bench ({machine}; 1 MB = 10^6 bytes)");
+    println!(
+        "input: {megabytes:.1} MB canonical JSONL, {} traces, {} questions, {} lines read, {} skipped",
+        format_optional(traces),
+        format_optional(report.questions),
+        format_optional(report.lines),
+        format_optional(report.skipped),
+    );
+    println!(
+        "{:<38} {:>8} {:>8} {:>8} {:>10} {:>12} {:>10}",
+        "command", "best s", "median s", "MB/s", "traces/s", "peak RSS MB", "RSS/file"
+    );
+    println!(
+        "{:<38} {:>8.3} {:>8.3} {:>8.1} {:>10} {:>12} {:>10}",
+        format!("score (best of {SCORE_REPETITIONS})"),
+        best,
+        median,
+        megabytes / best,
+        traces_per_second,
+        format_megabytes(peak_rss).trim_end_matches(" MB"),
+        rss_share,
+    );
+    for (name, measurement) in [
+        ("filter --metric cocoa_ppl --keep 0.1", &measurements.filter),
+        ("eval", &measurements.eval),
+    ] {
+        println!(
+            "{:<38} {:>8.3} {:>8} {:>8.1} {:>10} {:>12} {:>10}",
+            name,
+            measurement.seconds,
+            "-",
+            megabytes / measurement.seconds,
+            traces.map_or_else(
+                || "?".to_owned(),
+                |traces| format!("{:.0}", traces as f64 / measurement.seconds)
+            ),
+            format_megabytes(measurement.peak_rss_bytes).trim_end_matches(" MB"),
+            measurement.peak_rss_bytes.map_or_else(
+                || "n/a".to_owned(),
+                |rss| format!("{:.1} %", 100.0 * rss as f64 / input_bytes.max(1) as f64)
+            ),
+        );
+    }
+    println!(
+        "(peak RSS is sampled from /proc every {} ms and can under-read on very short runs)",
+        RSS_POLL_INTERVAL.as_millis()
+    );
+}

@@ -1,0 +1,249 @@
+//! `cargo xtask test`: installs what the checks need on a fresh machine, then runs them
+//! all — formatting, clippy, every test, the wasm32 build of the core, and a bounded fuzz
+//! run of the importers. CI runs exactly this.
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+/// Seconds of fuzzing unless `--fuzz-seconds N` says otherwise.
+const DEFAULT_FUZZ_SECONDS: u64 = 60;
+
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let mut fuzz_seconds = DEFAULT_FUZZ_SECONDS;
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--fuzz-seconds" => {
+                let value = rest.next().context("--fuzz-seconds needs a number")?;
+                fuzz_seconds = value.parse().context("--fuzz-seconds needs a number")?;
+            }
+            other => bail!("unknown option `{other}` for `cargo xtask test`"),
+        }
+    }
+    let started = Instant::now();
+    let mut steps = Steps::default();
+
+    steps.run("install: wasm32 target", ensure_wasm_target)?;
+    steps.run("install: rustfmt and clippy", || {
+        cmd("rustup", &["component", "add", "rustfmt", "clippy"])
+    })?;
+    steps.run("fmt", || cmd("cargo", &["fmt", "--all", "--check"]))?;
+    steps.run("clippy", || {
+        cmd(
+            "cargo",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        )
+    })?;
+    let mut tally = Tally::default();
+    steps.run("tests", || {
+        tally = cmd_counting_tests("cargo", &["test", "--workspace"])?;
+        Ok(())
+    })?;
+    steps.run("core for wasm32-unknown-unknown", || {
+        cmd(
+            "cargo",
+            &[
+                "build",
+                "-p",
+                "tracesift-core",
+                "--target",
+                "wasm32-unknown-unknown",
+            ],
+        )
+    })?;
+    steps.run("clippy for wasm32-unknown-unknown", || {
+        cmd(
+            "cargo",
+            &[
+                "clippy",
+                "-p",
+                "tracesift-core",
+                "--target",
+                "wasm32-unknown-unknown",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        )
+    })?;
+    steps.run("install: nightly and cargo-fuzz", ensure_fuzz_tools)?;
+    steps.run(&format!("fuzz importers for {fuzz_seconds} s"), || {
+        fuzz(fuzz_seconds)
+    })?;
+
+    println!(
+        "\n== cargo xtask test: all {} steps passed in {:.0} s",
+        steps.done.len(),
+        started.elapsed().as_secs_f64()
+    );
+    for (name, seconds) in &steps.done {
+        println!("   {seconds:>6.1} s  {name}");
+    }
+    // One closing line with the totals over every test binary (cargo prints one per binary,
+    // and the last of those is often an empty doc-test run).
+    println!("tests: {} passed, {} failed", tally.passed, tally.failed);
+    Ok(())
+}
+
+#[derive(Default)]
+struct Steps {
+    done: Vec<(String, f64)>,
+}
+
+impl Steps {
+    fn run(&mut self, name: &str, step: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
+        println!("\n== {name}");
+        let started = Instant::now();
+        step().with_context(|| format!("step failed: {name}"))?;
+        self.done
+            .push((name.to_owned(), started.elapsed().as_secs_f64()));
+        Ok(())
+    }
+}
+
+/// Runs a command in the workspace root, failing on a non-zero exit.
+fn cmd(program: &str, args: &[&str]) -> anyhow::Result<()> {
+    println!("$ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(workspace_root())
+        .status()
+        .with_context(|| format!("cannot start `{program}`"))?;
+    if !status.success() {
+        bail!("`{program} {}` failed with {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_before;
+
+    #[test]
+    fn reads_cargo_test_counts() {
+        let line =
+            "ok. 86 passed; 3 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.32s";
+        assert_eq!(count_before(line, " passed"), 86);
+        assert_eq!(count_before(line, " failed"), 3);
+        assert_eq!(count_before("FAILED. 0 passed; 1 failed;", " passed"), 0);
+    }
+}
+
+/// Test counts summed over cargo's `test result:` lines.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+}
+
+/// Like [`cmd`], echoing the output while summing the `test result:` lines.
+fn cmd_counting_tests(program: &str, args: &[&str]) -> anyhow::Result<Tally> {
+    println!("$ {program} {}", args.join(" "));
+    let mut child = Command::new(program)
+        .args(args)
+        .current_dir(workspace_root())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start `{program}`"))?;
+    let mut tally = Tally::default();
+    if let Some(stdout) = child.stdout.take() {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let line = line.context("cannot read the test output")?;
+            println!("{line}");
+            if let Some(counts) = line.trim_start().strip_prefix("test result: ") {
+                tally.passed += count_before(counts, " passed");
+                tally.failed += count_before(counts, " failed");
+            }
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("`{program} {}` failed with {status}", args.join(" "));
+    }
+    Ok(tally)
+}
+
+/// The number just before `label` in `ok. 12 passed; 0 failed; …`.
+fn count_before(text: &str, label: &str) -> u64 {
+    text.find(label)
+        .and_then(|end| text.get(..end))
+        .and_then(|head| head.rsplit([' ', '.']).next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or(0)
+}
+
+fn output(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn ensure_wasm_target() -> anyhow::Result<()> {
+    let installed = output("rustup", &["target", "list", "--installed"]).unwrap_or_default();
+    if installed
+        .lines()
+        .any(|line| line.trim() == "wasm32-unknown-unknown")
+    {
+        println!("wasm32-unknown-unknown is installed");
+        return Ok(());
+    }
+    cmd("rustup", &["target", "add", "wasm32-unknown-unknown"])
+}
+
+fn ensure_fuzz_tools() -> anyhow::Result<()> {
+    let toolchains = output("rustup", &["toolchain", "list"]).unwrap_or_default();
+    if toolchains.lines().any(|line| line.starts_with("nightly")) {
+        println!("nightly is installed");
+    } else {
+        cmd(
+            "rustup",
+            &["toolchain", "install", "nightly", "--profile", "minimal"],
+        )?;
+    }
+    if output("cargo", &["fuzz", "--version"]).is_some() {
+        println!("cargo-fuzz is installed");
+        return Ok(());
+    }
+    cmd("cargo", &["install", "cargo-fuzz", "--locked"])
+}
+
+/// Fuzzes the import path, seeded with the repository's fixtures; a crash fails the step
+/// and libFuzzer leaves the input under fuzz/artifacts/.
+fn fuzz(seconds: u64) -> anyhow::Result<()> {
+    let corpus = workspace_root().join("fuzz/corpus/import");
+    std::fs::create_dir_all(&corpus).context("cannot create the fuzz corpus folder")?;
+    let max_time = format!("-max_total_time={seconds}");
+    cmd(
+        "cargo",
+        &[
+            "+nightly",
+            "fuzz",
+            "run",
+            "import",
+            "fuzz/corpus/import",
+            "tests/data",
+            "--",
+            &max_time,
+            "-rss_limit_mb=2048",
+            "-max_len=65536",
+            "-timeout=10",
+        ],
+    )
+}
