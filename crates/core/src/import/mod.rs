@@ -122,9 +122,8 @@ pub fn parse_record(
     check_record_is_json_object(record)?;
     let result = match format {
         Format::Canonical => canonical::parse(record, options, out),
-        Format::Openai => openai::parse_chat(record, options, out),
         Format::OpenaiBatch => openai::parse_batch(record, options, out),
-        Format::Completions => openai::parse_completions(record, options, out),
+        Format::Openai | Format::Completions => openai::parse_response_object(record, options, out),
         Format::Vllm => vllm::parse(record, options, out),
         Format::Tgi => tgi::parse(record, options, out),
         Format::Llamacpp => llamacpp::parse(record, options, out),

@@ -14,17 +14,9 @@ use crate::import::{
 use crate::json::{self, Ctx, RecordError, RecordResult};
 use crate::trace::TraceBuf;
 
-/// A Chat Completions response object (`"object": "chat.completion"`).
-pub(super) fn parse_chat(
-    record: &[u8],
-    options: ImportOptions,
-    out: &mut TraceBatch,
-) -> RecordResult<()> {
-    for_each_response(record, |jiter| parse_plain_response(jiter, options, out))
-}
-
-/// A legacy Completions response object (`"object": "text_completion"`).
-pub(super) fn parse_completions(
+/// A Chat Completions (`"object": "chat.completion"`) or legacy Completions
+/// (`"object": "text_completion"`) response object; the shape is told per choice.
+pub(super) fn parse_response_object(
     record: &[u8],
     options: ImportOptions,
     out: &mut TraceBatch,
