@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use tracesift_core::dataset::{ScoreOptions as CoreScoreOptions, ScoredSet, Scorer};
 use tracesift_core::evaluate::evaluate;
-use tracesift_core::export::{self, CSV_HEADER, ExportOptions};
+use tracesift_core::export::{self, ExportOptions};
 use tracesift_core::filter::{self, FilterOptions};
 use tracesift_core::settings::{
     Backend, Candidates, ExportFormat, FormatChoice, Metric, Rule, Scope, Settings, Similarity,
@@ -273,32 +273,19 @@ fn write_export(
     store: &mut RecordStore,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let mut line = Vec::new();
-    if options.format == ExportFormat::Csv {
-        out.write_all(CSV_HEADER.as_bytes())?;
-        for (trace, &kept) in set.traces.iter().zip(chosen) {
-            line.clear();
-            export::write_csv_row(set, trace, kept, &mut line);
-            out.write_all(&line)?;
-        }
-        return Ok(());
-    }
-    for (trace, _) in set.traces.iter().zip(chosen).filter(|(_, kept)| **kept) {
-        let Some(format) = set
-            .files
-            .get(trace.record.file_idx as usize)
-            .and_then(|f| f.format)
-        else {
-            continue;
-        };
-        let record = store.read(&trace.record).with_context(|| {
-            format!("cannot read back the record on line {}", trace.record.line)
-        })?;
-        line.clear();
-        match export::write_trace(set, trace, format, &record, options, &mut line) {
-            Ok(()) => out.write_all(&line)?,
-            Err(reason) => eprintln!("tracesift: not exported: {reason}"),
-        }
+    let warnings = export::write_selection(
+        set,
+        chosen,
+        options,
+        |record| {
+            store
+                .read(record)
+                .map_err(|error| format!("cannot read the record back: {error}"))
+        },
+        out,
+    )?;
+    for warning in warnings {
+        eprintln!("tracesift: not exported: {warning}");
     }
     Ok(())
 }

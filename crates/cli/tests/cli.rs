@@ -379,3 +379,41 @@ fn eval_reports_every_metric() {
     assert_eq!(report["metrics"]["mte"]["n"], 1);
     assert_eq!(report["metrics"]["mte"]["auroc"], serde_json::Value::Null);
 }
+
+#[test]
+fn multi_file_reports_name_the_file_of_every_skipped_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let second = dir.path().join("second.jsonl");
+    std::fs::write(
+        &second,
+        "{\"question_id\":\"q9\",\"answer\":\"up\"}\nbroken\n",
+    )
+    .unwrap();
+    let report_path = dir.path().join("report.json");
+    let output = tracesift(
+        &[
+            "score",
+            &small(),
+            second.to_str().unwrap(),
+            "--report",
+            report_path.to_str().unwrap(),
+            "--out",
+            "/dev/null",
+        ],
+        None,
+    );
+    assert_exit(&output, 0);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    let skipped = report["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 3);
+    assert!(
+        skipped[0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("small.jsonl")
+    );
+    assert_eq!(skipped[2]["file"], second.to_str().unwrap());
+    assert_eq!(skipped[2]["line"], 2);
+    assert_eq!(report["traces"], 7);
+}

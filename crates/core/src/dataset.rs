@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use regex::Regex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::answer::{AnswerExtractor, ClassMap};
 use crate::import::{self, Format, ImportOptions, TraceBatch};
@@ -24,7 +24,7 @@ const DETECTION_WINDOW: usize = 32;
 pub const NO_CLASS: &str = "∅";
 
 /// One scored trace: its aggregates, never its tokens.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TraceScores {
     pub record: RecordRef,
     pub trace_id: String,
@@ -73,7 +73,7 @@ impl TraceScores {
 }
 
 /// A question: its id and summary statistics over its traces.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Question {
     pub id: String,
     pub n_traces: u32,
@@ -82,7 +82,7 @@ pub struct Question {
 }
 
 /// One input file as seen by the run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileInfo {
     pub name: String,
     /// The format used (detected or given); None if nothing in it was recognised.
@@ -90,16 +90,16 @@ pub struct FileInfo {
 }
 
 /// A line that was not (fully) used, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Skipped {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
     pub line: u64,
     pub reason: String,
 }
 
 /// The run report of SPEC §10 (`--report`), also shown by the app.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub lines: u64,
     pub traces: u64,
@@ -114,8 +114,8 @@ pub struct Report {
     pub backend: String,
 }
 
-/// Everything a run produced.
-#[derive(Debug, Clone)]
+/// Everything a run produced (serialisable: the app's worker hands it to the page).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScoredSet {
     pub traces: Vec<TraceScores>,
     pub questions: Vec<Question>,
@@ -176,7 +176,7 @@ impl ScoreOptions {
 enum SimPayload {
     None,
     Words(Vec<u64>),
-    Embedding(Vec<f32>),
+    Embedding(Vec<f64>),
 }
 
 /// Records read before the file's format is known.
@@ -336,12 +336,12 @@ impl Scorer {
     /// No record matched a known shape: report each one, once, and stop trying.
     fn give_up_detection(&mut self) {
         for pending in std::mem::take(&mut self.pending) {
-            let reason = match json::reader(&pending.bytes).next_skip() {
-                Err(error) => {
-                    let error = json::syntax(error, "");
+            let reason = match import::check_record_is_json_object(&pending.bytes) {
+                Err(error) if error.message.starts_with("invalid JSON") => {
                     let (_, column) = json::line_col(&pending.bytes, error.index, pending.line);
                     format!("{} (column {column})", error.message)
                 }
+                Err(error) => error.message,
                 Ok(()) => format!(
                     "not a trace in any known format (expected one of: {})",
                     Format::ALL.map(Format::name).join(", ")
@@ -402,13 +402,10 @@ impl Scorer {
         check_lengths(trace)?;
         let payload = match self.options.sim {
             Similarity::Answer => SimPayload::None,
-            Similarity::RougeL => SimPayload::Words(similarity::word_ids(
-                trace
-                    .text
-                    .as_deref()
-                    .or(trace.answer.as_deref())
-                    .unwrap_or(""),
-            )),
+            // SPEC §5 compares the two `text`s; a trace without text has an empty one.
+            Similarity::RougeL => {
+                SimPayload::Words(similarity::word_ids(trace.text.as_deref().unwrap_or("")))
+            }
             Similarity::Embedding => match trace.embedding.take() {
                 None => SimPayload::None,
                 Some(embedding) => {
@@ -533,9 +530,7 @@ impl Scorer {
     }
 
     fn skip(&mut self, line: u64, reason: String) {
-        let file = (self.files.len() > 1)
-            .then(|| self.files.last().map(|file| file.name.clone()))
-            .flatten();
+        let file = self.files.last().map(|file| file.name.clone());
         self.skipped.push(Skipped { file, line, reason });
     }
 
@@ -563,6 +558,12 @@ impl Scorer {
                 && !formats.contains(&format.name())
             {
                 formats.push(format.name());
+            }
+        }
+        // File names in skipped lines only matter when there is more than one file.
+        if self.files.len() <= 1 {
+            for skipped in &mut self.skipped {
+                skipped.file = None;
             }
         }
         let report = Report {

@@ -7,7 +7,7 @@ use serde::ser::SerializeMap;
 use crate::dataset::ScoredSet;
 use crate::eval;
 use crate::filter::{self, FilterOptions};
-use crate::settings::{Candidates, Metric};
+use crate::settings::Metric;
 
 /// Quality is 1 for a right answer; class ∅ never equals a label.
 fn is_correct(class: Option<u32>, label: u32) -> bool {
@@ -68,16 +68,15 @@ impl Serialize for MetricEvals {
     }
 }
 
-/// Evaluates every metric over the labelled candidate traces. `options` gives the rule,
-/// scope and candidates for the kept-vs-dropped figures; its metric is replaced by each
-/// metric in turn.
+/// Evaluates every metric over every labelled trace (SPEC §7). `options` gives the rule,
+/// scope and candidates of the filter behind the kept-vs-dropped figures only; its metric
+/// is replaced by each metric in turn.
 pub fn evaluate(set: &ScoredSet, options: &FilterOptions) -> EvalReport {
-    let is_candidate = |greedy: bool| options.candidates == Candidates::All || greedy;
     let labelled: Vec<usize> = set
         .traces
         .iter()
         .enumerate()
-        .filter(|(_, trace)| trace.label.is_some() && is_candidate(trace.greedy))
+        .filter(|(_, trace)| trace.label.is_some())
         .map(|(idx, _)| idx)
         .collect();
     let quality_of = |idx: usize| {

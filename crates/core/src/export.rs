@@ -134,6 +134,59 @@ fn csv_field(text: &str) -> String {
     }
 }
 
+/// Writes the chosen traces, in input order, in the export format: the one function behind
+/// `tracesift filter` and the app's downloads, so both give the same bytes. CSV lists every
+/// trace with a `kept` column. `read_record` returns a trace's source record (by its
+/// offset); traces it cannot export are skipped and described in the returned warnings.
+pub fn write_selection(
+    set: &ScoredSet,
+    chosen: &[bool],
+    options: &ExportOptions,
+    mut read_record: impl FnMut(&crate::trace::RecordRef) -> Result<Vec<u8>, String>,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    let mut line = Vec::new();
+    if options.format == ExportFormat::Csv {
+        out.write_all(CSV_HEADER.as_bytes())?;
+        for (trace, &kept) in set.traces.iter().zip(chosen) {
+            line.clear();
+            write_csv_row(set, trace, kept, &mut line);
+            out.write_all(&line)?;
+        }
+        return Ok(warnings);
+    }
+    // A response with n choices yields n traces from one record: read it once.
+    let mut cached: Option<(u32, u64, Vec<u8>)> = None;
+    for (trace, _) in set.traces.iter().zip(chosen).filter(|(_, kept)| **kept) {
+        let Some(format) = set
+            .files
+            .get(trace.record.file_idx as usize)
+            .and_then(|f| f.format)
+        else {
+            continue;
+        };
+        let key = (trace.record.file_idx, trace.record.offset);
+        let record = match cached.take() {
+            Some((file_idx, offset, bytes)) if (file_idx, offset) == key => bytes,
+            _ => match read_record(&trace.record) {
+                Ok(bytes) => bytes,
+                Err(reason) => {
+                    warnings.push(format!("line {}: {reason}", trace.record.line));
+                    continue;
+                }
+            },
+        };
+        line.clear();
+        match write_trace(set, trace, format, &record, options, &mut line) {
+            Ok(()) => out.write_all(&line)?,
+            Err(reason) => warnings.push(reason),
+        }
+        cached = Some((key.0, key.1, record));
+    }
+    Ok(warnings)
+}
+
 /// Appends one exported trace as a JSON line. `record` is the trace's source record, read
 /// again by its [`crate::trace::RecordRef`]; `source` is that file's format.
 pub fn write_trace(
@@ -382,7 +435,7 @@ struct CanonicalRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     label: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    embedding: Option<&'a [f32]>,
+    embedding: Option<&'a [f64]>,
     source_format: &'a str,
     scores: ScoresObject<'a>,
 }

@@ -226,14 +226,11 @@ pub fn next_string_array(
     }
 }
 
-/// Reads an array of numbers as f32 (embeddings); `null` → None.
-pub fn next_f32_array(jiter: &mut Jiter<'_>, field: &str) -> RecordResult<Option<Vec<f32>>> {
+/// Reads an array of numbers (embeddings); `null` → None. Kept as f64: near-parallel
+/// vectors rounded to f32 would move (1 − cos) by more than the 1e-6 the results promise.
+pub fn next_embedding(jiter: &mut Jiter<'_>, field: &str) -> RecordResult<Option<Vec<f64>>> {
     let mut values = Vec::new();
-    if !next_f64_array(jiter, field, &mut values)? {
-        return Ok(None);
-    }
-    // Embeddings are compared by cosine; f32 keeps memory at 4 bytes per dimension.
-    Ok(Some(values.into_iter().map(|v| v as f32).collect()))
+    Ok(next_f64_array(jiter, field, &mut values)?.then_some(values))
 }
 
 /// Walks the members of the object that starts at the reader's position, calling

@@ -241,7 +241,7 @@ pub fn rouge_l_f1(a: &[u64], b: &[u64]) -> f64 {
 /// If either vector has zero norm, cos is taken as 0 (the result is 0.5). Returns `None`
 /// if the lengths differ, and also if the cosine is not a number (an input holds a NaN
 /// or an infinity), so a broken embedding makes its pairs undefined rather than scored.
-pub fn embedding_similarity(a: &[f32], b: &[f32]) -> Option<f64> {
+pub fn embedding_similarity(a: &[f64], b: &[f64]) -> Option<f64> {
     if a.len() != b.len() {
         return None;
     }
@@ -249,7 +249,6 @@ pub fn embedding_similarity(a: &[f32], b: &[f32]) -> Option<f64> {
     let mut norm_sq_a = 0.0f64;
     let mut norm_sq_b = 0.0f64;
     for (&value_a, &value_b) in a.iter().zip(b) {
-        let (value_a, value_b) = (f64::from(value_a), f64::from(value_b));
         dot += value_a * value_b;
         norm_sq_a += value_a * value_a;
         norm_sq_b += value_b * value_b;
@@ -257,9 +256,14 @@ pub fn embedding_similarity(a: &[f32], b: &[f32]) -> Option<f64> {
     let cos = if norm_sq_a == 0.0 || norm_sq_b == 0.0 {
         0.0
     } else {
-        // One square root of the product (squares of f32 values cannot overflow f64) keeps
-        // parallel vectors such as [1, 2] and [2, 4] at exactly cos = 1.
-        dot / (norm_sq_a * norm_sq_b).sqrt()
+        // One square root of the product keeps parallel vectors such as [1, 2] and [2, 4]
+        // at exactly cos = 1; separate roots only where the product would overflow.
+        let product = norm_sq_a * norm_sq_b;
+        if product.is_finite() {
+            dot / product.sqrt()
+        } else {
+            dot / norm_sq_a.sqrt() / norm_sq_b.sqrt()
+        }
     };
     if cos.is_nan() {
         return None;
@@ -415,7 +419,7 @@ mod tests {
         assert_eq!(embedding_similarity(&[0.0, 0.0], &[3.0, 1.0]), Some(0.5));
         assert_eq!(embedding_similarity(&[], &[]), Some(0.5));
         assert_eq!(embedding_similarity(&[1.0], &[1.0, 0.0]), None);
-        assert_eq!(embedding_similarity(&[f32::NAN, 1.0], &[1.0, 0.0]), None);
+        assert_eq!(embedding_similarity(&[f64::NAN, 1.0], &[1.0, 0.0]), None);
         // [3,4] vs [4,3]: dot 24, norms 5 and 5 → cos 0.96 → 0.98.
         assert_close(embedding_similarity(&[3.0, 4.0], &[4.0, 3.0]), 0.98);
     }
@@ -511,9 +515,9 @@ mod tests {
 
         #[test]
         fn embedding_similarity_is_symmetric_and_in_range(
-            pair in prop::collection::vec((-1e3f32..1e3, -1e3f32..1e3), 0..20),
+            pair in prop::collection::vec((-1e3f64..1e3, -1e3f64..1e3), 0..20),
         ) {
-            let (a, b): (Vec<f32>, Vec<f32>) = pair.into_iter().unzip();
+            let (a, b): (Vec<f64>, Vec<f64>) = pair.into_iter().unzip();
             let forward = embedding_similarity(&a, &b);
             prop_assert_eq!(forward, embedding_similarity(&b, &a));
             let value = forward.unwrap_or(-1.0);

@@ -2,7 +2,7 @@
 
 /// Where a trace came from, so its bytes can be read again for export and display
 /// without keeping them in memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RecordRef {
     /// Index of the input file (for multi-file runs).
     pub file_idx: u32,
@@ -43,7 +43,7 @@ pub struct TraceBuf {
     pub top_values: Vec<f64>,
     /// Token strings of the top-k alternatives, parallel to `top_values`; only in full mode.
     pub top_tokens: Vec<String>,
-    pub embedding: Option<Vec<f32>>,
+    pub embedding: Option<Vec<f64>>,
 }
 
 impl TraceBuf {

@@ -339,3 +339,71 @@ fn question_field_and_sample_suffix_group_samples() {
         ["A", "B"]
     );
 }
+
+#[test]
+fn rouge_l_compares_texts_only() {
+    // Two traces with answers but no text: both texts are empty, so ROUGE-L is 0 (SPEC §5),
+    // even though the answers are equal.
+    let input =
+        "{\"question_id\":\"q\",\"answer\":\"x\"}\n{\"question_id\":\"q\",\"answer\":\"x\"}\n";
+    let settings = Settings {
+        sim: Similarity::RougeL,
+        ..Settings::default()
+    };
+    let set = score(&settings, input);
+    assert_close(set.traces[0].consistency, 0.0);
+    assert_close(set.traces[1].consistency, 0.0);
+}
+
+#[test]
+fn near_parallel_embeddings_keep_full_precision() {
+    // 1 − consistency is tiny here; rounding the vectors to f32 moved it by ~3e-6 relative.
+    let a = [0.6236461f64, -0.8631614, -0.5399615];
+    let b = [0.6309129f64, -0.8902245, -0.5099518];
+    let input = format!(
+        "{{\"question_id\":\"q\",\"answer\":\"a\",\"logprobs\":[-1],\"embedding\":{a:?}}}\n\
+         {{\"question_id\":\"q\",\"answer\":\"a\",\"logprobs\":[-1],\"embedding\":{b:?}}}\n"
+    );
+    let settings = Settings {
+        sim: Similarity::Embedding,
+        ..Settings::default()
+    };
+    let set = score(&settings, &input);
+    let dot: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+    let norms =
+        (a.iter().map(|x| x * x).sum::<f64>() * b.iter().map(|x| x * x).sum::<f64>()).sqrt();
+    let expected_inconsistency = 1.0 - (1.0 + dot / norms) / 2.0;
+    // msp = 1, so cocoa_msp is the inconsistency itself (≈ 2.7409518e-4).
+    let got = set.traces[0].cocoa_msp().unwrap();
+    assert!(
+        (got - expected_inconsistency).abs() <= 1e-9 * expected_inconsistency,
+        "{got} vs {expected_inconsistency}"
+    );
+}
+
+#[test]
+fn eval_covers_every_labelled_trace_whatever_the_candidates() {
+    use tracesift_core::evaluate::evaluate;
+    let input = r#"{"question_id":"q","trace_id":"g","greedy":true,"answer":"up","label":"up","logprobs":[-1]}
+{"question_id":"q","trace_id":"s","answer":"down","label":"up","logprobs":[-2]}
+"#;
+    let set = score(&Settings::default(), input);
+    let greedy = FilterOptions {
+        candidates: Candidates::Greedy,
+        ..options(Rule::Keep(1.0))
+    };
+    let report = evaluate(&set, &greedy);
+    // Both labelled traces count; the greedy candidates only shape kept-vs-dropped.
+    assert_eq!(report.n, 2);
+    assert_close(report.accuracy, 0.5);
+    let msp = &report
+        .metrics
+        .0
+        .iter()
+        .find(|(m, _)| *m == Metric::Msp)
+        .unwrap()
+        .1;
+    assert_close(msp.auroc, 1.0);
+    assert_eq!(msp.kept, 1);
+    assert_close(msp.kept_accuracy, 1.0);
+}

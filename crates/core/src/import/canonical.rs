@@ -36,7 +36,7 @@ pub(super) fn parse(
                     read_top_list(jiter, peek, key, options.keep_content, buf)
                 })?;
             }
-            "embedding" => buf.embedding = json::next_f32_array(jiter, key)?,
+            "embedding" => buf.embedding = json::next_embedding(jiter, key)?,
             _ => jiter.next_skip().ctx(key)?,
         }
         Ok(())

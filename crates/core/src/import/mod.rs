@@ -138,7 +138,7 @@ pub fn parse_record(
 
 /// A record must be a JSON object (or, for batched provider responses, an array). Anything
 /// else gets the JSON error that explains it, not a complaint about a missing field.
-fn check_record_is_json_object(record: &[u8]) -> RecordResult<()> {
+pub fn check_record_is_json_object(record: &[u8]) -> RecordResult<()> {
     let mut jiter = json::reader(record);
     let peek = jiter.peek().ctx("(record)")?;
     if peek == Peek::Object || peek == Peek::Array {
