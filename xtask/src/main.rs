@@ -1,5 +1,6 @@
 //! `cargo xtask`: the project's tasks, in Rust so they run the same everywhere.
 //!
+//! - `serve`: installs what the app needs, then serves it on http://127.0.0.1:8080.
 //! - `test`: installs what the tests need on a fresh machine, then runs every check.
 //! - `bench`: generates a large synthetic trace file and prints `tracesift score` throughput.
 //! - `gen`: writes a synthetic PerturbQA-style trace file.
@@ -7,6 +8,7 @@
 mod bench;
 mod generate;
 mod test;
+mod web;
 
 use anyhow::bail;
 
@@ -20,8 +22,12 @@ fn main() -> anyhow::Result<()> {
         "test" => test::run(rest),
         "bench" => bench::run(rest),
         "gen" => generate::run(rest),
+        "serve" => web::serve(rest),
         "help" | "-h" | "--help" => {
-            println!("usage: cargo xtask <test|bench|gen> [options]\n");
+            println!("usage: cargo xtask <serve|test|bench|gen> [options]\n");
+            println!(
+                "  serve           install what the app needs, then serve it on http://127.0.0.1:8080"
+            );
             println!(
                 "  test            install missing tools, then fmt, clippy, tests, wasm32 build, fuzz"
             );

@@ -7,6 +7,8 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
+use crate::web;
+
 /// Seconds of fuzzing unless `--fuzz-seconds N` says otherwise.
 const DEFAULT_FUZZ_SECONDS: u64 = 60;
 
@@ -30,12 +32,17 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         cmd("rustup", &["component", "add", "rustfmt", "clippy"])
     })?;
     steps.run("fmt", || cmd("cargo", &["fmt", "--all", "--check"]))?;
-    steps.run("clippy", || {
+    steps.run("clippy (core, cli, xtask)", || {
         cmd(
             "cargo",
             &[
                 "clippy",
-                "--workspace",
+                "-p",
+                "tracesift-core",
+                "-p",
+                "tracesift-cli",
+                "-p",
+                "xtask",
                 "--all-targets",
                 "--",
                 "-D",
@@ -44,8 +51,19 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         )
     })?;
     let mut tally = Tally::default();
-    steps.run("tests", || {
-        tally = cmd_counting_tests("cargo", &["test", "--workspace"])?;
+    steps.run("tests (core, cli, xtask)", || {
+        tally = cmd_counting_tests(
+            "cargo",
+            &[
+                "test",
+                "-p",
+                "tracesift-core",
+                "-p",
+                "tracesift-cli",
+                "-p",
+                "xtask",
+            ],
+        )?;
         Ok(())
     })?;
     steps.run("core for wasm32-unknown-unknown", || {
@@ -60,20 +78,62 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             ],
         )
     })?;
-    steps.run("clippy for wasm32-unknown-unknown", || {
-        cmd(
-            "cargo",
-            &[
-                "clippy",
-                "-p",
-                "tracesift-core",
-                "--target",
-                "wasm32-unknown-unknown",
-                "--",
-                "-D",
-                "warnings",
-            ],
-        )
+    steps.run(
+        "clippy for wasm32 (core library, app with its tests)",
+        || {
+            // The core's own tests use proptest, which does not build for wasm32: lint its library.
+            cmd(
+                "cargo",
+                &[
+                    "clippy",
+                    "-p",
+                    "tracesift-core",
+                    "--target",
+                    "wasm32-unknown-unknown",
+                    "--",
+                    "-D",
+                    "warnings",
+                ],
+            )?;
+            cmd(
+                "cargo",
+                &[
+                    "clippy",
+                    "-p",
+                    "tracesift-web",
+                    "--target",
+                    "wasm32-unknown-unknown",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ],
+            )
+        },
+    )?;
+    steps.run(
+        "install: trunk, wasm-bindgen-cli, npm tools, chromium",
+        || {
+            web::ensure_app_tools()?;
+            web::ensure_chromium()
+        },
+    )?;
+    steps.run("app tests in headless Chromium (wasm-bindgen-test)", || {
+        let counts = web::wasm_bindgen_tests()?;
+        tally.passed += counts.0;
+        tally.failed += counts.1;
+        Ok(())
+    })?;
+    let mut wasm_sizes = Vec::new();
+    steps.run("app release build (trunk)", || {
+        wasm_sizes = web::build_release()?;
+        Ok(())
+    })?;
+    steps.run("end-to-end tests in headless Chromium (Playwright)", || {
+        let counts = web::end_to_end_tests()?;
+        tally.passed += counts.0;
+        tally.failed += counts.1;
+        Ok(())
     })?;
     steps.run("install: nightly and cargo-fuzz", ensure_fuzz_tools)?;
     steps.run(&format!("fuzz importers for {fuzz_seconds} s"), || {
@@ -87,6 +147,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     );
     for (name, seconds) in &steps.done {
         println!("   {seconds:>6.1} s  {name}");
+    }
+    for (name, bytes) in &wasm_sizes {
+        println!("   release wasm: {name} {:.0} KB", *bytes as f64 / 1024.0);
     }
     // One closing line with the totals over every test binary (cargo prints one per binary,
     // and the last of those is often an empty doc-test run).
@@ -111,7 +174,7 @@ impl Steps {
 }
 
 /// Runs a command in the workspace root, failing on a non-zero exit.
-fn cmd(program: &str, args: &[&str]) -> anyhow::Result<()> {
+pub fn cmd(program: &str, args: &[&str]) -> anyhow::Result<()> {
     println!("$ {program} {}", args.join(" "));
     let status = Command::new(program)
         .args(args)
@@ -140,34 +203,45 @@ mod tests {
 
 /// Test counts summed over cargo's `test result:` lines.
 #[derive(Debug, Default, Clone, Copy)]
-struct Tally {
-    passed: u64,
-    failed: u64,
+pub struct Tally {
+    pub passed: u64,
+    pub failed: u64,
 }
 
 /// Like [`cmd`], echoing the output while summing the `test result:` lines.
-fn cmd_counting_tests(program: &str, args: &[&str]) -> anyhow::Result<Tally> {
-    println!("$ {program} {}", args.join(" "));
-    let mut child = Command::new(program)
-        .args(args)
-        .current_dir(workspace_root())
+pub fn cmd_counting_tests(program: &str, args: &[&str]) -> anyhow::Result<Tally> {
+    let mut command = Command::new(program);
+    command.args(args).current_dir(workspace_root());
+    run_counting_tests(command)
+}
+
+/// Runs a test command, echoing its output and summing the counts it reports: cargo's
+/// `test result: ok. N passed; M failed` and node's TAP `# pass N` / `# fail M`.
+pub fn run_counting_tests(mut command: Command) -> anyhow::Result<Tally> {
+    println!("$ {command:?}");
+    let mut child = command
         .stdout(std::process::Stdio::piped())
         .spawn()
-        .with_context(|| format!("cannot start `{program}`"))?;
+        .context("cannot start the test command")?;
     let mut tally = Tally::default();
     if let Some(stdout) = child.stdout.take() {
         for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
             let line = line.context("cannot read the test output")?;
             println!("{line}");
-            if let Some(counts) = line.trim_start().strip_prefix("test result: ") {
+            let trimmed = line.trim_start();
+            if let Some(counts) = trimmed.strip_prefix("test result: ") {
                 tally.passed += count_before(counts, " passed");
                 tally.failed += count_before(counts, " failed");
+            } else if let Some(count) = trimmed.strip_prefix("# pass ") {
+                tally.passed += count.trim().parse::<u64>().unwrap_or(0);
+            } else if let Some(count) = trimmed.strip_prefix("# fail ") {
+                tally.failed += count.trim().parse::<u64>().unwrap_or(0);
             }
         }
     }
     let status = child.wait()?;
     if !status.success() {
-        bail!("`{program} {}` failed with {status}", args.join(" "));
+        bail!("{command:?} failed with {status}");
     }
     Ok(tally)
 }
@@ -181,21 +255,21 @@ fn count_before(text: &str, label: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn output(program: &str, args: &[&str]) -> Option<String> {
+pub fn output(program: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(program).args(args).output().ok()?;
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn workspace_root() -> std::path::PathBuf {
+pub fn workspace_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(std::path::Path::to_path_buf)
         .unwrap_or_default()
 }
 
-fn ensure_wasm_target() -> anyhow::Result<()> {
+pub fn ensure_wasm_target() -> anyhow::Result<()> {
     let installed = output("rustup", &["target", "list", "--installed"]).unwrap_or_default();
     if installed
         .lines()

@@ -1,0 +1,658 @@
+//! The page: load files, watch the worker score them, move the settings, see what is kept
+//! per class, and download the fine-tuning set.
+
+use std::sync::Arc;
+
+use js_sys::{Array, Object, Reflect, Uint8Array};
+use leptos::prelude::*;
+use tracesift_core::dataset::{NO_CLASS, ScoredSet};
+use tracesift_core::filter::{self, FilterOptions, Selection};
+use tracesift_core::settings::{
+    Candidates, ExportFormat, Metric, Rule, Scope, Settings, Similarity,
+};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use web_sys::{Blob, MessageEvent, Worker};
+
+use crate::fragment;
+use crate::protocol::{ExportWhat, Request, Response};
+
+/// The demo dataset, served from the app's own origin.
+const DEMO_FILE: &str = "demo.jsonl.gz";
+
+/// Where a run stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Status {
+    Idle,
+    Loading { bytes_done: f64, bytes_total: f64 },
+    Ready { millis: f64 },
+    Failed(String),
+}
+
+/// One sentence per control and metric, for the side panel and hover titles.
+pub fn explain_metric(metric: Metric) -> &'static str {
+    match metric {
+        Metric::Msp => {
+            "Negative log-probability of the whole trace: long or unlikely traces score high."
+        }
+        Metric::Ppl => {
+            "Mean negative log-probability per token (log-perplexity): how surprised the model was on average."
+        }
+        Metric::Mte => {
+            "Mean entropy of each token's top-k alternatives: how spread the model's choices were."
+        }
+        Metric::Inconsistency => {
+            "Share of the question's other samples that disagree with this trace."
+        }
+        Metric::CocoaMsp => {
+            "Sequence surprise × inconsistency: confident and agreed-on traces score near 0."
+        }
+        Metric::CocoaPpl => {
+            "Perplexity × inconsistency — the paper's CoCoA: keep the lowest ~10 % per class."
+        }
+        Metric::CocoaMte => "Token entropy × inconsistency.",
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    let initial_hash = window().location().hash().unwrap_or_default();
+    let (initial_settings, link_problems) =
+        fragment::apply_fragment(&initial_hash, &Settings::default());
+    let settings = RwSignal::new(initial_settings);
+    let scored: RwSignal<Option<Arc<ScoredSet>>> = RwSignal::new(None);
+    let status = RwSignal::new(Status::Idle);
+    let notice = RwSignal::new(link_problems.join("; "));
+    let run = StoredValue::new(0u32);
+    let inputs: StoredValue<Vec<(String, Blob)>, LocalStorage> = StoredValue::new_local(Vec::new());
+
+    let worker = start_worker(scored, status, notice, run);
+
+    // Keep the URL fragment in step with the settings, so a copied link reproduces the view.
+    Effect::new(move |_| {
+        let fragment = settings.with(fragment::to_fragment);
+        if let Ok(history) = window().history() {
+            let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&fragment));
+        }
+    });
+
+    // Scoring settings change the numbers: score again. Filter settings only re-filter.
+    let scoring_key = Memo::new(move |_| {
+        settings.with(|s| {
+            (
+                s.sim,
+                s.classes.clone(),
+                s.pattern.clone(),
+                s.format,
+                s.question_field.clone(),
+                s.sample_suffix.clone(),
+            )
+        })
+    });
+    Effect::new(move |previous: Option<()>| {
+        scoring_key.track();
+        if previous.is_some() && inputs.with_value(|i| !i.is_empty()) {
+            send_score(&worker, settings, status, run, inputs);
+        }
+    });
+
+    let selection = Memo::new(move |_| {
+        let options = settings.with(FilterOptions::from_settings).ok()?;
+        scored.with(|set| set.as_ref().map(|set| filter::select(set, &options)))
+    });
+
+    let load = move |files: Vec<(String, Blob)>| {
+        if files.is_empty() {
+            return;
+        }
+        inputs.set_value(files);
+        send_score(&worker, settings, status, run, inputs);
+    };
+    let on_files = move |ev: leptos::ev::Event| {
+        let input: web_sys::HtmlInputElement = event_target(&ev);
+        if let Some(list) = input.files() {
+            load(file_list(&list));
+        }
+    };
+    let on_drop = move |ev: leptos::ev::DragEvent| {
+        ev.prevent_default();
+        if let Some(list) = ev.data_transfer().and_then(|transfer| transfer.files()) {
+            load(file_list(&list));
+        }
+    };
+    let load_demo = move |_| {
+        status.set(Status::Loading {
+            bytes_done: 0.0,
+            bytes_total: 0.0,
+        });
+        leptos::task::spawn_local(async move {
+            match fetch_blob(DEMO_FILE).await {
+                Ok(blob) => load(vec![(DEMO_FILE.to_owned(), blob)]),
+                Err(message) => status.set(Status::Failed(message)),
+            }
+        });
+    };
+    let download = move |what: ExportWhat| {
+        let request = Request::Export {
+            run: run.get_value(),
+            settings: settings.with(Settings::to_json_pretty),
+            what,
+        };
+        post_request(&worker, &request, None);
+    };
+
+    view! {
+        <header>
+            <h1>"tracesift"</h1>
+            <p class="tagline">"Label-free filtering of LLM reasoning traces — everything stays in this tab."</p>
+            <span class="backend" title="Where the arithmetic runs">"Backend: " <b data-testid="backend">"CPU"</b></span>
+        </header>
+        <main>
+            <section class="load"
+                on:dragover=move |ev: leptos::ev::DragEvent| ev.prevent_default()
+                on:drop=on_drop>
+                <p>"Drop trace files here (JSONL, JSON, .gz — OpenAI, OpenAI Batch, vLLM, TGI, llama.cpp, SGLang, Ollama or canonical), or "</p>
+                <input type="file" multiple accept=".jsonl,.json,.gz,.ndjson" data-testid="file-input" on:change=on_files />
+                <button data-testid="demo" on:click=load_demo>"Try the demo data"</button>
+                <StatusLine status=status />
+            </section>
+            <Show when=move || !notice.get().is_empty()>
+                <p class="notice">{move || notice.get()}</p>
+            </Show>
+            <Summary scored=scored />
+            <SettingsPanel settings=settings />
+            <ClassCounts scored=scored selection=selection />
+            <section class="downloads">
+                <h2>"Download"</h2>
+                <button data-testid="download-kept" disabled=move || scored.with(Option::is_none)
+                    on:click=move |_| download(ExportWhat::Kept)>
+                    {move || format!("Kept traces ({})", settings.with(|s| s.export.name()))}
+                </button>
+                <button data-testid="download-random" disabled=move || scored.with(Option::is_none)
+                    on:click=move |_| download(ExportWhat::Random)>"Matched random baseline"</button>
+                <button data-testid="download-unfiltered" disabled=move || scored.with(Option::is_none)
+                    on:click=move |_| download(ExportWhat::Unfiltered)>"Unfiltered set"</button>
+                <button data-testid="download-csv" disabled=move || scored.with(Option::is_none)
+                    on:click=move |_| download(ExportWhat::ScoresCsv)>"Scores of every trace (CSV)"</button>
+                <button data-testid="download-settings" on:click=move |_| {
+                    let json = settings.with(Settings::to_json_pretty);
+                    save_bytes(json.as_bytes(), "tracesift-settings.json", "application/json");
+                }>"Download settings"</button>
+                <button data-testid="copy-link" on:click=move |_| {
+                    if let Ok(href) = window().location().href() {
+                        let _ = window().navigator().clipboard().write_text(&href);
+                        notice.set("Link copied: it reproduces these settings.".to_owned());
+                    }
+                }>"Copy link"</button>
+            </section>
+        </main>
+    }
+}
+
+#[component]
+pub fn StatusLine(status: RwSignal<Status>) -> impl IntoView {
+    move || {
+        match status.get() {
+        Status::Idle => view! { <p class="status">"No file loaded."</p> }.into_any(),
+        Status::Loading { bytes_done, bytes_total } => view! {
+            <p class="status">
+                <progress data-testid="progress" max=bytes_total.max(1.0) value=bytes_done></progress>
+                {format!(" reading and scoring… {:.1} of {:.1} MB", bytes_done / 1e6, bytes_total / 1e6)}
+            </p>
+        }
+        .into_any(),
+        Status::Ready { millis } => view! {
+            <p class="status" data-testid="scored-in" data-millis=millis.to_string()>
+                {format!("Scored in {:.0} ms.", millis)}
+            </p>
+        }
+        .into_any(),
+        Status::Failed(message) => view! { <p class="status error">{message}</p> }.into_any(),
+    }
+    }
+}
+
+#[component]
+pub fn Summary(scored: RwSignal<Option<Arc<ScoredSet>>>) -> impl IntoView {
+    move || {
+        scored.with(|set| {
+            let set = set.as_ref()?;
+            let report = &set.report;
+            let n_classes = report.classes.keys().filter(|name| name.as_str() != NO_CLASS).count();
+            let format = report.format.clone().unwrap_or_else(|| "unknown".to_owned());
+            let skipped: Vec<String> = report
+                .skipped
+                .iter()
+                .map(|skip| {
+                    let place = if skip.line == 0 { String::new() } else { format!("line {}: ", skip.line) };
+                    match &skip.file {
+                        Some(file) => format!("{file}: {place}{}", skip.reason),
+                        None => format!("{place}{}", skip.reason),
+                    }
+                })
+                .collect();
+            let n_skipped = skipped.len();
+            Some(view! {
+                <section class="summary" data-testid="summary">
+                    <p>
+                        {format!(
+                            "{} traces, {} questions, {} classes, format {}; {} lines read, {} skipped.",
+                            report.traces, report.questions, n_classes, format, report.lines, n_skipped
+                        )}
+                    </p>
+                    <Show when=move || { n_skipped > 0 }>
+                        <ul class="skipped">
+                            {skipped.iter().take(50).map(|line| view! { <li>{line.clone()}</li> }).collect_view()}
+                        </ul>
+                    </Show>
+                </section>
+            })
+        })
+    }
+}
+
+#[component]
+pub fn SettingsPanel(settings: RwSignal<Settings>) -> impl IntoView {
+    let rule_kind = move || match settings.with(|s| s.rule()) {
+        Ok(Rule::Threshold(_)) => "threshold",
+        Ok(Rule::Top(_)) => "top",
+        _ => "keep",
+    };
+    let keep_value = move || match settings.with(|s| s.rule()) {
+        Ok(Rule::Keep(q)) => q,
+        _ => 0.1,
+    };
+    view! {
+        <section class="settings">
+            <h2>"Settings"</h2>
+            <label title=move || explain_metric(settings.with(|s| s.metric))>"Metric "
+                <select data-testid="metric" on:change=move |ev| {
+                    if let Some(metric) = Metric::from_name(&event_target_value(&ev)) {
+                        settings.update(|s| s.metric = metric);
+                    }
+                }>
+                    {Metric::ALL.iter().map(|&metric| view! {
+                        <option value=metric.name() selected=move || settings.with(|s| s.metric == metric)>{metric.name()}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <p class="explain">{move || explain_metric(settings.with(|s| s.metric))}</p>
+            <label title="How two traces of a question are compared for consistency">"Similarity "
+                <select data-testid="sim" on:change=move |ev| {
+                    if let Some(sim) = Similarity::from_name(&event_target_value(&ev)) {
+                        settings.update(|s| s.sim = sim);
+                    }
+                }>
+                    {Similarity::ALL.iter().map(|&sim| view! {
+                        <option value=sim.name() selected=move || settings.with(|s| s.sim == sim)>{sim.name()}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <label title="Score every trace, or only the greedy one of each question (as the paper does)">"Candidates "
+                <select data-testid="candidates" on:change=move |ev| {
+                    if let Some(candidates) = Candidates::from_name(&event_target_value(&ev)) {
+                        settings.update(|s| s.candidates = candidates);
+                    }
+                }>
+                    {Candidates::ALL.iter().map(|&c| view! {
+                        <option value=c.name() selected=move || settings.with(|s| s.candidates == c)>{c.name()}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <label title="Keep the most confident per predicted class (per_class), or over everything (global)">"Scope "
+                <select data-testid="scope" on:change=move |ev| {
+                    if let Some(scope) = Scope::from_name(&event_target_value(&ev)) {
+                        settings.update(|s| s.scope = scope);
+                    }
+                }>
+                    {Scope::ALL.iter().map(|&scope| view! {
+                        <option value=scope.name() selected=move || settings.with(|s| s.scope == scope)>{scope.name()}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <div class="rule" title="Keep a fraction of each group, the scores up to a threshold, or the top n">
+                <label>"Rule "
+                    <select data-testid="rule" on:change=move |ev| {
+                        let rule = match event_target_value(&ev).as_str() {
+                            "threshold" => Rule::Threshold(0.1),
+                            "top" => Rule::Top(100),
+                            _ => Rule::Keep(0.1),
+                        };
+                        settings.update(|s| s.set_rule(rule));
+                    }>
+                        <option value="keep" selected=move || rule_kind() == "keep">"keep a fraction"</option>
+                        <option value="threshold" selected=move || rule_kind() == "threshold">"threshold"</option>
+                        <option value="top" selected=move || rule_kind() == "top">"top n"</option>
+                    </select>
+                </label>
+                {move || match rule_kind() {
+                    "threshold" => view! {
+                        <input type="number" step="0.01" data-testid="threshold"
+                            prop:value=move || settings.with(|s| s.threshold.unwrap_or(0.1)).to_string()
+                            on:change=move |ev| {
+                                if let Ok(x) = event_target_value(&ev).parse::<f64>() && x.is_finite() {
+                                    settings.update(|s| s.set_rule(Rule::Threshold(x)));
+                                }
+                            } />
+                    }.into_any(),
+                    "top" => view! {
+                        <input type="number" min="0" step="1" data-testid="top"
+                            prop:value=move || settings.with(|s| s.top.unwrap_or(100)).to_string()
+                            on:change=move |ev| {
+                                if let Ok(n) = event_target_value(&ev).parse::<u64>() {
+                                    settings.update(|s| s.set_rule(Rule::Top(n)));
+                                }
+                            } />
+                    }.into_any(),
+                    _ => view! {
+                        <input type="range" min="0.01" max="1" step="0.01" data-testid="keep"
+                            prop:value=move || keep_value().to_string()
+                            on:input=move |ev| {
+                                if let Ok(q) = event_target_value(&ev).parse::<f64>() && q > 0.0 && q <= 1.0 {
+                                    settings.update(|s| s.set_rule(Rule::Keep(q)));
+                                }
+                            } />
+                        <span>{move || format!("{:.0} %", keep_value() * 100.0)}</span>
+                    }.into_any(),
+                }}
+            </div>
+            <label title="Cut every class to the smallest class's count">
+                <input type="checkbox" data-testid="balanced" prop:checked=move || settings.with(|s| s.balanced)
+                    on:change=move |ev| {
+                        let input: web_sys::HtmlInputElement = event_target(&ev);
+                        settings.update(|s| s.balanced = input.checked());
+                    } />
+                " balanced"
+            </label>
+            <label title="Map raw answers onto classes: up=up,upregulated,a;down=down,b (end with ! to make it strict)">"Class map "
+                <input type="text" data-testid="classes" placeholder="up=up,upregulated,a;down=down,b;none=none,c"
+                    prop:value=move || settings.with(|s| s.classes.clone())
+                    on:change=move |ev| settings.update(|s| s.classes = event_target_value(&ev)) />
+            </label>
+            <label title="Regular expression for the final answer (first group, last match); empty for the default">"Answer pattern "
+                <input type="text" data-testid="pattern" placeholder="default: Final answer: … or <answer>…</answer>"
+                    prop:value=move || settings.with(|s| s.pattern.clone().unwrap_or_default())
+                    on:change=move |ev| {
+                        let value = event_target_value(&ev);
+                        settings.update(|s| s.pattern = (!value.is_empty()).then_some(value));
+                    } />
+            </label>
+            <label title="The format of the downloaded set">"Export "
+                <select data-testid="export" on:change=move |ev| {
+                    if let Some(export) = ExportFormat::from_name(&event_target_value(&ev)) {
+                        settings.update(|s| s.export = export);
+                    }
+                }>
+                    {ExportFormat::ALL.iter().map(|&export| view! {
+                        <option value=export.name() selected=move || settings.with(|s| s.export == export)>{export.name()}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+        </section>
+    }
+}
+
+#[component]
+pub fn ClassCounts(
+    scored: RwSignal<Option<Arc<ScoredSet>>>,
+    selection: Memo<Option<Selection>>,
+) -> impl IntoView {
+    move || {
+        let rows = scored.with(|set| {
+            let set = set.as_ref()?;
+            selection.with(|selection| {
+                let selection = selection.as_ref()?;
+                let mut rows: Vec<(String, usize, usize)> = Vec::new();
+                for (trace, kept) in set.traces.iter().zip(&selection.kept) {
+                    let name = set.class_name(trace.class).unwrap_or(NO_CLASS).to_owned();
+                    match rows.iter_mut().find(|row| row.0 == name) {
+                        Some(row) => {
+                            row.1 += 1;
+                            row.2 += usize::from(*kept);
+                        }
+                        None => rows.push((name, 1, usize::from(*kept))),
+                    }
+                }
+                rows.sort();
+                Some((
+                    rows,
+                    selection.n_kept,
+                    selection.groups.iter().any(|g| g.tie_at_cutoff),
+                ))
+            })
+        })?;
+        let (rows, n_kept, tie) = rows;
+        Some(view! {
+            <section class="classes">
+                <h2>"Per class"</h2>
+                <table data-testid="class-counts">
+                    <thead><tr><th>"class"</th><th>"traces"</th><th>"kept"</th></tr></thead>
+                    <tbody>
+                        {rows.into_iter().map(|(name, all, kept)| view! {
+                            <tr><td>{name}</td><td>{all}</td><td>{kept}</td></tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+                <p data-testid="kept-count">{format!("{n_kept} traces kept.")}</p>
+                <Show when=move || tie>
+                    <p class="notice">"Tied scores straddle a cut-off: the tie-break order (ppl, then trace id) decided part of what is kept."</p>
+                </Show>
+            </section>
+        })
+    }
+}
+
+fn file_list(list: &web_sys::FileList) -> Vec<(String, Blob)> {
+    (0..list.length())
+        .filter_map(|idx| list.get(idx))
+        .map(|file| (file.name(), Blob::from(file)))
+        .collect()
+}
+
+async fn fetch_blob(path: &str) -> Result<Blob, String> {
+    let promise = window().fetch_with_str(path);
+    let response: web_sys::Response = wasm_bindgen_futures::JsFuture::from(promise)
+        .await
+        .map_err(|_| format!("cannot load {path}"))?
+        .dyn_into()
+        .map_err(|_| format!("cannot load {path}"))?;
+    if !response.ok() {
+        return Err(format!("cannot load {path}: HTTP {}", response.status()));
+    }
+    let blob = response.blob().map_err(|_| format!("cannot read {path}"))?;
+    wasm_bindgen_futures::JsFuture::from(blob)
+        .await
+        .map_err(|_| format!("cannot read {path}"))?
+        .dyn_into()
+        .map_err(|_| format!("cannot read {path}"))
+}
+
+fn send_score(
+    worker: &StoredValue<Option<WorkerHandle>, LocalStorage>,
+    settings: RwSignal<Settings>,
+    status: RwSignal<Status>,
+    run: StoredValue<u32>,
+    inputs: StoredValue<Vec<(String, Blob)>, LocalStorage>,
+) {
+    let next_run = run.get_value() + 1;
+    run.set_value(next_run);
+    status.set(Status::Loading {
+        bytes_done: 0.0,
+        bytes_total: 0.0,
+    });
+    let (names, files) = inputs.with_value(|inputs| {
+        let names: Vec<String> = inputs.iter().map(|(name, _)| name.clone()).collect();
+        let files = Array::new();
+        for (_, blob) in inputs {
+            files.push(blob);
+        }
+        (names, files)
+    });
+    let request = Request::Score {
+        run: next_run,
+        settings: settings.with(Settings::to_json_pretty),
+        names,
+    };
+    post_request(worker, &request, Some(&files));
+}
+
+/// The worker and what was asked of it before its wasm had loaded (a worker drops messages
+/// that arrive before its handler exists, so they wait here until it says `Ready`).
+pub struct WorkerHandle {
+    worker: Worker,
+    ready: bool,
+    queued: Vec<Object>,
+}
+
+fn post_request(
+    worker: &StoredValue<Option<WorkerHandle>, LocalStorage>,
+    request: &Request,
+    files: Option<&Array>,
+) {
+    let message = Object::new();
+    let text = serde_json::to_string(request).unwrap_or_default();
+    let _ = Reflect::set(&message, &"request".into(), &text.into());
+    if let Some(files) = files {
+        let _ = Reflect::set(&message, &"files".into(), files);
+    }
+    worker.update_value(|handle| {
+        if let Some(handle) = handle {
+            if handle.ready {
+                let _ = handle.worker.post_message(&message);
+            } else {
+                handle.queued.push(message);
+            }
+        }
+    });
+}
+
+/// Starts the scoring worker (Trunk builds it as `worker.js` + `worker_bg.wasm`) and routes
+/// its messages into the page's signals.
+fn start_worker(
+    scored: RwSignal<Option<Arc<ScoredSet>>>,
+    status: RwSignal<Status>,
+    notice: RwSignal<String>,
+    run: StoredValue<u32>,
+) -> StoredValue<Option<WorkerHandle>, LocalStorage> {
+    let worker = match spawn_worker() {
+        Ok(worker) => worker,
+        Err(message) => {
+            status.set(Status::Failed(message));
+            return StoredValue::new_local(None);
+        }
+    };
+    let handle: StoredValue<Option<WorkerHandle>, LocalStorage> =
+        StoredValue::new_local(Some(WorkerHandle {
+            worker: worker.clone(),
+            ready: false,
+            queued: Vec::new(),
+        }));
+    let on_message = Closure::<dyn Fn(MessageEvent)>::new(move |event: MessageEvent| {
+        let data = event.data();
+        let text = Reflect::get(&data, &"response".into())
+            .ok()
+            .and_then(|v| v.as_string())
+            .unwrap_or_default();
+        let Ok(response) = serde_json::from_str::<Response>(&text) else {
+            return;
+        };
+        let current = run.get_value();
+        match response {
+            Response::Ready => handle.update_value(|handle| {
+                if let Some(handle) = handle {
+                    handle.ready = true;
+                    for message in handle.queued.drain(..) {
+                        let _ = handle.worker.post_message(&message);
+                    }
+                }
+            }),
+            Response::Progress {
+                run,
+                bytes_done,
+                bytes_total,
+            } if run == current => {
+                status.set(Status::Loading {
+                    bytes_done,
+                    bytes_total,
+                });
+            }
+            Response::Scored { run, set, millis } if run == current => {
+                scored.set(Some(Arc::new(*set)));
+                status.set(Status::Ready { millis });
+            }
+            Response::Exported {
+                what,
+                file_name,
+                n_traces,
+                ..
+            } => {
+                if let Ok(bytes) = Reflect::get(&data, &"bytes".into()) {
+                    let bytes = Uint8Array::new(&bytes).to_vec();
+                    let mime = if file_name.ends_with(".csv") {
+                        "text/csv"
+                    } else {
+                        "application/jsonl"
+                    };
+                    save_bytes(&bytes, &file_name, mime);
+                    notice.set(format!(
+                        "Downloaded {file_name}: {n_traces} traces ({}).",
+                        what.file_stem()
+                    ));
+                }
+            }
+            Response::Failed { message, .. } => status.set(Status::Failed(message)),
+            _ => {}
+        }
+    });
+    worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    // The page keeps its worker for its whole life.
+    on_message.forget();
+    handle
+}
+
+fn spawn_worker() -> Result<Worker, String> {
+    let base = window()
+        .document()
+        .and_then(|d| d.base_uri().ok().flatten())
+        .unwrap_or_default();
+    let script_url = web_sys::Url::new_with_base("worker.js", &base)
+        .map_err(|_| "bad worker URL".to_owned())?
+        .href();
+    let wasm_url = web_sys::Url::new_with_base("worker_bg.wasm", &base)
+        .map_err(|_| "bad worker URL".to_owned())?
+        .href();
+    let script = Array::new();
+    script.push(&format!("importScripts({script_url:?}); wasm_bindgen({wasm_url:?});").into());
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type("text/javascript");
+    let blob = Blob::new_with_str_sequence_and_options(&script, &options)
+        .map_err(|_| "cannot create the worker".to_owned())?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob)
+        .map_err(|_| "cannot create the worker".to_owned())?;
+    Worker::new(&url).map_err(|_| "this browser cannot start the scoring worker".to_owned())
+}
+
+/// Offers bytes as a file download (no request leaves the page).
+fn save_bytes(bytes: &[u8], file_name: &str, mime: &str) {
+    let parts = Array::new();
+    parts.push(&Uint8Array::from(bytes));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type(mime);
+    let Ok(blob) = Blob::new_with_u8_array_sequence_and_options(&parts, &options) else {
+        return;
+    };
+    let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else {
+        return;
+    };
+    let Some(document) = window().document() else {
+        return;
+    };
+    if let Ok(anchor) = document.create_element("a") {
+        let _ = anchor.set_attribute("href", &url);
+        let _ = anchor.set_attribute("download", file_name);
+        if let Some(anchor) = anchor.dyn_ref::<web_sys::HtmlElement>() {
+            anchor.click();
+        }
+    }
+    let _ = web_sys::Url::revoke_object_url(&url);
+}

@@ -1,0 +1,182 @@
+//! Settings in the URL fragment, so a link reproduces a view:
+//! `#metric=cocoa_ppl&keep=0.1&scope=per_class&candidates=all&sim=answer&export=canonical`.
+//! Keys: metric keep threshold top scope candidates balanced sim classes pattern export;
+//! values as in the CLI.
+
+use tracesift_core::settings::{
+    Candidates, ExportFormat, Metric, Rule, Scope, Settings, Similarity,
+};
+
+/// Reads the settings a fragment names over `base`; unknown keys and bad values are listed
+/// as problems instead of failing the whole link.
+pub fn apply_fragment(fragment: &str, base: &Settings) -> (Settings, Vec<String>) {
+    let mut settings = base.clone();
+    let mut problems = Vec::new();
+    let fragment = fragment.strip_prefix('#').unwrap_or(fragment);
+    for pair in fragment.split('&').filter(|pair| !pair.is_empty()) {
+        let (key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_decode(raw_value);
+        let mut bad = || problems.push(format!("`{key}={value}` is not a valid setting"));
+        match key {
+            "metric" => match Metric::from_name(&value) {
+                Some(metric) => settings.metric = metric,
+                None => bad(),
+            },
+            "keep" => match value.parse::<f64>() {
+                Ok(q) if q > 0.0 && q <= 1.0 => settings.set_rule(Rule::Keep(q)),
+                _ => bad(),
+            },
+            "threshold" => match value.parse::<f64>() {
+                Ok(x) if x.is_finite() => settings.set_rule(Rule::Threshold(x)),
+                _ => bad(),
+            },
+            "top" => match value.parse::<u64>() {
+                Ok(n) => settings.set_rule(Rule::Top(n)),
+                Err(_) => bad(),
+            },
+            "scope" => match Scope::from_name(&value) {
+                Some(scope) => settings.scope = scope,
+                None => bad(),
+            },
+            "candidates" => match Candidates::from_name(&value) {
+                Some(candidates) => settings.candidates = candidates,
+                None => bad(),
+            },
+            "balanced" => match value.as_str() {
+                "true" | "1" | "" => settings.balanced = true,
+                "false" | "0" => settings.balanced = false,
+                _ => bad(),
+            },
+            "sim" => match Similarity::from_name(&value) {
+                Some(sim) => settings.sim = sim,
+                None => bad(),
+            },
+            "classes" => settings.classes = value,
+            "pattern" => settings.pattern = (!value.is_empty()).then_some(value),
+            "export" => match ExportFormat::from_name(&value) {
+                Some(export) => settings.export = export,
+                None => bad(),
+            },
+            _ => problems.push(format!("`{key}` is not a setting this app knows")),
+        }
+    }
+    (settings, problems)
+}
+
+/// The fragment for `settings` (always the filter keys; the others when they differ from
+/// the defaults), so a copied link reproduces the view.
+pub fn to_fragment(settings: &Settings) -> String {
+    let mut pairs: Vec<(&str, String)> = vec![("metric", settings.metric.name().to_owned())];
+    match settings.rule() {
+        Ok(Rule::Threshold(x)) => pairs.push(("threshold", x.to_string())),
+        Ok(Rule::Top(n)) => pairs.push(("top", n.to_string())),
+        Ok(Rule::Keep(q)) => pairs.push(("keep", q.to_string())),
+        Err(_) => pairs.push(("keep", "0.1".to_owned())),
+    }
+    pairs.push(("scope", settings.scope.name().to_owned()));
+    pairs.push(("candidates", settings.candidates.name().to_owned()));
+    if settings.balanced {
+        pairs.push(("balanced", "true".to_owned()));
+    }
+    pairs.push(("sim", settings.sim.name().to_owned()));
+    if !settings.classes.is_empty() {
+        pairs.push(("classes", settings.classes.clone()));
+    }
+    if let Some(pattern) = &settings.pattern {
+        pairs.push(("pattern", pattern.clone()));
+    }
+    pairs.push(("export", settings.export.name().to_owned()));
+    let encoded: Vec<String> = pairs
+        .into_iter()
+        .map(|(key, value)| format!("{key}={}", percent_encode(&value)))
+        .collect();
+    format!("#{}", encoded.join("&"))
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters and `,` `;` `|`, which
+/// keep class maps readable in a link.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~,;|".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut idx = 0;
+    while let Some(&byte) = bytes.get(idx) {
+        let hex = bytes
+            .get(idx + 1..idx + 3)
+            .and_then(|pair| std::str::from_utf8(pair).ok())
+            .and_then(|pair| u8::from_str_radix(pair, 16).ok());
+        match (byte, hex) {
+            (b'%', Some(decoded)) => {
+                out.push(decoded);
+                idx += 3;
+            }
+            _ => {
+                out.push(byte);
+                idx += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+    #[test]
+    fn the_issue_example_fragment() {
+        let (settings, problems) = apply_fragment(
+            "#metric=cocoa_ppl&keep=0.1&scope=per_class&candidates=all&sim=answer&export=canonical",
+            &Settings::default(),
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(settings, Settings::default());
+    }
+
+    #[test]
+    fn round_trip_with_awkward_values() {
+        let mut settings = Settings {
+            metric: Metric::Msp,
+            classes: "up=up,a;none=no change,c!".into(),
+            pattern: Some(r"(?i)answer\s*[:=]\s*(\w+) & more#".into()),
+            balanced: true,
+            scope: Scope::Global,
+            export: ExportFormat::Sharegpt,
+            ..Settings::default()
+        };
+        settings.set_rule(Rule::Top(25));
+        let fragment = to_fragment(&settings);
+        assert!(
+            fragment.starts_with("#metric=msp&top=25&scope=global"),
+            "{fragment}"
+        );
+        let (parsed, problems) = apply_fragment(&fragment, &Settings::default());
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(parsed, settings);
+    }
+
+    #[test]
+    fn bad_values_are_reported_and_the_rest_applies() {
+        let (settings, problems) = apply_fragment(
+            "#metric=bogus&keep=2&top=5&colour=red",
+            &Settings::default(),
+        );
+        assert_eq!(settings.rule().ok(), Some(Rule::Top(5)));
+        assert_eq!(settings.metric, Metric::CocoaPpl);
+        assert_eq!(problems.len(), 3, "{problems:?}");
+    }
+}

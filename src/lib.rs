@@ -1,0 +1,7 @@
+//! tracesift in the browser: a Leptos page over the same core as the CLI, with the parsing
+//! and scoring in a Web Worker so the page never freezes.
+
+pub mod app;
+pub mod fragment;
+pub mod protocol;
+pub mod worker;

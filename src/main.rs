@@ -1,0 +1,6 @@
+//! Mounts the app.
+
+fn main() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(tracesift_web::app::App);
+}

@@ -1,0 +1,77 @@
+//! Messages between the page and the scoring worker. Settings and results travel as JSON
+//! strings; files and downloaded bytes travel as JS objects beside them (no copy into JSON).
+
+use serde::{Deserialize, Serialize};
+use tracesift_core::dataset::ScoredSet;
+
+/// Page → worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Request {
+    /// Score the files sent alongside (as the message's `files` array of Blobs/Files).
+    Score {
+        run: u32,
+        settings: String,
+        names: Vec<String>,
+    },
+    /// Build a download from the last scored run.
+    Export {
+        run: u32,
+        settings: String,
+        what: ExportWhat,
+    },
+}
+
+/// Which set of traces a download holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportWhat {
+    /// The kept traces, in the export format (what `tracesift filter` writes).
+    Kept,
+    /// The matched-size random baseline.
+    Random,
+    /// Every candidate, unfiltered.
+    Unfiltered,
+    /// A CSV of every trace's scores.
+    ScoresCsv,
+}
+
+impl ExportWhat {
+    pub fn file_stem(self) -> &'static str {
+        match self {
+            ExportWhat::Kept => "tracesift-kept",
+            ExportWhat::Random => "tracesift-random-baseline",
+            ExportWhat::Unfiltered => "tracesift-unfiltered",
+            ExportWhat::ScoresCsv => "tracesift-scores",
+        }
+    }
+}
+
+/// Worker → page.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Response {
+    /// The worker has loaded and listens.
+    Ready,
+    Progress {
+        run: u32,
+        bytes_done: f64,
+        bytes_total: f64,
+    },
+    Scored {
+        run: u32,
+        set: Box<ScoredSet>,
+        millis: f64,
+    },
+    /// The bytes are in the message's `bytes` field (a Uint8Array).
+    Exported {
+        run: u32,
+        what: ExportWhat,
+        file_name: String,
+        n_traces: usize,
+    },
+    Failed {
+        run: u32,
+        message: String,
+    },
+}

@@ -1,0 +1,426 @@
+//! The scoring worker: reads the dropped files in chunks (synchronously — it is a worker,
+//! so the page never waits), feeds the core's `Scorer`, posts progress, and builds
+//! downloads with the same export code as `tracesift filter`.
+
+use std::cell::RefCell;
+use std::io::Read;
+
+use flate2::read::MultiGzDecoder;
+use js_sys::{Array, Object, Reflect, Uint8Array};
+use tracesift_core::dataset::{ScoreOptions, ScoredSet, Scorer};
+use tracesift_core::export::{self, ExportOptions};
+use tracesift_core::filter::{self, FilterOptions};
+use tracesift_core::settings::{ExportFormat, Settings};
+use tracesift_core::trace::RecordRef;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use web_sys::{Blob, DedicatedWorkerGlobalScope, FileReaderSync, MessageEvent};
+
+use crate::protocol::{ExportWhat, Request, Response};
+
+const CHUNK_BYTES: f64 = 4.0 * 1024.0 * 1024.0;
+
+/// What the worker keeps between requests: the inputs and the last scored run.
+struct State {
+    blobs: Vec<Blob>,
+    gzipped: Vec<bool>,
+    set: ScoredSet,
+}
+
+thread_local! {
+    static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
+}
+
+/// Entry point of the worker binary.
+pub fn start() {
+    console_error_panic_hook::set_once();
+    let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+    let handler_scope = scope.clone();
+    let on_message = Closure::<dyn Fn(MessageEvent)>::new(move |event: MessageEvent| {
+        handle(&handler_scope, &event.data());
+    });
+    scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    // The worker lives as long as the page: its handler is never dropped.
+    on_message.forget();
+    post(&scope, &Response::Ready, None);
+}
+
+fn handle(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
+    let request_text = Reflect::get(data, &"request".into())
+        .ok()
+        .and_then(|value| value.as_string())
+        .unwrap_or_default();
+    let request: Request = match serde_json::from_str(&request_text) {
+        Ok(request) => request,
+        Err(error) => {
+            let message = format!("the worker got a message it cannot read: {error}");
+            post(scope, &Response::Failed { run: 0, message }, None);
+            return;
+        }
+    };
+    match request {
+        Request::Score {
+            run,
+            settings,
+            names,
+        } => {
+            let files: Vec<Blob> = Reflect::get(data, &"files".into())
+                .map(|files| {
+                    Array::from(&files)
+                        .iter()
+                        .filter_map(|f| f.dyn_into().ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            match score(scope, run, &settings, &names, files) {
+                Ok(()) => {}
+                Err(message) => post(scope, &Response::Failed { run, message }, None),
+            }
+        }
+        Request::Export {
+            run,
+            settings,
+            what,
+        } => match build_export(&settings, what) {
+            Ok((bytes, n_traces, file_name)) => {
+                let array = Uint8Array::from(bytes.as_slice());
+                post(
+                    scope,
+                    &Response::Exported {
+                        run,
+                        what,
+                        file_name,
+                        n_traces,
+                    },
+                    Some(&array),
+                );
+            }
+            Err(message) => post(scope, &Response::Failed { run, message }, None),
+        },
+    }
+}
+
+fn post(scope: &DedicatedWorkerGlobalScope, response: &Response, bytes: Option<&Uint8Array>) {
+    let message = Object::new();
+    let text = serde_json::to_string(response).unwrap_or_default();
+    let _ = Reflect::set(&message, &"response".into(), &text.into());
+    if let Some(bytes) = bytes {
+        let _ = Reflect::set(&message, &"bytes".into(), bytes);
+    }
+    let _ = scope.post_message(&message);
+}
+
+fn parse_settings(settings: &str) -> Result<Settings, String> {
+    Settings::from_json(settings).map_err(|error| error.to_string())
+}
+
+fn score(
+    scope: &DedicatedWorkerGlobalScope,
+    run: u32,
+    settings: &str,
+    names: &[String],
+    blobs: Vec<Blob>,
+) -> Result<(), String> {
+    let started = js_sys::Date::now();
+    let settings = parse_settings(settings)?;
+    let options = ScoreOptions::from_settings(&settings).map_err(|error| error.to_string())?;
+    let mut scorer = Scorer::new(options);
+    let bytes_total: f64 = blobs.iter().map(Blob::size).sum();
+    let mut bytes_before = 0.0;
+    let mut gzipped = Vec::new();
+    for (file_idx, blob) in blobs.iter().enumerate() {
+        let name = names.get(file_idx).map_or("input", String::as_str);
+        let reader = BlobReader::new(blob.clone())?;
+        let is_gzip = reader.starts_with(&[0x1f, 0x8b]);
+        gzipped.push(is_gzip);
+        scorer.begin_file(name);
+        let progress = |done: f64| {
+            let response = Response::Progress {
+                run,
+                bytes_done: bytes_before + done,
+                bytes_total,
+            };
+            post(scope, &response, None);
+        };
+        let result = if is_gzip {
+            feed(
+                &mut scorer,
+                MultiGzDecoder::new(reader.with_progress(progress)),
+            )
+        } else {
+            feed(&mut scorer, reader.with_progress(progress))
+        };
+        if let Err(error) = result {
+            scorer.note_read_error(&format!("cannot read further: {error}"));
+        }
+        scorer.end_file();
+        bytes_before += blob.size();
+    }
+    let set = scorer.finish();
+    let millis = js_sys::Date::now() - started;
+    post(
+        scope,
+        &Response::Scored {
+            run,
+            set: Box::new(set.clone()),
+            millis,
+        },
+        None,
+    );
+    STATE.with(|state| {
+        *state.borrow_mut() = Some(State {
+            blobs,
+            gzipped,
+            set,
+        })
+    });
+    Ok(())
+}
+
+fn feed(scorer: &mut Scorer, mut stream: impl Read) -> std::io::Result<()> {
+    let mut chunk = vec![0u8; CHUNK_BYTES as usize];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return Ok(()),
+            Ok(n) => scorer.feed(chunk.get(..n).unwrap_or(&[])),
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// Builds a download from the last run: `(bytes, traces in it, file name)`.
+fn build_export(settings: &str, what: ExportWhat) -> Result<(Vec<u8>, usize, String), String> {
+    let settings = parse_settings(settings)?;
+    let filter_options = FilterOptions::from_settings(&settings).map_err(|e| e.to_string())?;
+    let score_options = ScoreOptions::from_settings(&settings).map_err(|e| e.to_string())?;
+    STATE.with(|state| {
+        let state = state.borrow();
+        let state = state.as_ref().ok_or("load a file first")?;
+        let selection = filter::select(&state.set, &filter_options);
+        let chosen = match what {
+            ExportWhat::Kept | ExportWhat::ScoresCsv => selection.kept,
+            ExportWhat::Random => {
+                filter::random_sample(&state.set, &filter_options, selection.n_kept, settings.seed)
+            }
+            ExportWhat::Unfiltered => {
+                filter::random_sample(&state.set, &filter_options, usize::MAX, settings.seed)
+            }
+        };
+        let format = if what == ExportWhat::ScoresCsv {
+            ExportFormat::Csv
+        } else {
+            settings.export
+        };
+        let options = ExportOptions {
+            format,
+            system_prompt: settings.system_prompt.clone(),
+            answers: score_options.answers,
+        };
+        let n_traces = chosen.iter().filter(|kept| **kept).count();
+        let mut records = RecordSource::new(state, &chosen);
+        let mut bytes = Vec::new();
+        let warnings = export::write_selection(
+            &state.set,
+            &chosen,
+            &options,
+            |record| records.read(record),
+            &mut bytes,
+        )
+        .map_err(|error| error.to_string())?;
+        for warning in warnings {
+            web_sys::console::warn_1(&format!("not exported: {warning}").into());
+        }
+        let extension = if format == ExportFormat::Csv {
+            "csv"
+        } else {
+            "jsonl"
+        };
+        Ok((bytes, n_traces, format!("{}.{extension}", what.file_stem())))
+    })
+}
+
+/// Reads records back: plain files by slicing at the record's offset; gzipped files by one
+/// decompressing pass that collects the records the export needs.
+struct RecordSource<'a> {
+    state: &'a State,
+    from_gzip: std::collections::HashMap<(u32, u64), Vec<u8>>,
+}
+
+impl<'a> RecordSource<'a> {
+    fn new(state: &'a State, chosen: &[bool]) -> Self {
+        let mut wanted: Vec<RecordRef> = state
+            .set
+            .traces
+            .iter()
+            .zip(chosen)
+            .filter(|(trace, kept)| {
+                **kept
+                    && state
+                        .gzipped
+                        .get(trace.record.file_idx as usize)
+                        .copied()
+                        .unwrap_or(false)
+            })
+            .map(|(trace, _)| trace.record)
+            .collect();
+        wanted.sort_by_key(|record| (record.file_idx, record.offset));
+        wanted.dedup_by_key(|record| (record.file_idx, record.offset));
+        let mut from_gzip = std::collections::HashMap::new();
+        for (file_idx, blob) in state.blobs.iter().enumerate() {
+            let in_file: Vec<&RecordRef> = wanted
+                .iter()
+                .filter(|record| record.file_idx as usize == file_idx)
+                .collect();
+            if in_file.is_empty() {
+                continue;
+            }
+            let Ok(reader) = BlobReader::new(blob.clone()) else {
+                continue;
+            };
+            let _ = collect_ranges(MultiGzDecoder::new(reader), &in_file, &mut from_gzip);
+        }
+        Self { state, from_gzip }
+    }
+
+    fn read(&mut self, record: &RecordRef) -> Result<Vec<u8>, String> {
+        let gzipped = self
+            .state
+            .gzipped
+            .get(record.file_idx as usize)
+            .copied()
+            .unwrap_or(false);
+        if gzipped {
+            return self
+                .from_gzip
+                .remove(&(record.file_idx, record.offset))
+                .ok_or_else(|| {
+                    "the record could not be read back from the gzip stream".to_owned()
+                });
+        }
+        let blob = self
+            .state
+            .blobs
+            .get(record.file_idx as usize)
+            .ok_or("unknown input")?;
+        let start = record.offset as f64;
+        let slice = blob
+            .slice_with_f64_and_f64(start, start + record.len as f64)
+            .map_err(|_| "cannot slice the file".to_owned())?;
+        read_blob(&slice)
+    }
+}
+
+/// Streams `stream` once, copying out the byte ranges of `records` (sorted by offset).
+fn collect_ranges(
+    mut stream: impl Read,
+    records: &[&RecordRef],
+    out: &mut std::collections::HashMap<(u32, u64), Vec<u8>>,
+) -> std::io::Result<()> {
+    let mut position: u64 = 0;
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut next = 0;
+    let mut partial: Vec<u8> = Vec::new();
+    while next < records.len() {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        let chunk_start = position;
+        position += n as u64;
+        while let Some(record) = records.get(next) {
+            if record.offset >= position {
+                break;
+            }
+            let end = record.offset + record.len;
+            let from = record.offset.max(chunk_start) - chunk_start;
+            let to = end.min(position) - chunk_start;
+            partial.extend_from_slice(chunk.get(from as usize..to as usize).unwrap_or(&[]));
+            if end > position {
+                break;
+            }
+            out.insert(
+                (record.file_idx, record.offset),
+                std::mem::take(&mut partial),
+            );
+            next += 1;
+        }
+    }
+    Ok(())
+}
+
+fn read_blob(blob: &Blob) -> Result<Vec<u8>, String> {
+    let reader = FileReaderSync::new().map_err(|_| "FileReaderSync is not available".to_owned())?;
+    let buffer = reader
+        .read_as_array_buffer(blob)
+        .map_err(|_| "the file could not be read (was it moved or deleted?)".to_owned())?;
+    Ok(Uint8Array::new(&buffer).to_vec())
+}
+
+/// `std::io::Read` over a Blob, a chunk at a time.
+struct BlobReader<P = fn(f64)> {
+    blob: Blob,
+    position: f64,
+    buffer: Vec<u8>,
+    buffer_pos: usize,
+    on_progress: P,
+}
+
+impl BlobReader {
+    fn new(blob: Blob) -> Result<Self, String> {
+        Ok(Self {
+            blob,
+            position: 0.0,
+            buffer: Vec::new(),
+            buffer_pos: 0,
+            on_progress: |_| {},
+        })
+    }
+}
+
+impl<P: FnMut(f64)> BlobReader<P> {
+    fn with_progress<Q: FnMut(f64)>(self, on_progress: Q) -> BlobReader<Q> {
+        BlobReader {
+            blob: self.blob,
+            position: self.position,
+            buffer: self.buffer,
+            buffer_pos: self.buffer_pos,
+            on_progress,
+        }
+    }
+
+    fn starts_with(&self, prefix: &[u8]) -> bool {
+        self.blob
+            .slice_with_f64_and_f64(0.0, prefix.len() as f64)
+            .ok()
+            .and_then(|head| read_blob(&head).ok())
+            .is_some_and(|head| head == prefix)
+    }
+}
+
+impl<P: FnMut(f64)> Read for BlobReader<P> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.buffer_pos >= self.buffer.len() {
+            let size = self.blob.size();
+            if self.position >= size {
+                return Ok(0);
+            }
+            let end = (self.position + CHUNK_BYTES).min(size);
+            let slice = self
+                .blob
+                .slice_with_f64_and_f64(self.position, end)
+                .map_err(|_| std::io::Error::other("cannot slice the file"))?;
+            self.buffer = read_blob(&slice).map_err(std::io::Error::other)?;
+            self.buffer_pos = 0;
+            self.position = end;
+            (self.on_progress)(self.position);
+        }
+        let available = self.buffer.get(self.buffer_pos..).unwrap_or(&[]);
+        let n = available.len().min(out.len());
+        if let (Some(target), Some(source)) = (out.get_mut(..n), available.get(..n)) {
+            target.copy_from_slice(source);
+        }
+        self.buffer_pos += n;
+        Ok(n)
+    }
+}

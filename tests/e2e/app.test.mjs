@@ -1,0 +1,150 @@
+// End-to-end tests of the app in Debian's headless Chromium (playwright-core, no browser
+// download), against the release build in $TRACESIFT_DIST, compared with the release CLI.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { chromium } from 'playwright-core';
+
+const root = path.resolve(import.meta.dirname, '../..');
+const dist = process.env.TRACESIFT_DIST ?? path.join(root, 'dist');
+const cli = process.env.TRACESIFT_CLI ?? path.join(root, 'target/release/tracesift');
+const shots = process.env.TRACESIFT_SCREENSHOTS ?? path.join(root, 'target/screenshots');
+const fixture = (name) => path.join(root, 'tests/data', name);
+
+const MIME = {
+  '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm',
+  '.css': 'text/css', '.gz': 'application/gzip', '.json': 'application/json',
+};
+
+let server, origin, browser;
+
+before(async () => {
+  server = http.createServer((req, res) => {
+    const url = new URL(req.url, 'http://localhost');
+    const file = path.join(dist, url.pathname === '/' ? 'index.html' : decodeURIComponent(url.pathname));
+    if (!file.startsWith(dist) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
+      res.writeHead(404).end('not found');
+      return;
+    }
+    res.writeHead(200, { 'content-type': MIME[path.extname(file)] ?? 'application/octet-stream' });
+    fs.createReadStream(file).pipe(res);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  origin = `http://127.0.0.1:${server.address().port}`;
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+});
+
+/// A page that records every request and every console error or page error.
+async function openApp(fragment = '') {
+  const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  const requests = [];
+  const errors = [];
+  page.on('request', (request) => requests.push(request.url()));
+  page.on('console', (message) => { if (message.type() === 'error') errors.push(message.text()); });
+  page.on('pageerror', (error) => errors.push(String(error)));
+  await page.goto(`${origin}/${fragment}`);
+  await page.getByTestId('file-input').waitFor();
+  return { context, page, requests, errors };
+}
+
+function assertOnlyOwnOrigin(requests) {
+  const foreign = requests.filter((url) => !url.startsWith(origin) && !url.startsWith('blob:') && !url.startsWith('data:'));
+  assert.deepEqual(foreign, [], 'every request stays on the app\'s own origin');
+}
+
+async function summaryText(page, expected) {
+  const summary = page.getByTestId('summary');
+  await summary.waitFor({ timeout: 60_000 });
+  await page.waitForFunction(
+    (text) => document.querySelector('[data-testid=summary]')?.textContent.includes(text),
+    expected, { timeout: 60_000 });
+  return summary.textContent();
+}
+
+test('a dropped file is scored in the worker and summarised', async () => {
+  const { context, page, requests, errors } = await openApp();
+  assert.equal(await page.getByTestId('backend').textContent(), 'CPU');
+  await page.getByTestId('file-input').setInputFiles(fixture('small.jsonl'));
+  const text = await summaryText(page, '6 traces');
+  assert.match(text, /6 traces, 2 questions, 2 classes, format canonical; 8 lines read, 2 skipped\./);
+  assert.match(text, /line 6: not JSON/);
+  assert.match(text, /line 8: `tokens` has 1 entries but `logprobs` has 0/);
+  await page.screenshot({ path: path.join(shots, 'summary.png'), fullPage: true });
+  assertOnlyOwnOrigin(requests);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('settings from the URL give the same download as tracesift filter', async () => {
+  const cases = [
+    ['#metric=cocoa_ppl&keep=0.5&scope=per_class&candidates=all&sim=answer&export=canonical',
+      ['--metric', 'cocoa_ppl', '--keep', '0.5', '--scope', 'per_class', '--candidates', 'all', '--sim', 'answer', '--export', 'canonical']],
+    ['#metric=msp&top=2&scope=global&sim=rouge_l&export=openai',
+      ['--metric', 'msp', '--top', '2', '--scope', 'global', '--sim', 'rouge_l', '--export', 'openai']],
+  ];
+  for (const [fragment, flags] of cases) {
+    const { context, page, requests, errors } = await openApp(fragment);
+    await page.getByTestId('file-input').setInputFiles(fixture('small.jsonl'));
+    await summaryText(page, '6 traces');
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByTestId('download-kept').click(),
+    ]);
+    const downloaded = fs.readFileSync(await download.path());
+    const expected = execFileSync(cli, ['filter', fixture('small.jsonl'), ...flags], { stdio: ['ignore', 'pipe', 'ignore'] });
+    assert.ok(expected.length > 0);
+    assert.equal(downloaded.toString('utf8'), expected.toString('utf8'), `download for ${fragment}`);
+    // The fragment is kept (normalised) in the address bar, so the link reproduces the view.
+    assert.match(page.url(), /#metric=/);
+    assertOnlyOwnOrigin(requests);
+    assert.deepEqual(errors, []);
+    await context.close();
+  }
+});
+
+test('the demo data loads, scores and reports its timing', async () => {
+  const { context, page, requests, errors } = await openApp();
+  await page.getByTestId('demo').click();
+  const text = await summaryText(page, '2700 traces');
+  assert.match(text, /2700 traces, 300 questions, 3 classes, format canonical/);
+  const millis = Number(await page.getByTestId('scored-in').getAttribute('data-millis'));
+  console.log(`# demo data (2700 traces, 12 MB uncompressed) scored in the worker in ${millis.toFixed(0)} ms`);
+  const counts = await page.getByTestId('class-counts').textContent();
+  assert.match(counts, /down/);
+  await page.screenshot({ path: path.join(shots, 'demo.png'), fullPage: true });
+  assertOnlyOwnOrigin(requests);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('files it cannot read get a clear message, not a crash', async () => {
+  const { context, page, errors } = await openApp();
+  await page.getByTestId('file-input').setInputFiles({
+    name: 'paper.pdf', mimeType: 'application/pdf',
+    buffer: Buffer.from('%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n', 'latin1'),
+  });
+  const text = await summaryText(page, '0 traces');
+  assert.match(text, /line 1: not JSON: the line starts with `%PDF-1\.7`/);
+  await page.getByTestId('file-input').setInputFiles({ name: 'empty.jsonl', mimeType: 'application/json', buffer: Buffer.alloc(0) });
+  assert.match(await summaryText(page, 'the file is empty'), /0 traces/);
+  await page.getByTestId('file-input').setInputFiles({
+    name: 'other.json', mimeType: 'application/json', buffer: Buffer.from('{"hello": "world"}\n'),
+  });
+  assert.match(await summaryText(page, 'not a trace in any known format'), /0 traces/);
+  await page.screenshot({ path: path.join(shots, 'bad-file.png'), fullPage: true });
+  assert.deepEqual(errors, []);
+  await context.close();
+});

@@ -1,0 +1,263 @@
+//! The browser app's toolchain and tasks: installing trunk, wasm-bindgen-cli, wasm-opt
+//! (npm binaryen) and Chromium when missing, generating the demo data, serving and building.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+use crate::generate::{self, GenAmount, GenOptions};
+use crate::test::{cmd, output, workspace_root};
+
+const TRUNK_VERSION: &str = "0.21.14";
+/// Must equal the `wasm-bindgen` pin in Cargo.toml and `[tools]` in Trunk.toml.
+const WASM_BINDGEN_VERSION: &str = "0.2.130";
+/// The demo dataset the app ships: 300 PerturbQA-style questions × (1 greedy + 8 samples).
+pub const DEMO_PATH: &str = "public/demo.jsonl.gz";
+
+/// `cargo xtask serve`: installs what is missing, then serves the app on 127.0.0.1:8080.
+pub fn serve(args: &[String]) -> anyhow::Result<()> {
+    if let Some(other) = args.first() {
+        bail!("unknown option `{other}` for `cargo xtask serve`");
+    }
+    ensure_app_tools()?;
+    ensure_demo()?;
+    println!("serving tracesift on http://127.0.0.1:8080 (Ctrl-C to stop)");
+    let status = trunk_command(&["serve", "--release"])
+        .status()
+        .context("cannot start trunk")?;
+    if !status.success() {
+        bail!("trunk serve failed with {status}");
+    }
+    Ok(())
+}
+
+/// Builds the release app into `dist/` and returns the sizes of its two wasm modules.
+pub fn build_release() -> anyhow::Result<Vec<(String, u64)>> {
+    ensure_app_tools()?;
+    ensure_demo()?;
+    let status = trunk_command(&["build", "--release"])
+        .status()
+        .context("cannot start trunk")?;
+    if !status.success() {
+        bail!("trunk build failed with {status}");
+    }
+    let mut sizes = Vec::new();
+    for entry in
+        std::fs::read_dir(workspace_root().join("dist")).context("no dist/ after the build")?
+    {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".wasm") {
+            sizes.push((name, entry.metadata()?.len()));
+        }
+    }
+    sizes.sort();
+    Ok(sizes)
+}
+
+fn trunk_command(args: &[&str]) -> Command {
+    let mut command = Command::new(cargo_bin("trunk"));
+    command
+        .args(args)
+        .current_dir(workspace_root())
+        .env("TRUNK_OFFLINE", "true")
+        .env("PATH", path_with_tools());
+    command
+}
+
+/// PATH with cargo's bin folder and the npm tools (wasm-opt) first.
+pub fn path_with_tools() -> String {
+    let node_bin = workspace_root().join("node_modules/.bin");
+    let cargo_bin_dir = cargo_home().join("bin");
+    let rest = std::env::var("PATH").unwrap_or_default();
+    format!("{}:{}:{rest}", node_bin.display(), cargo_bin_dir.display())
+}
+
+fn cargo_home() -> PathBuf {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
+        .unwrap_or_default()
+}
+
+fn cargo_bin(name: &str) -> PathBuf {
+    cargo_home().join("bin").join(name)
+}
+
+/// Installs, where missing, everything the app's build needs.
+pub fn ensure_app_tools() -> anyhow::Result<()> {
+    crate::test::ensure_wasm_target()?;
+    ensure_cargo_tool("trunk", TRUNK_VERSION, &["--locked"])?;
+    // wasm-bindgen-cli's lock file names a crate version the registry lacks: no --locked.
+    ensure_cargo_tool("wasm-bindgen", WASM_BINDGEN_VERSION, &[])?;
+    ensure_npm_tools()
+}
+
+fn ensure_cargo_tool(binary: &str, version: &str, extra: &[&str]) -> anyhow::Result<()> {
+    let found = output(&cargo_bin(binary).to_string_lossy(), &["--version"]).unwrap_or_default();
+    if found.contains(version) {
+        println!("{binary} {version} is installed");
+        return Ok(());
+    }
+    let package = if binary == "wasm-bindgen" {
+        "wasm-bindgen-cli"
+    } else {
+        binary
+    };
+    let mut args = vec!["install", package, "--version", version];
+    args.extend_from_slice(extra);
+    cmd("cargo", &args)
+}
+
+/// npm packages of package.json (binaryen's wasm-opt, playwright-core); Playwright never
+/// downloads a browser: the tests drive Debian's Chromium.
+pub fn ensure_npm_tools() -> anyhow::Result<()> {
+    let root = workspace_root();
+    if root.join("node_modules/.bin/wasm-opt").exists()
+        && root.join("node_modules/playwright-core").exists()
+    {
+        println!("npm tools are installed");
+        return Ok(());
+    }
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(&root)
+        .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+        .status()
+        .context("cannot start npm (install Node.js)")?;
+    if !status.success() {
+        bail!("npm ci failed with {status}");
+    }
+    Ok(())
+}
+
+/// Debian's Chromium and ChromeDriver, for the browser tests.
+pub fn ensure_chromium() -> anyhow::Result<()> {
+    if std::path::Path::new("/usr/bin/chromium").exists()
+        && std::path::Path::new("/usr/bin/chromedriver").exists()
+    {
+        println!("chromium and chromedriver are installed");
+        return Ok(());
+    }
+    let sudo = if output("id", &["-u"]).unwrap_or_default().trim() == "0" {
+        vec![]
+    } else {
+        vec!["sudo"]
+    };
+    let run_apt = |args: &[&str]| -> anyhow::Result<()> {
+        let mut all: Vec<&str> = sudo.clone();
+        all.push("apt-get");
+        all.extend_from_slice(args);
+        let (program, rest) = all.split_first().context("empty command")?;
+        let status = Command::new(program)
+            .args(rest)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .context("cannot start apt-get")?;
+        if !status.success() {
+            bail!("apt-get {} failed with {status}", args.join(" "));
+        }
+        Ok(())
+    };
+    run_apt(&["update", "-qq"])?;
+    run_apt(&["install", "-y", "-qq", "chromium", "chromium-driver"])
+}
+
+/// The demo dataset, generated (deterministically) if it is not there yet.
+pub fn ensure_demo() -> anyhow::Result<()> {
+    let path = workspace_root().join(DEMO_PATH);
+    if path.exists() {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let options = GenOptions {
+        amount: GenAmount::Questions(300),
+        samples_per_question: 8,
+        tokens_per_trace: 60,
+        top_k: 5,
+        labelled_question_fraction: 0.3,
+        seed: 1,
+    };
+    let stats = generate::write_file(&options, &path, true)?;
+    println!(
+        "generated the demo data: {} traces -> {}",
+        stats.traces,
+        path.display()
+    );
+    Ok(())
+}
+
+/// Chromium flags for tests: headless, as root, and quiet on a machine with no network.
+pub const CHROMIUM_ARGS: [&str; 8] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];
+
+/// The app crate's `wasm_bindgen_test`s, in headless Chromium through chromedriver;
+/// returns (passed, failed).
+pub fn wasm_bindgen_tests() -> anyhow::Result<(u64, u64)> {
+    let root = workspace_root();
+    // wasm-bindgen-test-runner reads the browser's capabilities from ./webdriver.json.
+    let capabilities = serde_json_like_capabilities();
+    std::fs::write(root.join("webdriver.json"), capabilities)
+        .context("cannot write webdriver.json")?;
+    let mut command = Command::new("cargo");
+    command
+        .args([
+            "test",
+            "-p",
+            "tracesift-web",
+            "--target",
+            "wasm32-unknown-unknown",
+        ])
+        .current_dir(&root)
+        .env("PATH", path_with_tools())
+        .env(
+            "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+            cargo_bin("wasm-bindgen-test-runner"),
+        )
+        .env("CHROMEDRIVER", "/usr/bin/chromedriver")
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "120");
+    let tally = crate::test::run_counting_tests(command)?;
+    Ok((tally.passed, tally.failed))
+}
+
+fn serde_json_like_capabilities() -> String {
+    let args: Vec<String> = CHROMIUM_ARGS
+        .iter()
+        .map(|arg| format!("\"{arg}\""))
+        .collect();
+    format!(
+        "{{\"goog:chromeOptions\": {{\"binary\": \"/usr/bin/chromium\", \"args\": [{}]}}}}\n",
+        args.join(", ")
+    )
+}
+
+/// The Playwright tests in tests/e2e (node's test runner, Debian's Chromium), against the
+/// release build in dist/ and the release CLI; returns (passed, failed).
+pub fn end_to_end_tests() -> anyhow::Result<(u64, u64)> {
+    cmd("cargo", &["build", "--release", "--bin", "tracesift"])?;
+    let root = workspace_root();
+    let screenshots = root.join("target/screenshots");
+    std::fs::create_dir_all(&screenshots)?;
+    let mut command = Command::new("node");
+    command
+        .args(["--test", "--test-reporter=tap", "tests/e2e/"])
+        .current_dir(&root)
+        .env("TRACESIFT_DIST", root.join("dist"))
+        .env("TRACESIFT_CLI", root.join("target/release/tracesift"))
+        .env("TRACESIFT_SCREENSHOTS", &screenshots)
+        .env("CHROMIUM", "/usr/bin/chromium");
+    let tally = crate::test::run_counting_tests(command)?;
+    println!("screenshots of the main views: {}", screenshots.display());
+    Ok((tally.passed, tally.failed))
+}
