@@ -6,6 +6,7 @@ use std::sync::Arc;
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use leptos::prelude::*;
 use tracesift_core::dataset::{NO_CLASS, ScoredSet};
+use tracesift_core::evaluate::{EvalReport, evaluate};
 use tracesift_core::filter::{self, FilterOptions, Selection};
 use tracesift_core::settings::{
     Candidates, ExportFormat, Metric, Rule, Scope, Settings, Similarity,
@@ -15,7 +16,8 @@ use wasm_bindgen::prelude::*;
 use web_sys::{Blob, MessageEvent, Worker};
 
 use crate::fragment;
-use crate::protocol::{ExportWhat, Request, Response};
+use crate::protocol::{ExportWhat, Request, Response, TraceDetail};
+use crate::traces::{TraceView, TracesTable};
 
 /// The demo dataset, served from the app's own origin.
 const DEMO_FILE: &str = "demo.jsonl.gz";
@@ -66,7 +68,18 @@ pub fn App() -> impl IntoView {
     let run = StoredValue::new(0u32);
     let inputs: StoredValue<Vec<(String, Blob)>, LocalStorage> = StoredValue::new_local(Vec::new());
 
-    let worker = start_worker(scored, status, notice, run);
+    let opened: RwSignal<Option<(usize, Arc<TraceDetail>)>> = RwSignal::new(None);
+    let worker = start_worker(scored, status, notice, run, opened);
+    let open_trace = Callback::new(move |trace_idx: usize| {
+        post_request(
+            &worker,
+            &Request::Trace {
+                run: run.get_value(),
+                trace_idx,
+            },
+            None,
+        );
+    });
 
     // Keep the URL fragment in step with the settings, so a copied link reproduces the view.
     Effect::new(move |_| {
@@ -99,6 +112,17 @@ pub fn App() -> impl IntoView {
     let selection = Memo::new(move |_| {
         let options = settings.with(FilterOptions::from_settings).ok()?;
         scored.with(|set| set.as_ref().map(|set| filter::select(set, &options)))
+    });
+    // The paper's analysis, live: only where the file has gold labels.
+    let evaluation = Memo::new(move |_| {
+        let options = settings.with(FilterOptions::from_settings).ok()?;
+        scored.with(|set| {
+            let set = set.as_ref()?;
+            set.traces
+                .iter()
+                .any(|t| t.label.is_some())
+                .then(|| evaluate(set, &options))
+        })
     });
 
     let load = move |files: Vec<(String, Blob)>| {
@@ -162,6 +186,9 @@ pub fn App() -> impl IntoView {
             <Summary scored=scored />
             <SettingsPanel settings=settings />
             <ClassCounts scored=scored selection=selection />
+            <EvalTable evaluation=evaluation />
+            <TracesTable scored=scored selection=selection open=open_trace />
+            <TraceView scored=scored selection=selection opened=opened open=open_trace />
             <section class="downloads">
                 <h2>"Download"</h2>
                 <button data-testid="download-kept" disabled=move || scored.with(Option::is_none)
@@ -533,6 +560,7 @@ fn start_worker(
     status: RwSignal<Status>,
     notice: RwSignal<String>,
     run: StoredValue<u32>,
+    opened: RwSignal<Option<(usize, Arc<TraceDetail>)>>,
 ) -> StoredValue<Option<WorkerHandle>, LocalStorage> {
     let worker = match spawn_worker() {
         Ok(worker) => worker,
@@ -600,6 +628,13 @@ fn start_worker(
                     ));
                 }
             }
+            Response::Trace {
+                run,
+                trace_idx,
+                detail,
+            } if run == current => {
+                opened.set(Some((trace_idx, Arc::new(*detail))));
+            }
             Response::Failed { message, .. } => status.set(Status::Failed(message)),
             _ => {}
         }
@@ -655,4 +690,48 @@ fn save_bytes(bytes: &[u8], file_name: &str, mime: &str) {
         }
     }
     let _ = web_sys::Url::revoke_object_url(&url);
+}
+
+/// AUROC and PRR of every metric, and the kept-vs-dropped accuracy (with gold labels).
+#[component]
+pub fn EvalTable(evaluation: Memo<Option<EvalReport>>) -> impl IntoView {
+    move || {
+        evaluation.with(|report| {
+            let report = report.as_ref()?;
+            let number = |value: Option<f64>| value.map_or_else(|| "—".to_owned(), |v| format!("{v:.3}"));
+            let rows = report
+                .metrics
+                .0
+                .iter()
+                .map(|(metric, evaluation)| {
+                    view! {
+                        <tr title=explain_metric(*metric)>
+                            <td>{metric.name()}</td>
+                            <td>{number(evaluation.auroc)}</td>
+                            <td>{number(evaluation.prr)}</td>
+                            <td>{number(evaluation.kept_accuracy)}</td>
+                            <td>{number(evaluation.dropped_accuracy)}</td>
+                        </tr>
+                    }
+                })
+                .collect_view();
+            Some(view! {
+                <section class="evaluation">
+                    <h2 title="Only traces with a gold `label` count">
+                        {format!("Against gold labels: {} traces, accuracy {}", report.n, number(report.accuracy))}
+                    </h2>
+                    <table data-testid="eval-table">
+                        <thead><tr>
+                            <th title="How well the score ranks errors above right answers (0.5 = chance)">"metric"</th>
+                            <th title="Area under the ROC curve of the score as an error detector">"AUROC"</th>
+                            <th title="Prediction-rejection ratio at 50 % rejection (1 = oracle, 0 = random)">"PRR"</th>
+                            <th title="Accuracy of the traces the filter keeps with this metric">"kept acc."</th>
+                            <th title="Accuracy of the traces it drops">"dropped acc."</th>
+                        </tr></thead>
+                        <tbody>{rows}</tbody>
+                    </table>
+                </section>
+            })
+        })
+    }
 }

@@ -4,4 +4,5 @@
 pub mod app;
 pub mod fragment;
 pub mod protocol;
+pub mod traces;
 pub mod worker;

@@ -20,6 +20,8 @@ pub enum Request {
         settings: String,
         what: ExportWhat,
     },
+    /// Read one trace's full content back from its file (the page keeps only scores).
+    Trace { run: u32, trace_idx: usize },
 }
 
 /// Which set of traces a download holds.
@@ -74,4 +76,29 @@ pub enum Response {
         run: u32,
         message: String,
     },
+    Trace {
+        run: u32,
+        trace_idx: usize,
+        detail: Box<TraceDetail>,
+    },
+}
+
+/// What the trace view shows: the trace's text and each token with its log-prob and the
+/// alternatives the model considered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceDetail {
+    pub prompt: Option<String>,
+    pub text: Option<String>,
+    pub answer: Option<String>,
+    pub tokens: Vec<TokenView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenView {
+    /// The token's text; None when the file has log-probs but no token strings.
+    pub text: Option<String>,
+    /// None for a sentinel or impossible value (dropped from the scores).
+    pub logprob: Option<f64>,
+    /// Top-k alternatives: (token text, log-prob).
+    pub top: Vec<(String, f64)>,
 }

@@ -11,12 +11,12 @@ use tracesift_core::dataset::{ScoreOptions, ScoredSet, Scorer};
 use tracesift_core::export::{self, ExportOptions};
 use tracesift_core::filter::{self, FilterOptions};
 use tracesift_core::settings::{ExportFormat, Settings};
-use tracesift_core::trace::RecordRef;
+use tracesift_core::trace::{RecordRef, classify_logprob};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{Blob, DedicatedWorkerGlobalScope, FileReaderSync, MessageEvent};
 
-use crate::protocol::{ExportWhat, Request, Response};
+use crate::protocol::{ExportWhat, Request, Response, TokenView, TraceDetail};
 
 const CHUNK_BYTES: f64 = 4.0 * 1024.0 * 1024.0;
 
@@ -77,6 +77,17 @@ fn handle(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
                 Err(message) => post(scope, &Response::Failed { run, message }, None),
             }
         }
+        Request::Trace { run, trace_idx } => match trace_detail(trace_idx) {
+            Ok(detail) => {
+                let response = Response::Trace {
+                    run,
+                    trace_idx,
+                    detail: Box::new(detail),
+                };
+                post(scope, &response, None);
+            }
+            Err(message) => post(scope, &Response::Failed { run, message }, None),
+        },
         Request::Export {
             run,
             settings,
@@ -237,6 +248,64 @@ fn build_export(settings: &str, what: ExportWhat) -> Result<(Vec<u8>, usize, Str
             "jsonl"
         };
         Ok((bytes, n_traces, format!("{}.{extension}", what.file_stem())))
+    })
+}
+
+/// Reads one trace back and lays out its tokens for the trace view.
+fn trace_detail(trace_idx: usize) -> Result<TraceDetail, String> {
+    STATE.with(|state| {
+        let state = state.borrow();
+        let state = state.as_ref().ok_or("load a file first")?;
+        let trace = state.set.traces.get(trace_idx).ok_or("no such trace")?;
+        let format = state
+            .set
+            .files
+            .get(trace.record.file_idx as usize)
+            .and_then(|file| file.format)
+            .ok_or("the trace's file has no known format")?;
+        let mut chosen = vec![false; state.set.traces.len()];
+        if let Some(slot) = chosen.get_mut(trace_idx) {
+            *slot = true;
+        }
+        let mut records = RecordSource::new(state, &chosen);
+        let record = records.read(&trace.record)?;
+        let full = export::reparse(trace, format, &record)?;
+        let has_strings = full.tokens.len() == full.logprobs.len();
+        let tokens = full
+            .logprobs
+            .iter()
+            .enumerate()
+            .map(|(idx, &raw)| {
+                let top_values = full.top_list(idx);
+                let start = full.top_offsets.get(idx).copied().unwrap_or(0) as usize;
+                let top = top_values
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, value)| value.is_finite())
+                    .map(|(k, &value)| {
+                        (
+                            full.top_tokens.get(start + k).cloned().unwrap_or_default(),
+                            value,
+                        )
+                    })
+                    .collect();
+                TokenView {
+                    text: if has_strings {
+                        full.tokens.get(idx).cloned()
+                    } else {
+                        None
+                    },
+                    logprob: classify_logprob(raw),
+                    top,
+                }
+            })
+            .collect();
+        Ok(TraceDetail {
+            prompt: full.prompt,
+            text: full.text,
+            answer: full.answer,
+            tokens,
+        })
     })
 }
 

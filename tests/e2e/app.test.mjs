@@ -148,3 +148,31 @@ test('files it cannot read get a clear message, not a crash', async () => {
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+test('traces can be sorted and opened, tokens coloured by log-prob', async () => {
+  const { context, page, errors } = await openApp();
+  await page.getByTestId('demo').click();
+  await summaryText(page, '2700 traces');
+  const table = page.getByTestId('traces-table');
+  assert.equal(await table.locator('tbody tr').count(), 50, 'one page of 50 rows');
+  // Sort by cocoa_ppl: the first row then has the smallest score.
+  await table.locator('th', { hasText: /^cocoa_ppl/ }).click();
+  const firstCocoa = Number(await table.locator('tbody tr').first().locator('td').nth(10).textContent());
+  const secondCocoa = Number(await table.locator('tbody tr').nth(1).locator('td').nth(10).textContent());
+  assert.ok(firstCocoa <= secondCocoa, `${firstCocoa} <= ${secondCocoa}`);
+  await table.locator('tbody tr').first().click();
+  const view = page.getByTestId('trace-view');
+  await view.waitFor();
+  assert.equal(await view.locator('span.token').count(), 60, 'every token of the trace');
+  const title = await view.locator('span.token').first().getAttribute('title');
+  assert.match(title, /^log-prob -?\d+\.\d{4} \(p = \d\.\d{3}\)/);
+  assert.match(await view.textContent(), /Other samples of this question \(8\)/);
+  // The demo has gold labels: the paper's table of AUROC and PRR per metric.
+  const evalTable = await page.getByTestId('eval-table').textContent();
+  for (const metric of ['msp', 'ppl', 'mte', 'inconsistency', 'cocoa_msp', 'cocoa_ppl', 'cocoa_mte']) {
+    assert.match(evalTable, new RegExp(metric));
+  }
+  await page.screenshot({ path: path.join(shots, 'trace-view.png'), fullPage: true });
+  assert.deepEqual(errors, []);
+  await context.close();
+});

@@ -187,6 +187,29 @@ pub fn write_selection(
     Ok(warnings)
 }
 
+/// A trace's full content (prompt, text, token strings, top-k tokens), read again from its
+/// source record: what exports write and what the app shows when a trace is opened.
+pub fn reparse(trace: &TraceScores, source: Format, record: &[u8]) -> Result<TraceBuf, String> {
+    let mut batch = TraceBatch::default();
+    import::parse_record(
+        source,
+        record,
+        ImportOptions { keep_content: true },
+        &mut batch,
+    )
+    .map_err(|error| format!("line {}: {}", trace.record.line, error.message))?;
+    batch
+        .traces_mut()
+        .get_mut(trace.record.sub_idx as usize)
+        .map(std::mem::take)
+        .ok_or_else(|| {
+            format!(
+                "line {}: the record changed since it was scored",
+                trace.record.line
+            )
+        })
+}
+
 /// Appends one exported trace as a JSON line. `record` is the trace's source record, read
 /// again by its [`crate::trace::RecordRef`]; `source` is that file's format.
 pub fn write_trace(
@@ -197,23 +220,7 @@ pub fn write_trace(
     options: &ExportOptions,
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
-    let mut batch = TraceBatch::default();
-    import::parse_record(
-        source,
-        record,
-        ImportOptions { keep_content: true },
-        &mut batch,
-    )
-    .map_err(|error| format!("line {}: {}", trace.record.line, error.message))?;
-    let full = batch
-        .traces()
-        .get(trace.record.sub_idx as usize)
-        .ok_or_else(|| {
-            format!(
-                "line {}: the record changed since it was scored",
-                trace.record.line
-            )
-        })?;
+    let full = &reparse(trace, source, record)?;
     let prompt = full.prompt.as_deref().unwrap_or("");
     let completion = full
         .text

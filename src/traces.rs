@@ -1,0 +1,335 @@
+//! The traces table (sortable by any score, paged so 100,000 rows stay fast) and the trace
+//! view (tokens coloured by log-prob, the question's other samples beside it).
+
+use std::sync::Arc;
+
+use leptos::prelude::*;
+use tracesift_core::dataset::{NO_CLASS, ScoredSet, TraceScores};
+use tracesift_core::filter::Selection;
+use tracesift_core::settings::Metric;
+
+use crate::protocol::{TokenView, TraceDetail};
+
+const ROWS_PER_PAGE: usize = 50;
+
+/// A sortable column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    Position,
+    TraceId,
+    Question,
+    Class,
+    Kept,
+    Tokens,
+    Score(Metric),
+    Consistency,
+}
+
+impl Column {
+    const ALL: [Column; 14] = [
+        Column::Position,
+        Column::TraceId,
+        Column::Question,
+        Column::Class,
+        Column::Kept,
+        Column::Tokens,
+        Column::Score(Metric::Ppl),
+        Column::Score(Metric::Msp),
+        Column::Score(Metric::Mte),
+        Column::Consistency,
+        Column::Score(Metric::CocoaPpl),
+        Column::Score(Metric::CocoaMsp),
+        Column::Score(Metric::CocoaMte),
+        Column::Score(Metric::Inconsistency),
+    ];
+
+    fn title(self) -> &'static str {
+        match self {
+            Column::Position => "#",
+            Column::TraceId => "trace",
+            Column::Question => "question",
+            Column::Class => "class",
+            Column::Kept => "kept",
+            Column::Tokens => "tokens",
+            Column::Score(metric) => metric.name(),
+            Column::Consistency => "consistency",
+        }
+    }
+}
+
+fn number(value: Option<f64>) -> String {
+    value.map_or_else(|| "—".to_owned(), |v| format!("{v:.4}"))
+}
+
+/// Orders trace indices by a column; nulls last either way, input order breaks ties.
+pub fn sort_rows(set: &ScoredSet, kept: &[bool], column: Column, ascending: bool) -> Vec<usize> {
+    let mut rows: Vec<usize> = (0..set.traces.len()).collect();
+    let traces = &set.traces;
+    let value = |idx: usize| -> Option<f64> {
+        let trace = traces.get(idx)?;
+        match column {
+            Column::Score(metric) => trace.metric(metric),
+            Column::Consistency => trace.consistency,
+            Column::Tokens => Some(f64::from(trace.n_tokens)),
+            Column::Kept => Some(f64::from(u8::from(kept.get(idx).copied().unwrap_or(false)))),
+            _ => None,
+        }
+    };
+    let text = |idx: usize| -> String {
+        traces
+            .get(idx)
+            .map_or_else(String::new, |trace| match column {
+                Column::TraceId => trace.trace_id.clone(),
+                Column::Question => set.question_id(trace).to_owned(),
+                Column::Class => set.class_name(trace.class).unwrap_or(NO_CLASS).to_owned(),
+                _ => String::new(),
+            })
+    };
+    match column {
+        Column::Position => {}
+        Column::TraceId | Column::Question | Column::Class => {
+            let keys: Vec<String> = rows.iter().map(|&idx| text(idx)).collect();
+            rows.sort_by(|&a, &b| keys.get(a).cmp(&keys.get(b)).then(a.cmp(&b)));
+        }
+        _ => {
+            let keys: Vec<Option<f64>> = rows.iter().map(|&idx| value(idx)).collect();
+            rows.sort_by(|&a, &b| {
+                let (x, y) = (
+                    keys.get(a).copied().flatten(),
+                    keys.get(b).copied().flatten(),
+                );
+                match (x, y) {
+                    (Some(x), Some(y)) => {
+                        let order = x.total_cmp(&y);
+                        if ascending { order } else { order.reverse() }
+                    }
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (None, None) => std::cmp::Ordering::Equal,
+                }
+                .then(a.cmp(&b))
+            });
+            return rows;
+        }
+    }
+    if !ascending {
+        rows.reverse();
+    }
+    rows
+}
+
+#[component]
+pub fn TracesTable(
+    scored: RwSignal<Option<Arc<ScoredSet>>>,
+    selection: Memo<Option<Selection>>,
+    open: Callback<usize>,
+) -> impl IntoView {
+    let sort = RwSignal::new((Column::Position, true));
+    let page = RwSignal::new(0usize);
+    let rows = Memo::new(move |_| {
+        let (column, ascending) = sort.get();
+        scored.with(|set| {
+            let set = set.as_ref()?;
+            let kept = selection
+                .with(|s| s.as_ref().map(|s| s.kept.clone()))
+                .unwrap_or_default();
+            Some(Arc::new(sort_rows(set, &kept, column, ascending)))
+        })
+    });
+    let n_pages = move || {
+        rows.with(|rows| {
+            rows.as_ref()
+                .map_or(1, |r| r.len().div_ceil(ROWS_PER_PAGE).max(1))
+        })
+    };
+    move || {
+        scored.with(|set| set.as_ref().map(Arc::clone)).map(|set| {
+            let header = Column::ALL
+                .iter()
+                .map(|&column| {
+                    let marker = move || match sort.get() {
+                        (c, true) if c == column => " ▲",
+                        (c, false) if c == column => " ▼",
+                        _ => "",
+                    };
+                    view! {
+                        <th class="sortable" title="Sort by this column" on:click=move |_| {
+                            sort.update(|(current, ascending)| {
+                                if *current == column { *ascending = !*ascending } else { *current = column; *ascending = true }
+                            });
+                            page.set(0);
+                        }>{column.title()}{marker}</th>
+                    }
+                })
+                .collect_view();
+            let set_for_rows = Arc::clone(&set);
+            let body = move || {
+                let kept = selection.with(|s| s.as_ref().map(|s| s.kept.clone())).unwrap_or_default();
+                rows.with(|rows| {
+                    let rows = rows.as_ref()?;
+                    let start = page.get() * ROWS_PER_PAGE;
+                    Some(
+                        rows.iter()
+                            .skip(start)
+                            .take(ROWS_PER_PAGE)
+                            .filter_map(|&idx| set_for_rows.traces.get(idx).map(|t| (idx, t)))
+                            .map(|(idx, trace)| row_view(&set_for_rows, idx, trace, kept.get(idx).copied().unwrap_or(false), open))
+                            .collect_view(),
+                    )
+                })
+            };
+            view! {
+                <section class="traces">
+                    <h2>"Traces"</h2>
+                    <p class="explain">"Click a column to sort, a row to read the trace."</p>
+                    <div class="table-scroll">
+                        <table data-testid="traces-table">
+                            <thead><tr>{header}</tr></thead>
+                            <tbody>{body}</tbody>
+                        </table>
+                    </div>
+                    <p class="pager">
+                        <button on:click=move |_| page.update(|p| *p = p.saturating_sub(1)) disabled=move || page.get() == 0>"◀"</button>
+                        {move || format!(" page {} of {} ", page.get() + 1, n_pages())}
+                        <button on:click=move |_| page.update(|p| *p = (*p + 1).min(n_pages() - 1)) disabled=move || page.get() + 1 >= n_pages()>"▶"</button>
+                    </p>
+                </section>
+            }
+        })
+    }
+}
+
+fn row_view(
+    set: &ScoredSet,
+    idx: usize,
+    trace: &TraceScores,
+    kept: bool,
+    open: Callback<usize>,
+) -> impl IntoView + use<> {
+    let cells = vec![
+        (idx + 1).to_string(),
+        trace.trace_id.clone(),
+        set.question_id(trace).to_owned(),
+        set.class_name(trace.class).unwrap_or(NO_CLASS).to_owned(),
+        if kept {
+            "✓".to_owned()
+        } else {
+            String::new()
+        },
+        trace.n_tokens.to_string(),
+        number(trace.ppl),
+        number(trace.msp),
+        number(trace.mte),
+        number(trace.consistency),
+        number(trace.cocoa_ppl()),
+        number(trace.cocoa_msp()),
+        number(trace.cocoa_mte()),
+        number(trace.inconsistency()),
+    ];
+    view! {
+        <tr class:kept=kept on:click=move |_| open.run(idx)>
+            {cells.into_iter().map(|cell| view! { <td>{cell}</td> }).collect_view()}
+        </tr>
+    }
+}
+
+/// Background colour of a token: green for likely, red for unlikely (by probability).
+pub fn token_colour(logprob: Option<f64>) -> String {
+    match logprob {
+        None => "hsl(0, 0%, 80%)".to_owned(),
+        Some(logprob) => {
+            let probability = logprob.exp().clamp(0.0, 1.0);
+            format!("hsl({:.0}, 75%, 85%)", 120.0 * probability)
+        }
+    }
+}
+
+fn token_title(token: &TokenView) -> String {
+    let mut title = match token.logprob {
+        Some(logprob) => format!("log-prob {logprob:.4} (p = {:.3})", logprob.exp()),
+        None => "invalid log-prob (a sentinel): not scored".to_owned(),
+    };
+    for (text, logprob) in token.top.iter().take(10) {
+        title.push_str(&format!("\n  {text:?}: {logprob:.4}"));
+    }
+    title
+}
+
+#[component]
+pub fn TraceView(
+    scored: RwSignal<Option<Arc<ScoredSet>>>,
+    selection: Memo<Option<Selection>>,
+    opened: RwSignal<Option<(usize, Arc<TraceDetail>)>>,
+    open: Callback<usize>,
+) -> impl IntoView {
+    move || {
+        let (trace_idx, detail) = opened.get()?;
+        let set = scored.with(|set| set.as_ref().map(Arc::clone))?;
+        let trace = set.traces.get(trace_idx)?.clone();
+        let kept = selection
+            .with(|s| s.as_ref().map(|s| s.kept.clone()))
+            .unwrap_or_default();
+        let class = set.class_name(trace.class).unwrap_or(NO_CLASS).to_owned();
+        let siblings: Vec<usize> = set
+            .traces
+            .iter()
+            .enumerate()
+            .filter(|(idx, t)| t.question_idx == trace.question_idx && *idx != trace_idx)
+            .map(|(idx, _)| idx)
+            .collect();
+        let tokens = if detail.tokens.is_empty() {
+            view! { <p class="explain">"This trace has no token log-probs."</p> }.into_any()
+        } else {
+            detail
+                .tokens
+                .iter()
+                .enumerate()
+                .map(|(idx, token)| {
+                    let text = token.text.clone().unwrap_or_else(|| format!("[{idx}]"));
+                    view! {
+                        <span class="token" style=format!("background:{}", token_colour(token.logprob)) title=token_title(token)>{text}</span>
+                    }
+                })
+                .collect_view()
+                .into_any()
+        };
+        Some(view! {
+            <section class="trace-view" data-testid="trace-view">
+                <h2>{format!("Trace {} — question {}", trace.trace_id, set.question_id(&trace))}</h2>
+                <p>
+                    {format!(
+                        "class {class} · {} · ppl {} · consistency {} · cocoa_ppl {} · {} valid tokens, {} invalid",
+                        if kept.get(trace_idx).copied().unwrap_or(false) { "kept" } else { "dropped" },
+                        number(trace.ppl), number(trace.consistency), number(trace.cocoa_ppl()),
+                        trace.n_tokens, trace.invalid_tokens
+                    )}
+                    <button on:click=move |_| opened.set(None)>"Close"</button>
+                </p>
+                {detail.prompt.clone().map(|prompt| view! { <h3>"Prompt"</h3><p class="prompt">{prompt}</p> })}
+                <h3 title="Each token is coloured by its probability (green likely, red unlikely); hover for the log-prob and the alternatives">"Reasoning"</h3>
+                <p class="tokens">{tokens}</p>
+                {(detail.tokens.iter().all(|t| t.text.is_none())).then(|| detail.text.clone().map(|text| view! { <p class="text">{text}</p> }))}
+                <p>{format!("Answer: {}", detail.answer.clone().unwrap_or_else(|| class.clone()))}</p>
+                <h3>{format!("Other samples of this question ({})", siblings.len())}</h3>
+                <table>
+                    <thead><tr><th>"trace"</th><th>"class"</th><th>"kept"</th><th>"ppl"</th><th>"consistency"</th><th>"cocoa_ppl"</th></tr></thead>
+                    <tbody>
+                        {siblings.into_iter().filter_map(|idx| set.traces.get(idx).map(|t| (idx, t.clone()))).map(|(idx, sibling)| {
+                            let sibling_class = set.class_name(sibling.class).unwrap_or(NO_CLASS).to_owned();
+                            view! {
+                                <tr on:click=move |_| open.run(idx)>
+                                    <td>{sibling.trace_id.clone()}</td>
+                                    <td>{sibling_class}</td>
+                                    <td>{if kept.get(idx).copied().unwrap_or(false) { "✓" } else { "" }}</td>
+                                    <td>{number(sibling.ppl)}</td>
+                                    <td>{number(sibling.consistency)}</td>
+                                    <td>{number(sibling.cocoa_ppl())}</td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </section>
+        })
+    }
+}
