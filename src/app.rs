@@ -15,6 +15,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{Blob, MessageEvent, Worker};
 
+use crate::charts_view::{ChartKind, ChartPanel};
 use crate::fragment;
 use crate::protocol::{ExportWhat, Request, Response, TraceDetail};
 use crate::traces::{TraceView, TracesTable};
@@ -69,6 +70,8 @@ pub fn App() -> impl IntoView {
     let inputs: StoredValue<Vec<(String, Blob)>, LocalStorage> = StoredValue::new_local(Vec::new());
 
     let opened: RwSignal<Option<(usize, Arc<TraceDetail>)>> = RwSignal::new(None);
+    let downloaded = RwSignal::new(false);
+    let opened_any = Signal::derive(move || opened.with(Option::is_some));
     let worker = start_worker(scored, status, notice, run, opened);
     let open_trace = Callback::new(move |trace_idx: usize| {
         post_request(
@@ -163,6 +166,7 @@ pub fn App() -> impl IntoView {
             what,
         };
         post_request(&worker, &request, None);
+        downloaded.set(true);
     };
 
     view! {
@@ -180,12 +184,22 @@ pub fn App() -> impl IntoView {
                 <button data-testid="demo" on:click=load_demo>"Try the demo data"</button>
                 <StatusLine status=status />
             </section>
+            <Guide scored=scored downloaded=downloaded opened_any=opened_any />
             <Show when=move || !notice.get().is_empty()>
                 <p class="notice">{move || notice.get()}</p>
             </Show>
             <Summary scored=scored />
             <SettingsPanel settings=settings />
             <ClassCounts scored=scored selection=selection />
+            <section class="charts">
+                <h2>"Charts"</h2>
+                <ChartPanel kind=ChartKind::PerClass scored=scored selection=selection settings=settings evaluation=evaluation />
+                <ChartPanel kind=ChartKind::Counts scored=scored selection=selection settings=settings evaluation=evaluation />
+                <ChartPanel kind=ChartKind::Scatter scored=scored selection=selection settings=settings evaluation=evaluation />
+                <Show when=move || evaluation.with(Option::is_some)>
+                    <ChartPanel kind=ChartKind::Selective scored=scored selection=selection settings=settings evaluation=evaluation />
+                </Show>
+            </section>
             <EvalTable evaluation=evaluation />
             <TracesTable scored=scored selection=selection open=open_trace />
             <TraceView scored=scored selection=selection opened=opened open=open_trace />
@@ -668,7 +682,7 @@ fn spawn_worker() -> Result<Worker, String> {
 }
 
 /// Offers bytes as a file download (no request leaves the page).
-fn save_bytes(bytes: &[u8], file_name: &str, mime: &str) {
+pub fn save_bytes(bytes: &[u8], file_name: &str, mime: &str) {
     let parts = Array::new();
     parts.push(&Uint8Array::from(bytes));
     let options = web_sys::BlobPropertyBag::new();
@@ -679,17 +693,22 @@ fn save_bytes(bytes: &[u8], file_name: &str, mime: &str) {
     let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else {
         return;
     };
+    save_url(&url, file_name);
+    let _ = web_sys::Url::revoke_object_url(&url);
+}
+
+/// Offers a blob: or data: URL as a file download.
+pub fn save_url(url: &str, file_name: &str) {
     let Some(document) = window().document() else {
         return;
     };
     if let Ok(anchor) = document.create_element("a") {
-        let _ = anchor.set_attribute("href", &url);
+        let _ = anchor.set_attribute("href", url);
         let _ = anchor.set_attribute("download", file_name);
         if let Some(anchor) = anchor.dyn_ref::<web_sys::HtmlElement>() {
             anchor.click();
         }
     }
-    let _ = web_sys::Url::revoke_object_url(&url);
 }
 
 /// AUROC and PRR of every metric, and the kept-vs-dropped accuracy (with gold labels).
@@ -733,5 +752,59 @@ pub fn EvalTable(evaluation: Memo<Option<EvalReport>>) -> impl IntoView {
                 </section>
             })
         })
+    }
+}
+
+/// Walks a newcomer from upload to export; the current step is highlighted.
+#[component]
+pub fn Guide(
+    scored: RwSignal<Option<Arc<ScoredSet>>>,
+    downloaded: RwSignal<bool>,
+    opened_any: Signal<bool>,
+) -> impl IntoView {
+    let steps: [(&str, &str); 5] = [
+        (
+            "Load traces",
+            "Drop a file of traces (or try the demo): one greedy and several sampled answers per question, with token log-probs.",
+        ),
+        (
+            "Read the summary",
+            "How many traces, questions and classes were found, and which lines were skipped and why.",
+        ),
+        (
+            "Choose how to filter",
+            "CoCoA (cocoa_ppl) multiplies perplexity by disagreement with the other samples; keeping its lowest 10 % per class is the paper's recipe.",
+        ),
+        (
+            "Inspect",
+            "Per-class counts and charts show what the cut-off keeps; click a trace to read it token by token.",
+        ),
+        (
+            "Download",
+            "Export the kept traces in your trainer's format, with the matched random baseline for comparison.",
+        ),
+    ];
+    let current = move || {
+        if scored.with(Option::is_none) {
+            0
+        } else if downloaded.get() {
+            5
+        } else if opened_any.get() {
+            4
+        } else {
+            2
+        }
+    };
+    view! {
+        <section class="guide" data-testid="guide">
+            <h2>"How it works"</h2>
+            <ol>
+                {steps.into_iter().enumerate().map(|(idx, (title, text))| view! {
+                    <li class:done=move || idx < current() class:current=move || idx == current()>
+                        <b>{title}</b>" — "{text}
+                    </li>
+                }).collect_view()}
+            </ol>
+        </section>
     }
 }

@@ -2,6 +2,7 @@
 //! and scoring in a Web Worker so the page never freezes.
 
 pub mod app;
+pub mod charts_view;
 pub mod fragment;
 pub mod protocol;
 pub mod traces;

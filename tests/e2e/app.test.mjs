@@ -176,3 +176,33 @@ test('traces can be sorted and opened, tokens coloured by log-prob', async () =>
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+test('the charts draw and download as PNG and SVG', async () => {
+  const { context, page, errors } = await openApp();
+  await page.getByTestId('demo').click();
+  await summaryText(page, '2700 traces');
+  for (const id of ['chart-per-class', 'chart-counts', 'chart-scatter', 'chart-selective']) {
+    const canvas = page.getByTestId(id);
+    await page.waitForFunction((testId) => document.querySelector(`[data-testid=${testId}]`)?.dataset.drawn === 'true', id);
+    // Count the pixels that are not background: a drawn chart has thousands.
+    const inked = await canvas.evaluate((element) => {
+      const { data } = element.getContext('2d').getImageData(0, 0, element.width, element.height);
+      let count = 0;
+      for (let i = 0; i < data.length; i += 4) {
+        if (data[i + 3] > 0 && (data[i] < 235 || data[i + 1] < 235 || data[i + 2] < 235)) count += 1;
+      }
+      return count;
+    });
+    assert.ok(inked > 2000, `${id} has ${inked} inked pixels`);
+  }
+  const perClass = page.locator('figure', { has: page.getByTestId('chart-per-class') });
+  const [png] = await Promise.all([page.waitForEvent('download'), perClass.getByRole('button', { name: 'PNG' }).click()]);
+  const pngBytes = fs.readFileSync(await png.path());
+  assert.deepEqual([...pngBytes.subarray(1, 4)], [0x50, 0x4e, 0x47], 'a PNG file');
+  const [svg] = await Promise.all([page.waitForEvent('download'), perClass.getByRole('button', { name: 'SVG' }).click()]);
+  const svgText = fs.readFileSync(await svg.path(), 'utf8');
+  assert.match(svgText, /^<svg[\s\S]*cocoa_ppl per class[\s\S]*<\/svg>\s*$/);
+  await page.screenshot({ path: path.join(shots, 'charts.png'), fullPage: true });
+  assert.deepEqual(errors, []);
+  await context.close();
+});

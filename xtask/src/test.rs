@@ -32,13 +32,15 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         cmd("rustup", &["component", "add", "rustfmt", "clippy"])
     })?;
     steps.run("fmt", || cmd("cargo", &["fmt", "--all", "--check"]))?;
-    steps.run("clippy (core, cli, xtask)", || {
+    steps.run("clippy (core, charts, cli, xtask)", || {
         cmd(
             "cargo",
             &[
                 "clippy",
                 "-p",
                 "tracesift-core",
+                "-p",
+                "tracesift-charts",
                 "-p",
                 "tracesift-cli",
                 "-p",
@@ -51,13 +53,15 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         )
     })?;
     let mut tally = Tally::default();
-    steps.run("tests (core, cli, xtask)", || {
+    steps.run("tests (core, charts, cli, xtask)", || {
         tally = cmd_counting_tests(
             "cargo",
             &[
                 "test",
                 "-p",
                 "tracesift-core",
+                "-p",
+                "tracesift-charts",
                 "-p",
                 "tracesift-cli",
                 "-p",

@@ -1,0 +1,340 @@
+//! Per-class histograms of one metric, kept vs dropped, with each class's cut-off.
+
+use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, VPos};
+use tracesift_core::dataset::ScoredSet;
+use tracesift_core::filter::Selection;
+use tracesift_core::settings::Metric;
+
+use crate::ChartError;
+use crate::scale::{bin_edge, histogram, value_range};
+use crate::style::{
+    CAPTION_SIZE, CUTOFF_COLOR, DESC_SIZE, FONT, LABEL_SIZE, TEXT_COLOR, class_color, count_noun,
+    fits, format_value, grid_bold, grid_light, light, message, short_label, size, text, titled,
+    with_footer,
+};
+
+/// Bins per panel, over the metric's range across all classes.
+const N_BINS: usize = 30;
+/// Beyond this many classes only the largest get a panel (free-text answers can make
+/// thousands of classes; panels of a few pixels show nothing).
+const MAX_PANELS: usize = 12;
+
+/// Per-class histograms of `metric` (one panel per class, ∅ excluded), 30 bins over the
+/// metric's range across all classes (shared x-axis); bars stacked kept (strong colour,
+/// bottom) and dropped (light, top) per `selection`; a dashed vertical line at each
+/// class's cut-off (for a global selection, the single global cut-off on every panel).
+///
+/// `selection` must rank by `metric`: a group whose cut-off is not the largest `metric`
+/// of its kept traces (another metric's selection) gets no line, and the footer says so.
+/// Traces with a null metric are not drawn; the footer says how many.
+pub fn per_class_histograms<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    set: &ScoredSet,
+    selection: &Selection,
+    metric: Metric,
+) -> Result<(), ChartError> {
+    let title = format!("{} per class — kept vs dropped", metric.name());
+    let Some(body) = titled(area, &title)? else {
+        return Ok(());
+    };
+    let is_kept = |idx: usize| selection.kept.get(idx).copied().unwrap_or(false);
+
+    // Per class: (value, kept) of its scored traces; nulls and ∅ are only counted.
+    let mut per_class: Vec<Vec<(f64, bool)>> = vec![Vec::new(); set.classes.len()];
+    let mut n_traces_per_class = vec![0usize; set.classes.len()];
+    let (mut n_null, mut n_no_class) = (0usize, 0usize);
+    for (idx, trace) in set.traces.iter().enumerate() {
+        let Some(class) = trace.class else {
+            n_no_class += 1;
+            continue;
+        };
+        let (Some(values), Some(n_traces)) = (
+            per_class.get_mut(class as usize),
+            n_traces_per_class.get_mut(class as usize),
+        ) else {
+            continue;
+        };
+        *n_traces += 1;
+        // A non-finite score cannot happen (SPEC: finite or null); were one to come, it is
+        // treated as null rather than breaking the axis.
+        match trace.metric(metric).filter(|value| value.is_finite()) {
+            Some(value) => values.push((value, is_kept(idx))),
+            None => n_null += 1,
+        }
+    }
+
+    let (cutoffs, mismatched) = cutoffs(set, selection, metric);
+    let panels = largest_classes(&n_traces_per_class, MAX_PANELS);
+
+    let mut notes = Vec::new();
+    if n_null > 0 {
+        notes.push(format!(
+            "{} without a {} score not drawn",
+            count_noun(n_null, "trace", "traces"),
+            metric.name()
+        ));
+    }
+    if n_no_class > 0 {
+        notes.push(format!(
+            "{} with no answer (∅) not shown",
+            count_noun(n_no_class, "trace", "traces")
+        ));
+    }
+    if panels.len() < set.classes.len() {
+        notes.push(format!(
+            "the {} largest of {} classes shown",
+            panels.len(),
+            set.classes.len()
+        ));
+    }
+    if mismatched {
+        notes.push(format!(
+            "cut-off not shown where the selection ranks by another metric than {}",
+            metric.name()
+        ));
+    }
+    let footer = [
+        "Strong bars: kept · light bars: dropped · dashed line: cut-off (last kept score)"
+            .to_owned(),
+        notes.join(" · "),
+    ];
+    let body = with_footer(&body, &footer)?;
+
+    if set.classes.is_empty() {
+        return message(&body, "no classes to show");
+    }
+    // One x range for every panel, so their positions compare; cut-offs are included so a
+    // global cut-off set by a ∅ trace still lies on the axis.
+    let range = value_range(
+        panels
+            .iter()
+            .flat_map(|&class| {
+                per_class
+                    .get(class)
+                    .into_iter()
+                    .flatten()
+                    .map(|&(value, _)| value)
+            })
+            .chain(
+                panels
+                    .iter()
+                    .filter_map(|&class| cutoffs.get(class).copied().flatten()),
+            ),
+    );
+    let Some(range) = range else {
+        return message(&body, &format!("no {} scores to show", metric.name()));
+    };
+
+    let (rows, cols) = grid(panels.len());
+    let cells = body.split_evenly((rows, cols));
+    for (cell, &class) in cells.iter().zip(&panels) {
+        let values = per_class.get(class).map_or(&[][..], Vec::as_slice);
+        let name = set.class_name(Some(class as u32)).unwrap_or("");
+        let cutoff = cutoffs.get(class).copied().flatten();
+        panel(cell, metric, range, class as u32, name, values, cutoff)?;
+    }
+    Ok(())
+}
+
+/// One class's histogram.
+fn panel<DB: DrawingBackend>(
+    cell: &DrawingArea<DB, Shift>,
+    metric: Metric,
+    range: (f64, f64),
+    class: u32,
+    name: &str,
+    values: &[(f64, bool)],
+    cutoff: Option<f64>,
+) -> Result<(), ChartError> {
+    let n_kept = values.iter().filter(|(_, kept)| *kept).count();
+    let suffix = format!(" — {} of {} kept", n_kept, values.len());
+    // The name gets what the panel's width leaves (≈ 7.5 px per caption character).
+    let (width, _) = size(cell);
+    let budget = (f64::from(width) / 7.5) as usize;
+    let caption = format!(
+        "{}{suffix}",
+        short_label(name, budget.saturating_sub(suffix.chars().count()).max(4))
+    );
+    if !fits(cell, 150, 120) {
+        let style = text(LABEL_SIZE, TEXT_COLOR, HPos::Left, VPos::Top);
+        cell.draw_text(&caption, &style, (4, 4))?;
+        return Ok(());
+    }
+    let bins = histogram(values.iter().copied(), range, N_BINS);
+    let tallest = bins
+        .iter()
+        .map(|[kept, dropped]| kept.saturating_add(*dropped))
+        .max()
+        .unwrap_or(0);
+    // Headroom above the tallest bar for the cut-off label; at least 1 so an empty panel
+    // still has an axis.
+    let y_top = (tallest.saturating_add((tallest / 8).max(1))).max(1);
+
+    let mut chart = ChartBuilder::on(cell)
+        .caption(caption, (FONT, CAPTION_SIZE).into_font().color(&TEXT_COLOR))
+        .margin(8)
+        .margin_right(14)
+        .x_label_area_size(36)
+        .y_label_area_size(44)
+        .build_cartesian_2d(range.0..range.1, 0u32..y_top)?;
+    let span = range.1 - range.0;
+    let x_format = |value: &f64| format_value(*value, span);
+    chart
+        .configure_mesh()
+        .light_line_style(grid_light())
+        .bold_line_style(grid_bold())
+        .max_light_lines(1)
+        .x_labels(5)
+        .y_labels(5)
+        .x_label_formatter(&x_format)
+        .label_style((FONT, LABEL_SIZE).into_font().color(&TEXT_COLOR))
+        .axis_desc_style((FONT, DESC_SIZE).into_font().color(&TEXT_COLOR))
+        .x_desc(metric.name())
+        .y_desc("traces")
+        .draw()?;
+
+    let strong = class_color(Some(class));
+    let pale = light(strong);
+    let bars = bins.iter().enumerate().flat_map(|(idx, &[kept, dropped])| {
+        let (x0, x1) = (
+            bin_edge(idx, range, N_BINS),
+            bin_edge(idx + 1, range, N_BINS),
+        );
+        // Kept at the bottom so the kept mass reads off the axis directly.
+        let kept_bar = (kept > 0).then(|| bar([(x0, 0), (x1, kept)], strong.filled()));
+        let dropped_bar = (dropped > 0).then(|| {
+            bar(
+                [(x0, kept), (x1, kept.saturating_add(dropped))],
+                pale.filled(),
+            )
+        });
+        kept_bar.into_iter().chain(dropped_bar)
+    });
+    chart.draw_series(bars)?;
+
+    if let Some(cutoff) = cutoff {
+        chart.draw_series(std::iter::once(DashedPathElement::new(
+            vec![(cutoff, 0u32), (cutoff, y_top)],
+            6,
+            4,
+            CUTOFF_COLOR.stroke_width(2),
+        )))?;
+        // Label on the side with more room, so it never runs off the panel.
+        let on_right = cutoff <= range.0 + span / 2.0;
+        let (anchor, dx) = if on_right {
+            (HPos::Left, 5)
+        } else {
+            (HPos::Right, -5)
+        };
+        let label = format!("cut-off {}", format_value(cutoff, span / 10.0));
+        chart.draw_series(std::iter::once(
+            EmptyElement::at((cutoff, y_top))
+                + Text::new(
+                    label,
+                    (dx, 2),
+                    text(LABEL_SIZE, CUTOFF_COLOR, anchor, VPos::Top),
+                ),
+        ))?;
+    }
+    if values.is_empty() {
+        let plot = chart.plotting_area().strip_coord_spec();
+        message(&plot, "no scores")?;
+    }
+    Ok(())
+}
+
+/// A bar with a 1-pixel gap on its left, so neighbouring bins stay apart.
+fn bar(corners: [(f64, u32); 2], style: ShapeStyle) -> Rectangle<(f64, u32)> {
+    let mut rect = Rectangle::new(corners, style);
+    rect.set_margin(0, 0, 1, 0);
+    rect
+}
+
+/// The cut-off to draw per class index, and whether some group's cut-off was left out
+/// because it does not belong to `metric`.
+///
+/// A group's cut-off is the metric of its last kept trace, and the filter keeps in
+/// ascending metric order, so it equals the largest `metric` among the group's kept
+/// traces exactly when the selection ranked by `metric` ([`Selection`] does not say).
+fn cutoffs(set: &ScoredSet, selection: &Selection, metric: Metric) -> (Vec<Option<f64>>, bool) {
+    let mut per_class = vec![None; set.classes.len()];
+    let mut mismatched = false;
+    let global = selection.groups.iter().any(|group| group.class.is_none());
+    for group in &selection.groups {
+        let Some(cutoff) = group.cutoff.filter(|cutoff| cutoff.is_finite()) else {
+            continue;
+        };
+        let mut largest: Option<f64> = None;
+        let mut all_scored = true;
+        for (idx, trace) in set.traces.iter().enumerate() {
+            let in_group = global || trace.class == group.class;
+            if !in_group || !selection.kept.get(idx).copied().unwrap_or(false) {
+                continue;
+            }
+            match trace.metric(metric) {
+                Some(value) => largest = Some(largest.map_or(value, |l: f64| l.max(value))),
+                None => all_scored = false,
+            }
+        }
+        if !all_scored || largest != Some(cutoff) {
+            mismatched = true;
+            continue;
+        }
+        match group.class {
+            None => per_class.iter_mut().for_each(|slot| *slot = Some(cutoff)),
+            Some(class) => {
+                if let Some(slot) = per_class.get_mut(class as usize) {
+                    *slot = Some(cutoff);
+                }
+            }
+        }
+    }
+    (per_class, mismatched)
+}
+
+/// Indices of the (at most `max`) classes with the most traces, in class order; ties go
+/// to the lower index.
+pub(crate) fn largest_classes(counts: &[usize], max: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..counts.len()).collect();
+    if order.len() > max {
+        order.sort_by(|&a, &b| counts.get(b).cmp(&counts.get(a)).then(a.cmp(&b)));
+        order.truncate(max);
+        order.sort_unstable();
+    }
+    order
+}
+
+/// Rows and columns for `n` panels: one row up to 3, then near-square, wider than tall.
+fn grid(n: usize) -> (usize, usize) {
+    if n <= 3 {
+        return (1, n.max(1));
+    }
+    let cols = (n as f64).sqrt().ceil() as usize;
+    (n.div_ceil(cols), cols)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_fits_every_panel() {
+        assert_eq!(grid(0), (1, 1));
+        assert_eq!(grid(1), (1, 1));
+        assert_eq!(grid(3), (1, 3));
+        assert_eq!(grid(4), (2, 2));
+        assert_eq!(grid(5), (2, 3));
+        assert_eq!(grid(7), (3, 3));
+        assert_eq!(grid(12), (3, 4));
+    }
+
+    #[test]
+    fn largest_classes_keeps_class_order() {
+        assert_eq!(largest_classes(&[5, 1, 9, 1], 10), vec![0, 1, 2, 3]);
+        assert_eq!(largest_classes(&[5, 1, 9, 1], 2), vec![0, 2]);
+        assert_eq!(largest_classes(&[1, 1, 1], 2), vec![0, 1]);
+    }
+}

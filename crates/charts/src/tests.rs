@@ -1,0 +1,773 @@
+//! Renders every chart of a small hand-computed set to SVG and checks what the SVG holds:
+//! titles, class names, the exact number of bars and points, cut-off lines, legends, and
+//! that no data (empty, one trace, all-null, all-equal) makes a chart fail.
+
+use plotters::prelude::RGBColor;
+use tracesift_core::dataset::{ScoredSet, score_bytes};
+use tracesift_core::evaluate::{EvalReport, evaluate};
+use tracesift_core::filter::{FilterOptions, Selection, select};
+use tracesift_core::settings::{Metric, Scope, Settings};
+
+use super::*;
+use crate::style::{CUTOFF_COLOR, class_color, light, series_color};
+
+/// Three questions of three traces and one of a single trace; classes up (0), down (1),
+/// none (2) by first appearance; t9 has no answer (∅). With answer similarity,
+/// consistency = share of the other two traces with the same class, and the default
+/// metric cocoa_ppl = ppl × (1 − consistency):
+///
+/// | trace | q  | class | ppl  | consistency | cocoa_ppl | label |
+/// |-------|----|-------|------|-------------|-----------|-------|
+/// | t1    | q1 | up    | 0.15 | 0.5         | 0.075     | up    |
+/// | t2    | q1 | up    | 0.5  | 0.5         | 0.25      |       |
+/// | t3    | q1 | down  | 1.5  | 0           | 1.5       | up    |
+/// | t4    | q2 | down  | 0.3  | 0.5         | 0.15      | down  |
+/// | t5    | q2 | down  | 0.5  | 0.5         | 0.25      |       |
+/// | t6    | q2 | none  | 2.0  | 0           | 2.0       | none  |
+/// | t7    | q3 | none  | 0.1  | 0.5         | 0.05      |       |
+/// | t8    | q3 | none  | 0.9  | 0.5         | 0.45      | none  |
+/// | t9    | q3 | ∅     | 3.0  | 0           | 3.0       | none  |
+/// | t10   | q4 | up    | 0.2  | null        | null      | up    |
+///
+/// Keep 10 % per class: ⌈0.1·n⌉ = 1 of up {t1, t2}, down {t3, t4, t5}, none {t6, t7, t8}
+/// → t1, t4, t7 kept; cut-offs 0.075, 0.15, 0.05.
+const SMALL: &str = r#"{"question_id":"q1","trace_id":"t1","answer":"up","logprobs":[-0.1,-0.2],"label":"up"}
+{"question_id":"q1","trace_id":"t2","answer":"up","logprobs":[-0.5,-0.5]}
+{"question_id":"q1","trace_id":"t3","answer":"down","logprobs":[-1.0,-2.0],"label":"up"}
+{"question_id":"q2","trace_id":"t4","answer":"down","logprobs":[-0.3],"label":"down"}
+{"question_id":"q2","trace_id":"t5","answer":"down","logprobs":[-0.4,-0.6]}
+{"question_id":"q2","trace_id":"t6","answer":"none","logprobs":[-2.0],"label":"none"}
+{"question_id":"q3","trace_id":"t7","answer":"none","logprobs":[-0.05,-0.15]}
+{"question_id":"q3","trace_id":"t8","answer":"none","logprobs":[-0.9],"label":"none"}
+{"question_id":"q3","trace_id":"t9","text":"I cannot tell.","logprobs":[-3.0],"label":"none"}
+{"question_id":"q4","trace_id":"t10","answer":"up","logprobs":[-0.2],"label":"up"}
+"#;
+
+fn scored(jsonl: &str) -> ScoredSet {
+    score_bytes(&Settings::default(), &[("x.jsonl", jsonl.as_bytes())]).unwrap()
+}
+
+fn options(scope: Scope) -> FilterOptions {
+    FilterOptions {
+        scope,
+        ..FilterOptions::from_settings(&Settings::default()).unwrap()
+    }
+}
+
+fn small() -> (ScoredSet, Selection, EvalReport) {
+    let set = scored(SMALL);
+    let selection = select(&set, &options(Scope::PerClass));
+    let report = evaluate(&set, &options(Scope::PerClass));
+    (set, selection, report)
+}
+
+fn hex(color: RGBColor) -> String {
+    format!("#{:02X}{:02X}{:02X}", color.0, color.1, color.2)
+}
+
+/// The SVG's elements of one tag (`<rect .../>` and so on), as their attribute text.
+fn elements<'a>(svg: &'a str, tag: &str) -> Vec<&'a str> {
+    let open = format!("<{tag} ");
+    svg.match_indices(&open)
+        .filter_map(|(start, _)| {
+            svg.get(start..)
+                .and_then(|rest| rest.find('>').and_then(|end| rest.get(..end)))
+        })
+        .collect()
+}
+
+fn count_with(svg: &str, tag: &str, attribute: &str) -> usize {
+    elements(svg, tag)
+        .iter()
+        .filter(|element| element.contains(attribute))
+        .count()
+}
+
+/// The text content of every `<text>` element.
+fn texts(svg: &str) -> Vec<&str> {
+    svg.split("<text ")
+        .skip(1)
+        .filter_map(|rest| {
+            rest.split_once('>')
+                .and_then(|(_, body)| body.split_once("</text>"))
+        })
+        .map(|(content, _)| content.trim())
+        .collect()
+}
+
+fn render(
+    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), ChartError>,
+) -> String {
+    to_svg(960, 420, draw).unwrap()
+}
+
+#[test]
+fn the_small_set_is_what_the_table_says() {
+    let (set, selection, report) = small();
+    assert_eq!(set.classes, ["up", "down", "none"]);
+    let cocoa: Vec<Option<f64>> = set
+        .traces
+        .iter()
+        .map(|t| t.metric(Metric::CocoaPpl))
+        .collect();
+    let expected = [
+        Some(0.075),
+        Some(0.25),
+        Some(1.5),
+        Some(0.15),
+        Some(0.25),
+        Some(2.0),
+        Some(0.05),
+        Some(0.45),
+        Some(3.0),
+        None,
+    ];
+    for (got, want) in cocoa.iter().zip(expected) {
+        assert_eq!(got.is_some(), want.is_some());
+        if let (Some(got), Some(want)) = (got, want) {
+            assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+        }
+    }
+    let kept: Vec<usize> = (0..set.traces.len())
+        .filter(|&idx| selection.kept[idx])
+        .collect();
+    assert_eq!(kept, [0, 3, 6]);
+    assert_eq!(report.n, 7);
+}
+
+#[test]
+fn histograms_draw_each_class_its_bars_and_its_cut_off() {
+    let (set, selection, _) = small();
+    let svg = render(|area| per_class_histograms(area, &set, &selection, Metric::CocoaPpl));
+    let texts = texts(&svg);
+    assert!(
+        texts.contains(&"cocoa_ppl per class — kept vs dropped"),
+        "{texts:?}"
+    );
+    for caption in [
+        "up — 1 of 2 kept",
+        "down — 1 of 3 kept",
+        "none — 1 of 3 kept",
+    ] {
+        assert!(texts.contains(&caption), "{caption} in {texts:?}");
+    }
+    // ∅ (t9) gets no panel; t10's null score is counted in the footer.
+    assert!(!texts.iter().any(|t| t.starts_with("∅")), "{texts:?}");
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("1 trace without a cocoa_ppl score not drawn")),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("1 trace with no answer (∅) not shown")),
+        "{texts:?}"
+    );
+
+    // 30 bins over [0.05, 2.0], width 0.065; bin = ⌊(v − 0.05) / 0.065⌋, the max in bin 29:
+    // up:   0.075 → 0 (kept), 0.25 → 3
+    // down: 0.15 → 1 (kept), 0.25 → 3, 1.5 → 22
+    // none: 0.05 → 0 (kept), 0.45 → 6, 2.0 → 29
+    // so one strong bar per class and 1, 2, 2 light ones: 8 bars, none stacked.
+    for (class, n_light) in [(0, 1), (1, 2), (2, 2)] {
+        let strong = class_color(Some(class));
+        assert_eq!(
+            count_with(&svg, "rect", &format!("fill=\"{}\"", hex(strong))),
+            1,
+            "class {class}"
+        );
+        assert_eq!(
+            count_with(&svg, "rect", &format!("fill=\"{}\"", hex(light(strong)))),
+            n_light,
+            "class {class}"
+        );
+    }
+    // (The 2.0 bar counts only because the maximum goes into bin 29: a 31st bin would
+    // have been dropped, leaving "none" one light bar.)
+    // One dashed cut-off per panel, each labelled with its value.
+    for label in ["cut-off 0.075", "cut-off 0.150", "cut-off 0.050"] {
+        assert!(texts.contains(&label), "{label} in {texts:?}");
+    }
+    let dashes = count_with(
+        &svg,
+        "polyline",
+        &format!("stroke=\"{}\"", hex(CUTOFF_COLOR)),
+    );
+    assert!(
+        dashes >= 3 * 5,
+        "dashed cut-offs are several segments each, got {dashes}"
+    );
+}
+
+#[test]
+fn a_global_selection_draws_its_one_cut_off_on_every_panel() {
+    let set = scored(SMALL);
+    let selection = select(&set, &options(Scope::Global));
+    // Global 10 % of the 9 scored traces: ⌈0.9⌉ = 1, t7 at 0.05.
+    assert_eq!(selection.groups.len(), 1);
+    let svg = render(|area| per_class_histograms(area, &set, &selection, Metric::CocoaPpl));
+    assert_eq!(
+        texts(&svg)
+            .iter()
+            .filter(|t| **t == "cut-off 0.050")
+            .count(),
+        3
+    );
+}
+
+#[test]
+fn a_selection_by_another_metric_gets_no_cut_off() {
+    let (set, selection, _) = small();
+    // The cocoa_ppl selection's cut-offs are not ppl values of its kept traces.
+    let svg = render(|area| per_class_histograms(area, &set, &selection, Metric::Ppl));
+    let texts = texts(&svg);
+    assert!(
+        texts.contains(&"ppl per class — kept vs dropped"),
+        "{texts:?}"
+    );
+    assert!(
+        !texts.iter().any(|t| t.starts_with("cut-off ")),
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.contains("cut-off not shown")),
+        "{texts:?}"
+    );
+    // ppl is never null here (t10 has one), so no null note.
+    assert!(
+        !texts.iter().any(|t| t.contains("score not drawn")),
+        "{texts:?}"
+    );
+}
+
+#[test]
+fn class_counts_draw_all_and_kept_per_class_and_no_class() {
+    let (set, selection, _) = small();
+    let svg = render(|area| class_counts(area, &set, &selection));
+    let texts = texts(&svg);
+    assert!(
+        texts.contains(&"Traces per class — before and after the filter"),
+        "{texts:?}"
+    );
+    for name in ["up", "down", "none", "∅"] {
+        assert!(texts.contains(&name), "{name} in {texts:?}");
+    }
+    // up {t1, t2, t10}, down {t3, t4, t5}, none {t6, t7, t8}: 3 all, 1 kept each;
+    // ∅ {t9}: 1 all, 0 kept (no bar) → 3 · 2 + 1 = 7 bars.
+    for class in [Some(0), Some(1), Some(2)] {
+        let strong = class_color(class);
+        assert_eq!(
+            count_with(&svg, "rect", &format!("fill=\"{}\"", hex(light(strong)))),
+            1
+        );
+        assert_eq!(
+            count_with(&svg, "rect", &format!("fill=\"{}\"", hex(strong))),
+            1
+        );
+    }
+    let no_class = class_color(None);
+    assert_eq!(
+        count_with(&svg, "rect", &format!("fill=\"{}\"", hex(light(no_class)))),
+        1
+    );
+    assert_eq!(
+        count_with(&svg, "rect", &format!("fill=\"{}\"", hex(no_class))),
+        0
+    );
+    // Count labels, after the class names: all then kept per class, ∅ last (0 kept).
+    let after_names = texts
+        .iter()
+        .position(|t| *t == "∅")
+        .map_or(&[][..], |at| &texts[at + 1..]);
+    assert_eq!(
+        after_names,
+        ["3", "1", "3", "1", "3", "1", "1", "0"],
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.contains("10 traces, 3 kept (30 %)")),
+        "{texts:?}"
+    );
+}
+
+#[test]
+fn scatter_draws_every_scored_trace_filled_when_kept() {
+    let (set, selection, _) = small();
+    let svg = render(|area| scatter_ppl_consistency(area, &set, &selection));
+    let texts = texts(&svg);
+    assert!(
+        texts.contains(&"ppl vs consistency — kept vs dropped"),
+        "{texts:?}"
+    );
+    for name in ["up", "down", "none", "∅ (no answer)", "kept", "dropped"] {
+        assert!(texts.contains(&name), "{name} in {texts:?}");
+    }
+    // t1..t9 have ppl and consistency (t10 has no consistency): 9 points, radius 3;
+    // t1, t4, t7 kept (filled), the other 6 hollow.
+    let points: Vec<&str> = elements(&svg, "circle")
+        .into_iter()
+        .filter(|c| c.contains("r=\"3\""))
+        .collect();
+    assert_eq!(points.len(), 9);
+    assert_eq!(
+        points
+            .iter()
+            .filter(|c| c.contains("fill=\"none\""))
+            .count(),
+        6
+    );
+    // Kept points are filled with their class colour: up, down, none one each.
+    for class in [0, 1, 2] {
+        let fill = format!("fill=\"{}\"", hex(class_color(Some(class))));
+        assert_eq!(
+            points.iter().filter(|c| c.contains(&fill)).count(),
+            1,
+            "class {class}"
+        );
+    }
+    // t9 (∅) is a hollow grey circle.
+    let grey = format!("stroke=\"{}\"", hex(class_color(None)));
+    assert_eq!(points.iter().filter(|c| c.contains(&grey)).count(), 1);
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("9 traces plotted · 1 trace without ppl or consistency skipped")),
+        "{texts:?}"
+    );
+    assert!(!texts.iter().any(|t| t.contains("subsample")), "{texts:?}");
+}
+
+#[test]
+fn a_large_scatter_is_subsampled_and_says_so() {
+    // 50,001 questions of one trace each have no consistency; give them two traces each:
+    // 2 × 25,001 = 50,002 points → stride ⌈50,002 / 20,000⌉ = 3 → 16,668 drawn.
+    let mut jsonl = String::new();
+    for q in 0..25_001 {
+        for s in 0..2 {
+            let lp = -0.01 * f64::from((q * 2 + s) % 97 + 1);
+            jsonl.push_str(&format!(
+                "{{\"question_id\":\"q{q}\",\"answer\":\"{}\",\"logprobs\":[{lp}]}}\n",
+                ["up", "down"][(q % 2) as usize]
+            ));
+        }
+    }
+    let set = scored(&jsonl);
+    let selection = select(&set, &options(Scope::PerClass));
+    let svg = to_svg(800, 500, |area| {
+        scatter_ppl_consistency(area, &set, &selection)
+    })
+    .unwrap();
+    let points = elements(&svg, "circle")
+        .into_iter()
+        .filter(|c| c.contains("r=\"3\""))
+        .count();
+    assert_eq!(points, 16_668);
+    assert!(
+        texts(&svg)
+            .iter()
+            .any(|t| t.contains("subsample: every 3th point drawn (16668 of 50002)"))
+    );
+}
+
+#[test]
+fn selective_accuracy_has_a_line_and_a_legend_entry_per_metric() {
+    let (_, _, report) = small();
+    let svg = render(|area| selective_accuracy(area, &report));
+    let texts = texts(&svg);
+    assert!(
+        texts.iter().any(|t| t.starts_with("Selective accuracy")),
+        "{texts:?}"
+    );
+    for metric in Metric::ALL {
+        assert!(
+            texts
+                .iter()
+                .any(|t| t.starts_with(&format!("{} · ", metric.name()))),
+            "{metric} in {texts:?}"
+        );
+    }
+    // No trace has top_logprobs: mte and cocoa_mte are null everywhere and have no curve.
+    assert!(texts.contains(&"mte · no scores"), "{texts:?}");
+    assert!(texts.contains(&"cocoa_mte · no scores"), "{texts:?}");
+    // 7 labelled traces, 5 right (t3 says down for up, t9 has no answer): baseline 71 %.
+    assert!(texts.contains(&"all labelled · 71 %"), "{texts:?}");
+    // inconsistency and cocoa_ppl rank the labelled traces alike (ppl only breaks the ties
+    // of equal consistency, in the same order): cocoa_ppl's curve is the same, drawn dashed
+    // over it, and its legend says so.
+    assert!(
+        texts.contains(&"cocoa_ppl · AUROC 0.88 (= inconsistency)"),
+        "{texts:?}"
+    );
+    // Every other metric with scores draws 20 dots (5 %..100 %, no gaps: k ≥ 1 from 5 % on
+    // with n = 7 for msp/ppl and n = 6 for the consistency-based ones).
+    for (idx, metric) in Metric::ALL.iter().enumerate() {
+        let fill = format!("fill=\"{}\"", hex(series_color(idx)));
+        let dots = elements(&svg, "circle")
+            .into_iter()
+            .filter(|c| c.contains(&fill) && c.contains("r=\"3\""))
+            .count();
+        let want = if matches!(metric, Metric::Mte | Metric::CocoaMte | Metric::CocoaPpl) {
+            0
+        } else {
+            20
+        };
+        assert_eq!(dots, want, "{metric}");
+    }
+    let dashes = count_with(
+        &svg,
+        "polyline",
+        &format!("stroke=\"{}\"", hex(series_color(5))),
+    );
+    assert!(dashes > 5, "cocoa_ppl is dashed: {dashes} segments");
+}
+
+#[test]
+fn selective_accuracy_without_labels_says_so() {
+    let unlabelled: String = SMALL
+        .lines()
+        .map(|line| {
+            line.replace(",\"label\":\"up\"", "")
+                .replace(",\"label\":\"down\"", "")
+                .replace(",\"label\":\"none\"", "")
+                + "\n"
+        })
+        .collect();
+    let set = scored(&unlabelled);
+    let report = evaluate(&set, &options(Scope::PerClass));
+    assert_eq!(report.n, 0);
+    let svg = render(|area| selective_accuracy(area, &report));
+    assert!(
+        texts(&svg).iter().any(|t| t.starts_with("no gold labels")),
+        "{svg}"
+    );
+    assert_eq!(elements(&svg, "polyline").len(), 0);
+}
+
+/// Every chart, on a set and its selection and report: the histograms of each metric
+/// (in `Metric::ALL` order, each with its own metric's selection), then the class counts,
+/// the scatter and the selective accuracy.
+fn draw_all(set: &ScoredSet, width: u32, height: u32) -> Vec<String> {
+    let selection = select(set, &options(Scope::PerClass));
+    let report = evaluate(set, &options(Scope::PerClass));
+    let mut svgs = Vec::new();
+    for metric in Metric::ALL {
+        let by_metric = select(
+            set,
+            &FilterOptions {
+                metric: *metric,
+                ..options(Scope::PerClass)
+            },
+        );
+        svgs.push(
+            to_svg(width, height, |area| {
+                per_class_histograms(area, set, &by_metric, *metric)
+            })
+            .unwrap(),
+        );
+    }
+    svgs.push(to_svg(width, height, |area| class_counts(area, set, &selection)).unwrap());
+    svgs.push(
+        to_svg(width, height, |area| {
+            scatter_ppl_consistency(area, set, &selection)
+        })
+        .unwrap(),
+    );
+    svgs.push(to_svg(width, height, |area| selective_accuracy(area, &report)).unwrap());
+    svgs
+}
+
+#[test]
+fn every_chart_draws_an_empty_set() {
+    let set = scored("");
+    assert!(set.traces.is_empty() && set.classes.is_empty());
+    let svgs = draw_all(&set, 800, 400);
+    assert!(svgs.iter().all(|svg| svg.ends_with("</svg>\n")));
+    assert!(texts(&svgs[0]).contains(&"no classes to show"));
+    assert!(texts(&svgs[7]).contains(&"no traces to show"));
+    assert!(texts(&svgs[8]).contains(&"no traces with both ppl and consistency"));
+}
+
+#[test]
+fn every_chart_draws_a_single_trace() {
+    // One trace: ppl 0.2, no consistency (alone in its question), so every CoCoA score is
+    // null; its class has a panel whose only value is ppl → the width-1 range.
+    let set = scored(r#"{"question_id":"q","answer":"up","logprobs":[-0.2],"label":"up"}"#);
+    assert_eq!(set.traces.len(), 1);
+    let svgs = draw_all(&set, 800, 400);
+    let ppl = &svgs[1];
+    assert!(texts(ppl).contains(&"up — 1 of 1 kept"), "{:?}", texts(ppl));
+    assert!(texts(ppl).contains(&"cut-off 0.200"), "{:?}", texts(ppl));
+    assert_eq!(
+        count_with(
+            ppl,
+            "rect",
+            &format!("fill=\"{}\"", hex(class_color(Some(0))))
+        ),
+        1
+    );
+    let cocoa = &svgs[5];
+    assert!(
+        texts(cocoa).contains(&"no cocoa_ppl scores to show"),
+        "{:?}",
+        texts(cocoa)
+    );
+}
+
+#[test]
+fn every_chart_draws_equal_values_and_odd_sizes() {
+    // Every trace agrees with its question and has the same log-prob: all CoCoA scores
+    // are exactly 0 and all ppl 0.5.
+    let jsonl: String = (0..12)
+        .map(|i| {
+            format!(
+                "{{\"question_id\":\"q{}\",\"answer\":\"{}\",\"logprobs\":[-0.5]}}\n",
+                i / 3,
+                ["up", "down"][(i / 3) % 2]
+            )
+        })
+        .collect();
+    let set = scored(&jsonl);
+    for (width, height) in [
+        (0, 0),
+        (1, 1),
+        (40, 30),
+        (120, 90),
+        (200, 160),
+        (320, 240),
+        (1600, 900),
+    ] {
+        let svgs = draw_all(&set, width, height);
+        assert_eq!(svgs.len(), 10, "{width}×{height}");
+    }
+    let svg = to_svg(900, 400, |area| {
+        per_class_histograms(
+            area,
+            &set,
+            &select(&set, &options(Scope::PerClass)),
+            Metric::CocoaPpl,
+        )
+    })
+    .unwrap();
+    // All 0: the range is [-0.5, 0.5] and each class's 6 traces sit in bin 15.
+    assert!(
+        texts(&svg).contains(&"cut-off 0.000") || texts(&svg).contains(&"cut-off 0.00"),
+        "{:?}",
+        texts(&svg)
+    );
+}
+
+#[test]
+fn many_classes_are_capped() {
+    let jsonl: String = (0..40)
+        .map(|i| format!("{{\"question_id\":\"q{}\",\"answer\":\"class number {i}\",\"logprobs\":[-0.{}]}}\n", i / 2, i % 9 + 1))
+        .collect();
+    let set = scored(&jsonl);
+    assert_eq!(set.classes.len(), 40);
+    let selection = select(&set, &options(Scope::PerClass));
+    let svg = to_svg(1200, 800, |area| {
+        per_class_histograms(area, &set, &selection, Metric::Ppl)
+    })
+    .unwrap();
+    assert!(
+        texts(&svg)
+            .iter()
+            .any(|t| t.contains("the 12 largest of 40 classes shown"))
+    );
+    let svg = to_svg(1200, 500, |area| class_counts(area, &set, &selection)).unwrap();
+    assert!(
+        texts(&svg)
+            .iter()
+            .any(|t| t.contains("the 20 largest of 40 classes shown"))
+    );
+}
+
+/// Writes the small set's charts to /tmp/charts for a look (not an assertion).
+#[test]
+fn write_small_set_svgs() {
+    let (set, selection, report) = small();
+    let dir = std::env::temp_dir().join("charts");
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = scored("");
+    let no_labels = evaluate(&empty, &options(Scope::PerClass));
+    let nothing = select(&empty, &options(Scope::PerClass));
+    let charts: [(&str, String); 7] = [
+        (
+            "empty_histograms",
+            render(|area| per_class_histograms(area, &empty, &nothing, Metric::CocoaPpl)),
+        ),
+        (
+            "no_labels",
+            render(|area| selective_accuracy(area, &no_labels)),
+        ),
+        (
+            "histograms",
+            render(|area| per_class_histograms(area, &set, &selection, Metric::CocoaPpl)),
+        ),
+        (
+            "histograms_ppl",
+            render(|area| {
+                per_class_histograms(
+                    area,
+                    &set,
+                    &select(
+                        &set,
+                        &FilterOptions {
+                            metric: Metric::Ppl,
+                            ..options(Scope::PerClass)
+                        },
+                    ),
+                    Metric::Ppl,
+                )
+            }),
+        ),
+        (
+            "class_counts",
+            render(|area| class_counts(area, &set, &selection)),
+        ),
+        (
+            "scatter",
+            render(|area| scatter_ppl_consistency(area, &set, &selection)),
+        ),
+        (
+            "selective_accuracy",
+            render(|area| selective_accuracy(area, &report)),
+        ),
+    ];
+    for (name, svg) in charts {
+        std::fs::write(dir.join(format!("{name}.svg")), svg).unwrap();
+    }
+}
+
+/// A larger synthetic set (5 classes, 8 traces per question, labels, top-k log-probs) for
+/// a look at realistic shapes: writes to /tmp/charts/large_*.svg and only checks that
+/// every chart renders.
+#[test]
+fn write_larger_set_svgs() {
+    let classes = ["up", "down", "none", "unclear", "a rather long class name"];
+    let mut jsonl = String::new();
+    // A small deterministic generator (SplitMix64-like) for varied but fixed values.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    for q in 0..400 {
+        let truth = (q * 7 % 5) as usize;
+        let difficulty = next();
+        for s in 0..8 {
+            let right = next() > difficulty * 0.8;
+            let class = if right {
+                truth
+            } else {
+                (truth + 1 + (next() * 4.0) as usize) % 5
+            };
+            let n_tokens = 5 + (next() * 20.0) as usize;
+            let base = 0.05 + difficulty * 0.6 + if right { 0.0 } else { 0.3 };
+            let lps: Vec<String> = (0..n_tokens)
+                .map(|_| format!("{:.4}", -base * next() * 2.0))
+                .collect();
+            let tops: Vec<String> = (0..n_tokens)
+                .map(|_| {
+                    format!(
+                        "[-0.1,{:.3},{:.3}]",
+                        -1.0 - next() * 3.0,
+                        -3.0 - next() * 3.0
+                    )
+                })
+                .collect();
+            let answer = if next() < 0.03 {
+                String::new()
+            } else {
+                format!(" Final answer: {}", classes[class])
+            };
+            jsonl.push_str(&format!(
+                "{{\"question_id\":\"q{q}\",\"trace_id\":\"q{q}-s{s}\",\"text\":\"Reasoning.{answer}\",\"logprobs\":[{}],\"top_logprobs\":[{}],\"label\":\"{}\"}}\n",
+                lps.join(","),
+                tops.join(","),
+                classes[truth]
+            ));
+        }
+    }
+    let set = scored(&jsonl);
+    assert_eq!(set.traces.len(), 3200);
+    let selection = select(&set, &options(Scope::PerClass));
+    let report = evaluate(&set, &options(Scope::PerClass));
+    let dir = std::env::temp_dir().join("charts");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (width, height) in [(960, 420), (640, 360)] {
+        let charts: [(&str, String); 4] = [
+            (
+                "histograms",
+                to_svg(width, height, |area| {
+                    per_class_histograms(area, &set, &selection, Metric::CocoaPpl)
+                })
+                .unwrap(),
+            ),
+            (
+                "class_counts",
+                to_svg(width, height, |area| class_counts(area, &set, &selection)).unwrap(),
+            ),
+            (
+                "scatter",
+                to_svg(width, height, |area| {
+                    scatter_ppl_consistency(area, &set, &selection)
+                })
+                .unwrap(),
+            ),
+            (
+                "selective_accuracy",
+                to_svg(width, height, |area| selective_accuracy(area, &report)).unwrap(),
+            ),
+        ];
+        for (name, svg) in charts {
+            std::fs::write(dir.join(format!("large_{name}_{width}.svg")), svg).unwrap();
+        }
+    }
+}
+
+#[test]
+fn inconsistent_inputs_never_panic() {
+    // Values the core never produces, and a selection and report that do not match the
+    // set: each chart must still draw (or skip what makes no sense), never panic.
+    let (mut set, mut selection, mut report) = small();
+    set.traces[0].ppl = Some(f64::NAN);
+    set.traces[1].consistency = Some(f64::INFINITY);
+    set.traces[2].class = Some(99);
+    set.traces[3].msp = Some(1e300);
+    selection.kept.truncate(4);
+    selection.groups.push(tracesift_core::filter::GroupOutcome {
+        class: Some(50),
+        n_eligible: 1,
+        n_kept: 1,
+        cutoff: Some(f64::NAN),
+        tie_at_cutoff: false,
+    });
+    report.accuracy = Some(f64::NAN);
+    if let Some((_, evaluation)) = report.metrics.0.first_mut() {
+        evaluation.selective_accuracy = vec![Some(f64::NEG_INFINITY), None, Some(0.5)];
+    }
+    // Sizes around every threshold the layouts test (title, footer, panel, legend).
+    let sides = [0, 1, 30, 59, 61, 90, 119, 121, 159, 161, 200, 260, 330, 960];
+    let sizes = sides
+        .iter()
+        .flat_map(|&width| sides.iter().map(move |&height| (width, height)));
+    for (width, height) in sizes {
+        for metric in Metric::ALL {
+            to_svg(width, height, |area| {
+                per_class_histograms(area, &set, &selection, *metric)
+            })
+            .unwrap();
+        }
+        to_svg(width, height, |area| class_counts(area, &set, &selection)).unwrap();
+        to_svg(width, height, |area| {
+            scatter_ppl_consistency(area, &set, &selection)
+        })
+        .unwrap();
+        to_svg(width, height, |area| selective_accuracy(area, &report)).unwrap();
+    }
+}
