@@ -84,6 +84,23 @@ pub fn App() -> impl IntoView {
         );
     });
 
+    // A fragment edited by hand (or a link opened in this tab) changes the settings too.
+    let on_hash_change = Closure::<dyn Fn()>::new(move || {
+        let hash = window().location().hash().unwrap_or_default();
+        let current = settings.get_untracked();
+        let (next, problems) = fragment::apply_fragment(&hash, &current);
+        if next != current {
+            settings.set(next);
+        }
+        if !problems.is_empty() {
+            notice.set(problems.join("; "));
+        }
+    });
+    let _ = window()
+        .add_event_listener_with_callback("hashchange", on_hash_change.as_ref().unchecked_ref());
+    // The page keeps listening for its whole life.
+    on_hash_change.forget();
+
     // Keep the URL fragment in step with the settings, so a copied link reproduces the view.
     Effect::new(move |_| {
         let fragment = settings.with(fragment::to_fragment);

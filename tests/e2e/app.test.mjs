@@ -83,6 +83,10 @@ test('a dropped file is scored in the worker and summarised', async () => {
   assert.match(text, /line 6: not JSON/);
   assert.match(text, /line 8: `tokens` has 1 entries but `logprobs` has 0/);
   await page.screenshot({ path: path.join(shots, 'summary.png'), fullPage: true });
+  // Editing the fragment by hand re-filters: global top 1 keeps one trace.
+  await page.evaluate(() => { window.location.hash = '#metric=msp&top=1&scope=global'; });
+  await page.waitForFunction(() => document.querySelector('[data-testid=kept-count]')?.textContent === '1 traces kept.');
+  assert.equal(await page.getByTestId('metric').inputValue(), 'msp');
   assertOnlyOwnOrigin(requests);
   assert.deepEqual(errors, []);
   await context.close();
