@@ -2,11 +2,11 @@
 // download), against the release build in $TRACESIFT_DIST, compared with the release CLI.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
+import { serveDist, CHROMIUM_ARGS } from './serve.mjs';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const dist = process.env.TRACESIFT_DIST ?? path.join(root, 'dist');
@@ -14,30 +14,14 @@ const cli = process.env.TRACESIFT_CLI ?? path.join(root, 'target/release/tracesi
 const shots = process.env.TRACESIFT_SCREENSHOTS ?? path.join(root, 'target/screenshots');
 const fixture = (name) => path.join(root, 'tests/data', name);
 
-const MIME = {
-  '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm',
-  '.css': 'text/css', '.gz': 'application/gzip', '.json': 'application/json',
-};
-
 let server, origin, browser;
 
 before(async () => {
-  server = http.createServer((req, res) => {
-    const url = new URL(req.url, 'http://localhost');
-    const file = path.join(dist, url.pathname === '/' ? 'index.html' : decodeURIComponent(url.pathname));
-    if (!file.startsWith(dist) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
-      res.writeHead(404).end('not found');
-      return;
-    }
-    res.writeHead(200, { 'content-type': MIME[path.extname(file)] ?? 'application/octet-stream' });
-    fs.createReadStream(file).pipe(res);
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  origin = `http://127.0.0.1:${server.address().port}`;
+  server = await serveDist(dist);
+  origin = server.origin;
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: CHROMIUM_ARGS,
   });
 });
 

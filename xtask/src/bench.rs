@@ -81,6 +81,25 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         &report,
         &measurements,
     );
+    bench_app()
+}
+
+/// The browser app: release wasm sizes, and the time to score the demo data in headless
+/// Chromium with the main thread's longest task.
+fn bench_app() -> anyhow::Result<()> {
+    println!("\n== the app (release build, headless Chromium)");
+    crate::web::ensure_chromium()?;
+    for (name, bytes) in crate::web::build_release()? {
+        println!("release wasm: {name} {:.0} KB", bytes as f64 / 1024.0);
+    }
+    let status = std::process::Command::new("node")
+        .args(["tests/e2e/bench-app.mjs"])
+        .current_dir(crate::test::workspace_root())
+        .status()
+        .context("cannot start node")?;
+    if !status.success() {
+        anyhow::bail!("the app benchmark failed with {status}");
+    }
     Ok(())
 }
 

@@ -1,0 +1,50 @@
+// Times the built app in headless Chromium: loads a trace file (or the demo data) the way
+// a user does, and prints the app's own scoring time and the main thread's longest task.
+// Usage: node tests/e2e/bench-app.mjs [FILE]   (run by `cargo xtask bench`)
+import path from 'node:path';
+import fs from 'node:fs';
+import { chromium } from 'playwright-core';
+import { serveDist, CHROMIUM_ARGS } from './serve.mjs';
+
+const root = path.resolve(import.meta.dirname, '../..');
+const dist = process.env.TRACESIFT_DIST ?? path.join(root, 'dist');
+const file = process.argv[2];
+
+const server = await serveDist(dist);
+const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: CHROMIUM_ARGS });
+try {
+  const page = await browser.newPage();
+  // Record every main-thread task over 50 ms (the Long Tasks API) from the first script on.
+  await page.addInitScript(() => {
+    window.__longTasks = [];
+    new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) window.__longTasks.push(entry.duration);
+    }).observe({ type: 'longtask', buffered: true });
+  });
+  await page.goto(server.origin);
+  await page.getByTestId('file-input').waitFor();
+  const started = Date.now();
+  if (file) {
+    await page.getByTestId('file-input').setInputFiles(file);
+  } else {
+    await page.getByTestId('demo').click();
+  }
+  await page.getByTestId('scored-in').waitFor({ timeout: 30 * 60_000 });
+  const wallMs = Date.now() - started;
+  const scoredMs = Number(await page.getByTestId('scored-in').getAttribute('data-millis'));
+  const summary = (await page.getByTestId('summary').textContent()).split(';')[0];
+  const longTasks = await page.evaluate(() => window.__longTasks);
+  const bytes = file ? fs.statSync(file).size : null;
+  console.log(JSON.stringify({
+    input: file ?? 'demo data',
+    summary,
+    worker_scoring_ms: Math.round(scoredMs),
+    wall_ms_to_summary: wallMs,
+    mb_per_s: bytes ? Number((bytes / 1e6 / (scoredMs / 1000)).toFixed(1)) : null,
+    longest_main_thread_task_ms: longTasks.length ? Math.round(Math.max(...longTasks)) : 0,
+    main_thread_tasks_over_50ms: longTasks.length,
+  }));
+} finally {
+  await browser.close();
+  server.close();
+}
