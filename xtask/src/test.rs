@@ -32,7 +32,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         cmd("rustup", &["component", "add", "rustfmt", "clippy"])
     })?;
     steps.run("fmt", || cmd("cargo", &["fmt", "--all", "--check"]))?;
-    steps.run("clippy (core, charts, cli, xtask)", || {
+    steps.run("clippy (core, charts, cli, gpu, xtask)", || {
         cmd(
             "cargo",
             &[
@@ -44,6 +44,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 "-p",
                 "tracesift-cli",
                 "-p",
+                "tracesift-gpu",
+                "-p",
                 "xtask",
                 "--all-targets",
                 "--",
@@ -52,31 +54,42 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             ],
         )
     })?;
+    steps.run(
+        "install: Mesa's software Vulkan (lavapipe) for the GPU tests",
+        web::ensure_vulkan,
+    )?;
     let mut tally = Tally::default();
-    steps.run("tests (core, charts, cli, xtask)", || {
-        tally = cmd_counting_tests(
-            "cargo",
-            &[
-                "test",
-                "-p",
-                "tracesift-core",
-                "-p",
-                "tracesift-charts",
-                "-p",
-                "tracesift-cli",
-                "-p",
-                "xtask",
-            ],
-        )?;
-        Ok(())
-    })?;
-    steps.run("core for wasm32-unknown-unknown", || {
+    steps.run(
+        "tests (core, charts, cli, gpu, xtask; GPU kernels on Mesa lavapipe)",
+        || {
+            tally = cmd_counting_tests(
+                "cargo",
+                &[
+                    "test",
+                    "-p",
+                    "tracesift-core",
+                    "-p",
+                    "tracesift-charts",
+                    "-p",
+                    "tracesift-cli",
+                    "-p",
+                    "tracesift-gpu",
+                    "-p",
+                    "xtask",
+                ],
+            )?;
+            Ok(())
+        },
+    )?;
+    steps.run("core and gpu (WebGPU) for wasm32-unknown-unknown", || {
         cmd(
             "cargo",
             &[
                 "build",
                 "-p",
                 "tracesift-core",
+                "-p",
+                "tracesift-gpu",
                 "--target",
                 "wasm32-unknown-unknown",
             ],
@@ -216,6 +229,10 @@ pub struct Tally {
 pub fn cmd_counting_tests(program: &str, args: &[&str]) -> anyhow::Result<Tally> {
     let mut command = Command::new(program);
     command.args(args).current_dir(workspace_root());
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        // Mesa's Vulkan drivers warn on every device without a runtime directory.
+        command.env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
     run_counting_tests(command)
 }
 

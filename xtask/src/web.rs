@@ -140,6 +140,11 @@ pub fn ensure_chromium() -> anyhow::Result<()> {
         println!("chromium and chromedriver are installed");
         return Ok(());
     }
+    apt_install(&["chromium", "chromium-driver"])
+}
+
+/// Installs Debian packages (as root, or through sudo).
+fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
     let sudo = if output("id", &["-u"]).unwrap_or_default().trim() == "0" {
         vec![]
     } else {
@@ -161,7 +166,9 @@ pub fn ensure_chromium() -> anyhow::Result<()> {
         Ok(())
     };
     run_apt(&["update", "-qq"])?;
-    run_apt(&["install", "-y", "-qq", "chromium", "chromium-driver"])
+    let mut install = vec!["install", "-y", "-qq"];
+    install.extend_from_slice(packages);
+    run_apt(&install)
 }
 
 /// The demo dataset, generated (deterministically) if it is not there yet.
@@ -260,4 +267,13 @@ pub fn end_to_end_tests() -> anyhow::Result<(u64, u64)> {
     let tally = crate::test::run_counting_tests(command)?;
     println!("screenshots of the main views: {}", screenshots.display());
     Ok((tally.passed, tally.failed))
+}
+
+/// Mesa's software Vulkan driver (lavapipe), on which the GPU kernels are tested.
+pub fn ensure_vulkan() -> anyhow::Result<()> {
+    if std::path::Path::new("/usr/share/vulkan/icd.d/lvp_icd.x86_64.json").exists() {
+        println!("mesa-vulkan-drivers (lavapipe) is installed");
+        return Ok(());
+    }
+    apt_install(&["mesa-vulkan-drivers", "libvulkan1"])
 }

@@ -1,0 +1,152 @@
+//! The GPU kernels against the CPU reference, on a real device (Mesa lavapipe in CI):
+//! a test that finds no adapter fails, it is never skipped.
+// Helpers in test crates may panic: a panic here is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::OnceLock;
+
+use proptest::prelude::*;
+use tracesift_gpu::{Gpu, TokenBatch, TraceSums, cpu_token_sums};
+
+fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| {
+        Gpu::new_blocking().expect("a GPU adapter (install mesa-vulkan-drivers for lavapipe)")
+    })
+}
+
+fn gpu_sums(batch: &TokenBatch) -> Vec<TraceSums> {
+    pollster::block_on(gpu().token_sums(batch)).unwrap()
+}
+
+/// Within 1e-4 relative to the magnitude summed (SPEC's GPU tolerance).
+fn close(gpu: f64, cpu: f64, magnitude: f64) -> bool {
+    (gpu - cpu).abs() <= 1e-4 * magnitude.max(1e-3)
+}
+
+#[track_caller]
+fn assert_agree(batch: &TokenBatch) {
+    let gpu = gpu_sums(batch);
+    let cpu = cpu_token_sums(batch);
+    assert_eq!(gpu.len(), cpu.len());
+    for (trace_idx, (g, c)) in gpu.iter().zip(&cpu).enumerate() {
+        let start = batch.trace_offsets[trace_idx] as usize;
+        let end = batch.trace_offsets[trace_idx + 1] as usize;
+        let magnitude: f64 = batch.logprobs[start..end]
+            .iter()
+            .filter(|v| v.is_finite())
+            .map(|v| f64::from(v.abs()))
+            .sum();
+        assert_eq!(
+            (g.n_valid, g.n_invalid),
+            (c.n_valid, c.n_invalid),
+            "trace {trace_idx}"
+        );
+        assert!(
+            close(g.sum_logprob, c.sum_logprob, magnitude),
+            "trace {trace_idx}: {g:?} vs {c:?}"
+        );
+        match (g.sum_entropy, c.sum_entropy) {
+            (Some(ge), Some(ce)) => {
+                assert!(close(ge, ce, ce.abs()), "trace {trace_idx}: {g:?} vs {c:?}")
+            }
+            (None, None) => {}
+            other => panic!("trace {trace_idx}: entropy {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn adapter_is_named() {
+    assert!(!gpu().adapter_name().is_empty());
+    eprintln!("adapter: {}", gpu().adapter_name());
+}
+
+#[test]
+fn sums_and_counts_by_hand() {
+    let mut batch = TokenBatch::default();
+    // Valid: −0.5, −1.5 → Σ −2; invalid: −9999 (sentinel) and NaN.
+    batch.push_trace(&[-0.5, -9999.0, -1.5, f64::NAN], None);
+    // Uniform top-2 on both tokens → entropy ln 2 each.
+    batch.push_trace(&[-0.7, -0.7], Some(&[vec![-0.7, -0.7], vec![-0.7, -0.7]]));
+    batch.push_trace(&[], None);
+    let sums = gpu_sums(&batch);
+    assert_eq!((sums[0].n_valid, sums[0].n_invalid), (2, 2));
+    assert!((sums[0].sum_logprob + 2.0).abs() < 1e-6);
+    assert_eq!(sums[0].sum_entropy, None, "no top-k: mte is null");
+    assert!((sums[1].sum_entropy.unwrap() - 2.0 * 2f64.ln()).abs() < 1e-5);
+    assert_eq!((sums[2].n_valid, sums[2].n_invalid), (0, 0));
+}
+
+#[test]
+fn ten_thousand_token_traces_stay_within_tolerance() {
+    let mut batch = TokenBatch::default();
+    let mut state = 7u64;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    for _ in 0..3 {
+        let logprobs: Vec<f64> = (0..10_000).map(|_| -6.0 * next()).collect();
+        let tops: Vec<Vec<f64>> = logprobs
+            .iter()
+            .map(|&v| vec![v, v - 1.0 - next(), v - 3.0])
+            .collect();
+        batch.push_trace(&logprobs, Some(&tops));
+    }
+    assert_agree(&batch);
+}
+
+fn raw_logprob() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        10 => -8.0f64..=0.0,
+        1 => Just(-9999.0),
+        1 => Just(f64::NAN),
+        1 => Just(f64::NEG_INFINITY),
+        1 => Just(5e-7),
+        1 => Just(0.5),
+    ]
+}
+
+fn trace() -> impl Strategy<Value = (Vec<f64>, Option<Vec<Vec<f64>>>)> {
+    prop::collection::vec(
+        (raw_logprob(), prop::collection::vec(raw_logprob(), 0..6)),
+        0..40,
+    )
+    .prop_flat_map(|tokens| {
+        let logprobs: Vec<f64> = tokens.iter().map(|(v, _)| *v).collect();
+        let tops: Vec<Vec<f64>> = tokens.into_iter().map(|(_, top)| top).collect();
+        (Just(logprobs), prop::option::of(Just(tops)))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn gpu_equals_cpu_on_ragged_batches(traces in prop::collection::vec(trace(), 1..32)) {
+        let mut batch = TokenBatch::default();
+        for (logprobs, tops) in &traces {
+            batch.push_trace(logprobs, tops.as_deref());
+        }
+        assert_agree(&batch);
+    }
+}
+
+#[test]
+fn long_traces_and_more_segments_than_one_dispatch_dimension() {
+    // 100,000 tokens: 25 segments of one trace, added on the host.
+    let mut batch = TokenBatch::default();
+    let long: Vec<f64> = (0..100_000).map(|i| -((i % 97) as f64) / 10.0).collect();
+    batch.push_trace(&long, None);
+    // 70,000 one-token traces: more segments than the 65,535 workgroups of one dimension.
+    for i in 0..70_000 {
+        batch.push_trace(&[-((i % 13) as f64) / 4.0], None);
+    }
+    assert_agree(&batch);
+    let sums = gpu_sums(&batch);
+    assert_eq!(sums[0].n_valid, 100_000);
+    assert_eq!(sums.len(), 70_001);
+}
