@@ -5,8 +5,10 @@
 //! batch. Numbers go up as f32 and come back as f32 sums (Kahan-compensated per trace);
 //! they agree with the core's f64 to 1e-4 relative, as SPEC's GPU tolerance allows.
 
+mod embedding_dots;
 mod token_sums;
 
+pub use embedding_dots::{EmbeddingPairs, cpu_embedding_dots};
 pub use token_sums::{TokenBatch, TraceSums, cpu_token_sums};
 
 /// Why the GPU path is not available or failed; callers fall back to the CPU.
@@ -27,6 +29,7 @@ pub struct Gpu {
     queue: wgpu::Queue,
     adapter_name: String,
     token_sums: token_sums::Pipeline,
+    embedding_dots: embedding_dots::Pipeline,
 }
 
 impl Gpu {
@@ -51,11 +54,13 @@ impl Gpu {
             .await
             .map_err(|error| GpuError(format!("no device: {error}")))?;
         let token_sums = token_sums::Pipeline::new(&device);
+        let embedding_dots = embedding_dots::Pipeline::new(&device);
         Ok(Gpu {
             device,
             queue,
             adapter_name: info.name,
             token_sums,
+            embedding_dots,
         })
     }
 
@@ -74,6 +79,14 @@ impl Gpu {
     /// tokens: everything msp, ppl and mte need.
     pub async fn token_sums(&self, batch: &TokenBatch) -> Result<Vec<TraceSums>, GpuError> {
         self.token_sums.run(&self.device, &self.queue, batch).await
+    }
+
+    /// Dot products of the given embedding pairs (the quadratic part of embedding
+    /// consistency; the caller turns them into (1 + cos) / 2 with f64 norms).
+    pub async fn embedding_dots(&self, input: &EmbeddingPairs) -> Result<Vec<f64>, GpuError> {
+        self.embedding_dots
+            .run(&self.device, &self.queue, input)
+            .await
     }
 }
 

@@ -150,3 +150,95 @@ fn long_traces_and_more_segments_than_one_dispatch_dimension() {
     assert_eq!(sums[0].n_valid, 100_000);
     assert_eq!(sums.len(), 70_001);
 }
+
+mod embeddings {
+    use super::*;
+    use tracesift_gpu::{EmbeddingPairs, cpu_embedding_dots};
+
+    /// All pairs (i < j) within each question of `sizes` consecutive items.
+    fn question_pairs(sizes: &[u32]) -> Vec<[u32; 2]> {
+        let mut pairs = Vec::new();
+        let mut first = 0;
+        for &size in sizes {
+            for i in first..first + size {
+                for j in i + 1..first + size {
+                    pairs.push([i, j]);
+                }
+            }
+            first += size;
+        }
+        pairs
+    }
+
+    #[track_caller]
+    fn assert_dots_agree(input: &EmbeddingPairs) {
+        let gpu = pollster::block_on(gpu().embedding_dots(input)).unwrap();
+        let cpu = cpu_embedding_dots(input);
+        let dim = input.dim as usize;
+        let norm = |item: u32| {
+            let start = item as usize * dim;
+            input.embeddings[start..start + dim]
+                .iter()
+                .map(|v| f64::from(*v).powi(2))
+                .sum::<f64>()
+                .sqrt()
+        };
+        assert_eq!(gpu.len(), cpu.len());
+        for ((g, c), &[a, b]) in gpu.iter().zip(&cpu).zip(&input.pairs) {
+            // Relative to |a|·|b|: that is the scale cos is measured against.
+            let scale = (norm(a) * norm(b)).max(1e-12);
+            assert!((g - c).abs() <= 1e-4 * scale, "pair ({a}, {b}): {g} vs {c}");
+        }
+    }
+
+    #[test]
+    fn dots_by_hand() {
+        let input = EmbeddingPairs {
+            dim: 3,
+            embeddings: vec![1.0, 2.0, 3.0, -1.0, 0.5, 2.0, 0.0, 0.0, 0.0],
+            pairs: vec![[0, 1], [0, 2], [1, 1]],
+        };
+        // 1·−1 + 2·0.5 + 3·2 = 6; anything · 0 = 0; |b|² = 1 + 0.25 + 4 = 5.25.
+        let dots = pollster::block_on(gpu().embedding_dots(&input)).unwrap();
+        assert_eq!(dots, vec![6.0, 0.0, 5.25]);
+    }
+
+    #[test]
+    fn thirty_two_samples_of_4096_dimensions() {
+        let mut state = 11u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 11) as f64 / (1u64 << 53) as f64 - 0.5) as f32
+        };
+        let input = EmbeddingPairs {
+            dim: 4096,
+            embeddings: (0..32 * 4096).map(|_| next()).collect(),
+            pairs: question_pairs(&[32]),
+        };
+        assert_eq!(input.pairs.len(), 496);
+        assert_dots_agree(&input);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        #[test]
+        fn gpu_dots_equal_cpu(
+            dim in 1u32..300,
+            sizes in prop::collection::vec(1u32..33, 1..6),
+            seed in any::<u64>(),
+        ) {
+            let n_items: u32 = sizes.iter().sum();
+            let mut state = seed;
+            let embeddings = (0..n_items * dim)
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    ((state >> 40) as f32 / (1u32 << 24) as f32) * 2.0 - 1.0
+                })
+                .collect();
+            assert_dots_agree(&EmbeddingPairs { dim, embeddings, pairs: question_pairs(&sizes) });
+        }
+    }
+}
