@@ -426,7 +426,10 @@ def main(argv=None):
     ap.add_argument("--scope", default="per_class", choices=["per_class", "global"])
     ap.add_argument("--candidates", default="all", choices=["all", "greedy"])
     ap.add_argument("--balanced", action="store_true")
+    ap.add_argument("--out", help="write here instead of stdout")
     a = ap.parse_args(argv)
+    if a.out:
+        sys.stdout = open(a.out, "w", encoding="utf-8")
     amap, strict = parse_classes(a.classes)
     # the default pattern is case-insensitive; a user's pattern is taken as written ((?i) for that)
     pattern = (re.compile(a.answer_pattern) if a.answer_pattern

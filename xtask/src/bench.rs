@@ -60,6 +60,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         .len();
 
     let result = run_benchmarks(&tracesift, &input_path, &directory);
+    let baseline = bench_python_baseline(&tracesift, &input_path, &directory);
 
     if bench_args.keep_file {
         println!("kept {}", input_path.display());
@@ -81,7 +82,106 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         &report,
         &measurements,
     );
+    match baseline {
+        Ok(baseline) => {
+            let best = measurements
+                .score
+                .iter()
+                .map(|m| m.seconds)
+                .fold(f64::INFINITY, f64::min);
+            println!(
+                "json + numpy baseline (scripts/reference.py score): {:.2} s, {:.1} MB/s, peak RSS {}; tracesift score is {:.0}x faster on one core; the two agree on {} rows (to 1e-6 relative)",
+                baseline.measurement.seconds,
+                input_bytes as f64 / BYTES_PER_MEGABYTE / baseline.measurement.seconds,
+                format_megabytes(baseline.measurement.peak_rss_bytes),
+                baseline.measurement.seconds / best,
+                baseline.rows_agreeing
+            );
+        }
+        Err(error) => println!("json + numpy baseline: not measured: {error:#}"),
+    }
     bench_app()
+}
+
+/// The json + numpy implementation a researcher would write (scripts/reference.py), timed
+/// on the same file; its rows must match tracesift's.
+struct Baseline {
+    measurement: Measurement,
+    rows_agreeing: usize,
+}
+
+fn bench_python_baseline(
+    tracesift: &Path,
+    input_path: &Path,
+    directory: &Path,
+) -> anyhow::Result<Baseline> {
+    let input = input_path.to_string_lossy().into_owned();
+    let ours_path = directory.join("scores.tracesift.jsonl");
+    let theirs_path = directory.join("scores.reference.jsonl");
+    let script = workspace_root()?.join("scripts/reference.py");
+    let measurement = measure(
+        Path::new("python3"),
+        &[
+            &script.to_string_lossy(),
+            "score",
+            &input,
+            "--out",
+            &theirs_path.to_string_lossy(),
+        ],
+        &directory.join("reference.stderr.txt"),
+    )?;
+    println!(
+        "json + numpy baseline: {:.3} s, peak RSS {}",
+        measurement.seconds,
+        format_megabytes(measurement.peak_rss_bytes)
+    );
+    measure(
+        tracesift,
+        &["score", &input, "--out", &ours_path.to_string_lossy()],
+        &directory.join("score.stderr.txt"),
+    )?;
+    let ours = fs::read_to_string(&ours_path)?;
+    let theirs = fs::read_to_string(&theirs_path)?;
+    let rows_agreeing = compare_score_rows(&ours, &theirs)?;
+    let _ = fs::remove_file(&ours_path);
+    let _ = fs::remove_file(&theirs_path);
+    Ok(Baseline {
+        measurement,
+        rows_agreeing,
+    })
+}
+
+/// Every row equal: strings and nulls exactly, numbers to 1e-6 relative. Returns the count.
+fn compare_score_rows(ours: &str, theirs: &str) -> anyhow::Result<usize> {
+    let (ours, theirs): (Vec<&str>, Vec<&str>) = (ours.lines().collect(), theirs.lines().collect());
+    if ours.len() != theirs.len() {
+        anyhow::bail!(
+            "tracesift wrote {} rows, the baseline {}",
+            ours.len(),
+            theirs.len()
+        );
+    }
+    for (row_idx, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        let a: serde_json::Value = serde_json::from_str(a)?;
+        let b: serde_json::Value = serde_json::from_str(b)?;
+        let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+            anyhow::bail!("row {}: not a JSON object", row_idx + 1);
+        };
+        for (key, value) in a {
+            let other = b.get(key).unwrap_or(&serde_json::Value::Null);
+            let same = match (value.as_f64(), other.as_f64()) {
+                (Some(x), Some(y)) => (x - y).abs() <= 1e-6 * x.abs().max(y.abs()).max(1e-12),
+                _ => value == other,
+            };
+            if !same {
+                anyhow::bail!(
+                    "row {}: `{key}` is {value} in tracesift, {other} in the baseline",
+                    row_idx + 1
+                );
+            }
+        }
+    }
+    Ok(ours.len())
 }
 
 /// The browser app: release wasm sizes, and the time to score the demo data in headless
