@@ -90,6 +90,105 @@ impl Gpu {
     }
 }
 
+/// WebGPU guarantees 65,535 workgroups per dispatch dimension; more use the y dimension
+/// (the kernels compute their index as `x + y * 65535`).
+const MAX_WORKGROUPS_X: u32 = 65_535;
+
+/// A compute kernel whose entry point `main` reads storage buffers at bindings
+/// `0..inputs.len()` and writes one output buffer at the next binding.
+pub(crate) struct Kernel {
+    label: &'static str,
+    pipeline: wgpu::ComputePipeline,
+}
+
+impl Kernel {
+    pub(crate) fn new(
+        device: &wgpu::Device,
+        label: &'static str,
+        shader: wgpu::ShaderModuleDescriptor<'_>,
+    ) -> Self {
+        let module = device.create_shader_module(shader);
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(label),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        Self { label, pipeline }
+    }
+
+    /// Uploads `inputs`, runs `n_workgroups` workgroups and returns the output buffer's
+    /// `out_bytes` bytes.
+    pub(crate) async fn run(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        inputs: &[&[u8]],
+        out_bytes: u64,
+        n_workgroups: usize,
+    ) -> Result<Vec<u8>, GpuError> {
+        use wgpu::util::DeviceExt;
+        let n_workgroups = u32::try_from(n_workgroups)
+            .map_err(|_| GpuError(format!("{}: too many workgroups", self.label)))?;
+        // Storage buffers may not be empty; the kernels never read the padding.
+        let inputs: Vec<wgpu::Buffer> = inputs
+            .iter()
+            .map(|bytes| {
+                device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(self.label),
+                    contents: if bytes.is_empty() { &[0; 4] } else { bytes },
+                    usage: wgpu::BufferUsages::STORAGE,
+                })
+            })
+            .collect();
+        let buffer = |usage| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(self.label),
+                size: out_bytes,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        let out = buffer(wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC);
+        let staging = buffer(wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
+        let entries: Vec<wgpu::BindGroupEntry<'_>> = inputs
+            .iter()
+            .chain([&out])
+            .zip(0u32..)
+            .map(|(buffer, binding)| wgpu::BindGroupEntry {
+                binding,
+                resource: buffer.as_entire_binding(),
+            })
+            .collect();
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(self.label),
+            layout: &self.pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some(self.label),
+        });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(self.label),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&self.pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(
+                n_workgroups.min(MAX_WORKGROUPS_X),
+                n_workgroups.div_ceil(MAX_WORKGROUPS_X),
+                1,
+            );
+        }
+        encoder.copy_buffer_to_buffer(&out, 0, &staging, 0, out_bytes);
+        queue.submit([encoder.finish()]);
+        read_back(device, &staging).await
+    }
+}
+
 /// Waits for a buffer mapping: natively by polling the device, on the web by yielding to
 /// the browser (never a blocking wait there).
 async fn read_back(device: &wgpu::Device, buffer: &wgpu::Buffer) -> Result<Vec<u8>, GpuError> {

@@ -3,14 +3,11 @@
 use bytemuck::{Pod, Zeroable};
 use tracesift_core::score::top_k_entropy;
 use tracesift_core::trace::classify_logprob;
-use wgpu::util::DeviceExt;
 
-use crate::{GpuError, read_back};
+use crate::{GpuError, Kernel};
 
 /// Tokens per segment: one workgroup's share, small enough that no invocation loops long.
 const SEGMENT_TOKENS: u32 = 4096;
-/// WebGPU guarantees 65,535 workgroups per dispatch dimension; more segments use y.
-const MAX_WORKGROUPS_X: u32 = 65_535;
 
 /// Many traces' tokens in CSR form. Values are stored as the core classifies them: an
 /// invalid log-prob (sentinel, NaN, impossible) as NaN, so GPU and CPU agree on which
@@ -153,21 +150,15 @@ struct TraceOut {
 
 /// The compiled kernel, built once per device.
 pub(crate) struct Pipeline {
-    pipeline: wgpu::ComputePipeline,
+    kernel: Kernel,
 }
 
 impl Pipeline {
     pub(crate) fn new(device: &wgpu::Device) -> Self {
-        let module = device.create_shader_module(wgpu::include_wgsl!("token_sums.wgsl"));
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some("token_sums"),
-            layout: None,
-            module: &module,
-            entry_point: Some("main"),
-            compilation_options: Default::default(),
-            cache: None,
-        });
-        Self { pipeline }
+        let shader = wgpu::include_wgsl!("token_sums.wgsl");
+        Self {
+            kernel: Kernel::new(device, "token_sums", shader),
+        }
     }
 
     pub(crate) async fn run(
@@ -180,21 +171,6 @@ impl Pipeline {
         if n_traces == 0 {
             return Ok(Vec::new());
         }
-        // Storage buffers may not be empty: pad with one unused element.
-        let padded = |values: &[f32]| {
-            if values.is_empty() {
-                vec![f32::NAN]
-            } else {
-                values.to_vec()
-            }
-        };
-        let storage = |label: &str, bytes: &[u8]| {
-            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: bytes,
-                usage: wgpu::BufferUsages::STORAGE,
-            })
-        };
         let (segments, owners) = segments(batch);
         let mut sums = vec![
             TraceSums {
@@ -208,76 +184,25 @@ impl Pipeline {
         if segments.is_empty() {
             return Ok(sums);
         }
-        let logprobs = storage("logprobs", bytemuck::cast_slice(&padded(&batch.logprobs)));
-        let segment_buffer = storage("segments", bytemuck::cast_slice(&segments));
-        let top_values = storage(
-            "top_values",
-            bytemuck::cast_slice(&padded(&batch.top_values)),
-        );
-        let top_offsets_data = if batch.top_values.is_empty() {
-            vec![0u32]
+        // Without any top-k list, one offset: the kernel then sees no lists at all.
+        let no_top = [0u32];
+        let top_offsets: &[u32] = if batch.top_values.is_empty() {
+            &no_top
         } else {
-            batch.top_offsets.clone()
+            &batch.top_offsets
         };
-        let top_offsets = storage("top_offsets", bytemuck::cast_slice(&top_offsets_data));
+        let inputs: [&[u8]; 4] = [
+            bytemuck::cast_slice(&batch.logprobs),
+            bytemuck::cast_slice(&segments),
+            bytemuck::cast_slice(&batch.top_values),
+            bytemuck::cast_slice(top_offsets),
+        ];
         let out_bytes = (segments.len() * std::mem::size_of::<TraceOut>()) as u64;
-        let out = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("segment_out"),
-            size: out_bytes,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let staging = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("segment_out_staging"),
-            size: out_bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("token_sums"),
-            layout: &self.pipeline.get_bind_group_layout(0),
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: logprobs.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: segment_buffer.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: top_values.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 3,
-                    resource: top_offsets.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 4,
-                    resource: out.as_entire_binding(),
-                },
-            ],
-        });
-        let n_segments =
-            u32::try_from(segments.len()).map_err(|_| GpuError("too many segments".to_owned()))?;
-        let groups_x = n_segments.min(MAX_WORKGROUPS_X);
-        let groups_y = n_segments.div_ceil(MAX_WORKGROUPS_X);
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("token_sums"),
-        });
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("token_sums"),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(&self.pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(groups_x, groups_y, 1);
-        }
-        encoder.copy_buffer_to_buffer(&out, 0, &staging, 0, out_bytes);
-        queue.submit([encoder.finish()]);
-        let bytes = read_back(device, &staging).await?;
+        // One workgroup per segment.
+        let bytes = self
+            .kernel
+            .run(device, queue, &inputs, out_bytes, segments.len())
+            .await?;
         let outs: &[TraceOut] = bytemuck::try_cast_slice(&bytes)
             .map_err(|e| GpuError(format!("bad result buffer: {e}")))?;
         // A trace's segments are added in f64 on the host.
