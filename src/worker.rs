@@ -204,7 +204,7 @@ fn feed(scorer: &mut Scorer, mut stream: impl Read) -> std::io::Result<()> {
 fn build_export(settings: &str, what: ExportWhat) -> Result<(Vec<u8>, usize, String), String> {
     let settings = parse_settings(settings)?;
     let filter_options = FilterOptions::from_settings(&settings).map_err(|e| e.to_string())?;
-    let score_options = ScoreOptions::from_settings(&settings).map_err(|e| e.to_string())?;
+    let export_options = ExportOptions::from_settings(&settings).map_err(|e| e.to_string())?;
     STATE.with(|state| {
         let state = state.borrow();
         let state = state.as_ref().ok_or("load a file first")?;
@@ -214,9 +214,7 @@ fn build_export(settings: &str, what: ExportWhat) -> Result<(Vec<u8>, usize, Str
             ExportWhat::Random => {
                 filter::random_sample(&state.set, &filter_options, selection.n_kept, settings.seed)
             }
-            ExportWhat::Unfiltered => {
-                filter::random_sample(&state.set, &filter_options, usize::MAX, settings.seed)
-            }
+            ExportWhat::Unfiltered => filter::unfiltered(&state.set, &filter_options),
         };
         let format = if what == ExportWhat::ScoresCsv {
             ExportFormat::Csv
@@ -225,8 +223,7 @@ fn build_export(settings: &str, what: ExportWhat) -> Result<(Vec<u8>, usize, Str
         };
         let options = ExportOptions {
             format,
-            system_prompt: settings.system_prompt.clone(),
-            answers: score_options.answers,
+            ..export_options
         };
         let n_traces = chosen.iter().filter(|kept| **kept).count();
         let mut records = RecordSource::new(state, &chosen);

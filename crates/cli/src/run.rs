@@ -65,13 +65,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 FilterOptions::from_settings(&settings).map_err(|e| bad(e.to_string()))?;
             let (set, mut store) = score_inputs(&args.common, &settings, true)?;
             let selection = filter::select(&set, &options);
-            let export_options = ExportOptions {
-                format: settings.export,
-                system_prompt: settings.system_prompt.clone(),
-                answers: CoreScoreOptions::from_settings(&settings)
-                    .map(|o| o.answers)
-                    .unwrap_or_default(),
-            };
+            let export_options =
+                ExportOptions::from_settings(&settings).map_err(|e| bad(e.to_string()))?;
             let mut out = output(args.common.out.as_deref())?;
             write_export(&set, &selection.kept, &export_options, &mut store, &mut out)?;
             out.flush()?;
@@ -82,7 +77,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 file.flush()?;
             }
             if let Some(path) = &args.unfiltered {
-                let everything = filter::random_sample(&set, &options, usize::MAX, settings.seed);
+                let everything = filter::unfiltered(&set, &options);
                 let mut file = output(Some(path))?;
                 write_export(&set, &everything, &export_options, &mut store, &mut file)?;
                 file.flush()?;

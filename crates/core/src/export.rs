@@ -88,6 +88,19 @@ pub struct ExportOptions {
     pub answers: AnswerExtractor,
 }
 
+impl ExportOptions {
+    /// The export settings of a run: its format, system prompt and answer pattern.
+    pub fn from_settings(
+        settings: &crate::settings::Settings,
+    ) -> Result<Self, crate::settings::SettingsError> {
+        Ok(Self {
+            format: settings.export,
+            system_prompt: settings.system_prompt.clone(),
+            answers: AnswerExtractor::new(settings.pattern.as_deref())?,
+        })
+    }
+}
+
 impl Default for ExportOptions {
     fn default() -> Self {
         Self {

@@ -215,6 +215,22 @@ fn balance(
     }
 }
 
+/// Whether a trace is in the pool the filter draws from: a candidate, and for
+/// `per_class` an answered one (whatever its metric).
+fn in_pool(trace: &TraceScores, options: &FilterOptions) -> bool {
+    is_candidate(trace, options.candidates)
+        && (options.scope == Scope::Global || trace.class.is_some())
+}
+
+/// Every trace of the filter's pool, unfiltered (the paper's "no filter" arm), by input
+/// position.
+pub fn unfiltered(set: &ScoredSet, options: &FilterOptions) -> Vec<bool> {
+    set.traces
+        .iter()
+        .map(|trace| in_pool(trace, options))
+        .collect()
+}
+
 /// A seeded random sample of `n` traces from the same pool the filter draws from
 /// (candidates, and for `per_class` only answered ones), in input order.
 ///
@@ -225,10 +241,7 @@ pub fn random_sample(set: &ScoredSet, options: &FilterOptions, n: usize, seed: u
         .traces
         .iter()
         .enumerate()
-        .filter(|(_, trace)| {
-            is_candidate(trace, options.candidates)
-                && (options.scope == Scope::Global || trace.class.is_some())
-        })
+        .filter(|(_, trace)| in_pool(trace, options))
         .map(|(idx, _)| idx)
         .collect();
     let n = n.min(pool.len());

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use tracesift_core::dataset::{ScoredSet, score_bytes};
-use tracesift_core::filter::{FilterOptions, random_sample, select};
+use tracesift_core::filter::{FilterOptions, random_sample, select, unfiltered};
 use tracesift_core::settings::{Candidates, Metric, Rule, Scope, Settings, Similarity};
 
 fn score(settings: &Settings, input: &str) -> ScoredSet {
@@ -245,6 +245,10 @@ fn random_baseline_is_seeded_and_matched_in_size() {
     assert_eq!(first.iter().filter(|k| **k).count(), 5);
     assert_eq!(first, random_sample(&set, &opts, 5, 42));
     assert_ne!(first, random_sample(&set, &opts, 5, 43));
+    // The unfiltered arm is the whole pool: what a sample as large as the pool selects.
+    let everything = unfiltered(&set, &opts);
+    assert_eq!(everything, random_sample(&set, &opts, usize::MAX, 7));
+    assert_eq!(everything.iter().filter(|k| **k).count(), 9);
 }
 
 #[test]
