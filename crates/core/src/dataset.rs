@@ -539,9 +539,10 @@ impl Scorer {
         self.end_file_if_open();
         let members = self.question_members();
         for (question_idx, trace_idxs) in members.iter().enumerate() {
-            self.score_question(trace_idxs);
+            let per_class = class_counts(&self.traces, trace_idxs);
+            self.score_question(trace_idxs, &per_class);
             if let Some(question) = self.questions.get_mut(question_idx) {
-                question.majority_agreement = majority_agreement(&self.traces, trace_idxs);
+                question.majority_agreement = majority_agreement(&per_class);
             }
         }
         let mut classes: BTreeMap<String, u64> = BTreeMap::new();
@@ -597,18 +598,12 @@ impl Scorer {
     }
 
     /// Consistency of every trace of one question: its mean similarity to the others.
-    fn score_question(&mut self, trace_idxs: &[usize]) {
+    fn score_question(&mut self, trace_idxs: &[usize], per_class: &HashMap<u32, u32>) {
         let n = trace_idxs.len();
         let mut consistency = vec![None; n];
         match self.options.sim {
             Similarity::Answer => {
                 // sim is 1 for equal non-∅ classes: count per class instead of pairs.
-                let mut per_class: HashMap<u32, u32> = HashMap::new();
-                for &trace_idx in trace_idxs {
-                    if let Some(class) = self.traces.get(trace_idx).and_then(|t| t.class) {
-                        *per_class.entry(class).or_default() += 1;
-                    }
-                }
                 if n >= 2 {
                     for (slot, &trace_idx) in consistency.iter_mut().zip(trace_idxs) {
                         let same = self
@@ -672,15 +667,19 @@ fn check_lengths(trace: &TraceBuf) -> Result<(), String> {
 }
 
 /// Share of a question's answered traces that give its most common class.
-fn majority_agreement(traces: &[TraceScores], trace_idxs: &[usize]) -> Option<f64> {
+fn majority_agreement(per_class: &HashMap<u32, u32>) -> Option<f64> {
+    let top = per_class.values().copied().max()?;
+    let answered: u32 = per_class.values().sum();
+    Some(f64::from(top) / f64::from(answered))
+}
+
+/// How many of a question's traces give each class (∅ not counted).
+fn class_counts(traces: &[TraceScores], trace_idxs: &[usize]) -> HashMap<u32, u32> {
     let mut per_class: HashMap<u32, u32> = HashMap::new();
-    let mut answered = 0u32;
     for class in trace_idxs.iter().filter_map(|&idx| traces.get(idx)?.class) {
         *per_class.entry(class).or_default() += 1;
-        answered += 1;
     }
-    let top = per_class.values().copied().max()?;
-    Some(f64::from(top) / f64::from(answered))
+    per_class
 }
 
 /// Scores whole in-memory inputs in one call (tests, the app's small files).

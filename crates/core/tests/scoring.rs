@@ -74,6 +74,8 @@ fn scores_by_hand() {
     assert_close(s3.consistency, 0.0);
     assert_close(s3.cocoa_ppl(), 2.0);
     assert_eq!(set.report.invalid_tokens, 4);
+    // Majority agreement: answered classes up, up, down (∅ does not count) → 2/3.
+    assert_close(set.questions[0].majority_agreement, 2.0 / 3.0);
     assert_eq!(set.report.classes.get("∅"), Some(&1));
     assert_eq!(set.report.classes.get("up"), Some(&2));
 }
