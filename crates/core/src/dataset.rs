@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::answer::{AnswerExtractor, ClassMap};
 use crate::import::{self, Format, ImportOptions, TraceBatch};
 use crate::json;
-use crate::score::token_stats;
+use crate::score::{TokenBatch, TokenStats, token_stats};
 use crate::settings::{FormatChoice, Metric, Settings, SettingsError, Similarity};
 use crate::similarity;
 use crate::split::{Record, RecordSplitter, SplitEvent};
@@ -207,7 +207,40 @@ pub struct Scorer {
     skipped: Vec<Skipped>,
     lines: u64,
     invalid_tokens: u64,
+    /// Token arrays collected for a batch backend, when one reduces them.
+    deferred: Option<DeferredTokens>,
 }
+
+/// Traces whose tokens wait for a batch backend (the GPU), and those tokens.
+#[derive(Debug, Clone, Default)]
+pub struct DeferredTokens {
+    /// Index of each batch trace in [`ScoredSet::traces`].
+    pub trace_idxs: Vec<usize>,
+    pub batch: TokenBatch,
+}
+
+/// What consistency needs, for a backend that computes the pairwise similarities itself:
+/// every question's traces and each trace's item (word ids or embedding).
+#[derive(Debug)]
+pub struct PairWork<'a> {
+    /// Per question, the indices of its traces (into `items`), in input order.
+    pub questions: Vec<Vec<usize>>,
+    pub items: PairItems<'a>,
+}
+
+/// Each trace's similarity input; None where the trace has none (a pair with it is
+/// undefined).
+#[derive(Debug)]
+pub enum PairItems<'a> {
+    /// `answer` similarity: nothing pairwise to compute.
+    None,
+    Words(Vec<&'a [u64]>),
+    Embeddings(Vec<Option<&'a [f64]>>),
+}
+
+/// Per question, the similarity of each pair of its traces, pairs in the order
+/// (0,1), (0,2), …, (0,n−1), (1,2), …; None where undefined.
+pub type PairSimilarities = Vec<Vec<Option<f64>>>;
 
 impl Scorer {
     pub fn new(options: ScoreOptions) -> Self {
@@ -230,6 +263,7 @@ impl Scorer {
             skipped: Vec::new(),
             lines: 0,
             invalid_tokens: 0,
+            deferred: None,
         };
         for class in scorer.options.class_map.classes().to_vec() {
             scorer.class_idx(class);
@@ -425,7 +459,14 @@ impl Scorer {
         };
         let question_id = self.question_id(format, record, record_ref.line, trace)?;
         let question_idx = self.question_idx(question_id);
-        let stats = token_stats(trace);
+        let stats = match self.deferred.as_mut() {
+            Some(deferred) => {
+                deferred.trace_idxs.push(self.traces.len());
+                deferred.batch.push_buf(trace);
+                TokenStats::default()
+            }
+            None => token_stats(trace),
+        };
         let class = self.answer_class(trace);
         let label = trace
             .label
@@ -534,13 +575,95 @@ impl Scorer {
         self.skipped.push(Skipped { file, line, reason });
     }
 
-    /// Ends the last file, computes consistency per question, and builds the report.
-    pub fn finish(mut self) -> ScoredSet {
+    /// From now on, collect each trace's tokens for a batch backend instead of reducing
+    /// them as they pass: take them with [`Scorer::take_tokens`] and hand the backend's
+    /// results to [`Scorer::apply_token_stats`]. Tokens still waiting at
+    /// [`Scorer::finish_with`] are reduced on the CPU.
+    pub fn defer_token_stats(&mut self) {
+        self.deferred.get_or_insert_with(DeferredTokens::default);
+    }
+
+    /// Tokens collected so far (0 unless deferred).
+    pub fn pending_tokens(&self) -> usize {
+        self.deferred
+            .as_ref()
+            .map_or(0, |deferred| deferred.batch.n_tokens())
+    }
+
+    /// The traces collected since the last call, with their tokens; None if there are none.
+    pub fn take_tokens(&mut self) -> Option<DeferredTokens> {
+        let deferred = self.deferred.as_mut()?;
+        if deferred.trace_idxs.is_empty() {
+            return None;
+        }
+        Some(std::mem::take(deferred))
+    }
+
+    /// Fills in msp, ppl and mte of the given traces from their token sums (one per trace,
+    /// in the order of `tokens.trace_idxs`).
+    pub fn apply_token_stats(&mut self, tokens: &DeferredTokens, stats: &[TokenStats]) {
+        for (&trace_idx, stats) in tokens.trace_idxs.iter().zip(stats) {
+            if let Some(trace) = self.traces.get_mut(trace_idx) {
+                trace.n_tokens = stats.n_valid;
+                trace.invalid_tokens = stats.n_invalid;
+                trace.msp = stats.msp();
+                trace.ppl = stats.ppl();
+                trace.mte = stats.mte();
+                self.invalid_tokens += u64::from(stats.n_invalid);
+            }
+        }
+    }
+
+    /// Ends the input and lists the pairwise similarity work of consistency, for a backend
+    /// that computes it; its answer goes to [`Scorer::finish_with`].
+    pub fn pair_work(&mut self) -> PairWork<'_> {
         self.end_file_if_open();
+        let questions = self.question_members();
+        let items = match self.options.sim {
+            Similarity::Answer => PairItems::None,
+            Similarity::RougeL => PairItems::Words(
+                self.payloads
+                    .iter()
+                    .map(|payload| match payload {
+                        SimPayload::Words(words) => words.as_slice(),
+                        _ => &[],
+                    })
+                    .collect(),
+            ),
+            Similarity::Embedding => PairItems::Embeddings(
+                self.payloads
+                    .iter()
+                    .map(|payload| match payload {
+                        SimPayload::Embedding(embedding) => Some(embedding.as_slice()),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+        };
+        PairWork { questions, items }
+    }
+
+    /// Ends the last file, computes consistency per question, and builds the report.
+    pub fn finish(self) -> ScoredSet {
+        self.finish_with(None)
+    }
+
+    /// [`Scorer::finish`] with the pairwise similarities computed elsewhere (by a backend
+    /// answering [`Scorer::pair_work`]); None computes them here.
+    pub fn finish_with(mut self, pair_similarities: Option<PairSimilarities>) -> ScoredSet {
+        self.end_file_if_open();
+        if let Some(tokens) = self.take_tokens() {
+            let stats = tokens.batch.cpu_stats();
+            self.apply_token_stats(&tokens, &stats);
+        }
         let members = self.question_members();
         for (question_idx, trace_idxs) in members.iter().enumerate() {
             let per_class = class_counts(&self.traces, trace_idxs);
-            self.score_question(trace_idxs, &per_class);
+            let given = pair_similarities
+                .as_ref()
+                .and_then(|all| all.get(question_idx))
+                .map(Vec::as_slice);
+            self.score_question(trace_idxs, &per_class, given);
             if let Some(question) = self.questions.get_mut(question_idx) {
                 question.majority_agreement = majority_agreement(&per_class);
             }
@@ -598,7 +721,13 @@ impl Scorer {
     }
 
     /// Consistency of every trace of one question: its mean similarity to the others.
-    fn score_question(&mut self, trace_idxs: &[usize], per_class: &HashMap<u32, u32>) {
+    /// `given`: the question's pair similarities from another backend, in pair order.
+    fn score_question(
+        &mut self,
+        trace_idxs: &[usize],
+        per_class: &HashMap<u32, u32>,
+        given: Option<&[Option<f64>]>,
+    ) {
         let n = trace_idxs.len();
         let mut consistency = vec![None; n];
         match self.options.sim {
@@ -615,6 +744,11 @@ impl Scorer {
                         *slot = Some(f64::from(same) / (n - 1) as f64);
                     }
                 }
+            }
+            Similarity::RougeL | Similarity::Embedding if given.is_some() => {
+                // mean_pairwise asks for each pair once, in the order the list holds them.
+                let mut given = given.unwrap_or(&[]).iter().copied();
+                similarity::mean_pairwise(n, |_, _| given.next().flatten(), &mut consistency);
             }
             Similarity::RougeL | Similarity::Embedding => {
                 let payloads = &self.payloads;

@@ -84,6 +84,107 @@ pub fn top_k_entropy(top_logprobs: &[f64]) -> Option<f64> {
     ))
 }
 
+/// Many traces' tokens in CSR form, for a backend that reduces them in batches (the GPU).
+/// Values are stored as [`classify_logprob`] sees them, as f32: an invalid log-prob
+/// (sentinel, NaN, impossible) becomes NaN, so every backend agrees on which tokens count.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TokenBatch {
+    /// Log-probs of every token of every trace, trace after trace.
+    pub logprobs: Vec<f32>,
+    /// `logprobs[trace_offsets[t]..trace_offsets[t + 1]]` are trace `t`'s tokens.
+    pub trace_offsets: Vec<u32>,
+    /// Top-k log-probs of every token (invalid entries as NaN).
+    pub top_values: Vec<f32>,
+    /// `top_values[top_offsets[i]..top_offsets[i + 1]]` is token `i`'s list (empty when
+    /// the trace has none).
+    pub top_offsets: Vec<u32>,
+}
+
+impl TokenBatch {
+    /// Adds one trace: raw log-probs, and for each token its raw top-k list (or none).
+    pub fn push_trace(&mut self, logprobs: &[f64], top_lists: Option<&[Vec<f64>]>) {
+        self.push_with(logprobs, |token_idx| {
+            top_lists
+                .and_then(|lists| lists.get(token_idx))
+                .map_or(&[][..], Vec::as_slice)
+        });
+    }
+
+    /// Adds a parsed trace (its top-k lists, if any, parallel to its log-probs).
+    pub fn push_buf(&mut self, trace: &TraceBuf) {
+        self.push_with(&trace.logprobs, |token_idx| trace.top_list(token_idx));
+    }
+
+    fn push_with<'a>(&mut self, logprobs: &[f64], top_list: impl Fn(usize) -> &'a [f64]) {
+        if self.trace_offsets.is_empty() {
+            self.trace_offsets.push(0);
+        }
+        if self.top_offsets.is_empty() {
+            self.top_offsets.push(0);
+        }
+        let as_f32 = |raw: f64| classify_logprob(raw).map_or(f32::NAN, |value| value as f32);
+        for (token_idx, &raw) in logprobs.iter().enumerate() {
+            self.logprobs.push(as_f32(raw));
+            self.top_values
+                .extend(top_list(token_idx).iter().map(|&value| as_f32(value)));
+            self.top_offsets
+                .push(u32::try_from(self.top_values.len()).unwrap_or(u32::MAX));
+        }
+        self.trace_offsets
+            .push(u32::try_from(self.logprobs.len()).unwrap_or(u32::MAX));
+    }
+
+    pub fn n_traces(&self) -> usize {
+        self.trace_offsets.len().saturating_sub(1)
+    }
+
+    pub fn n_tokens(&self) -> usize {
+        self.logprobs.len()
+    }
+
+    /// The reference reduction: [`token_stats`]'s arithmetic in f64 over the batch's
+    /// values. Backends are tested against it, and fall back to it.
+    pub fn cpu_stats(&self) -> Vec<TokenStats> {
+        self.trace_offsets
+            .windows(2)
+            .map(|bounds| {
+                let (start, end) = (bounds[0] as usize, bounds[1] as usize);
+                let mut stats = TokenStats {
+                    sum_entropy: Some(0.0),
+                    ..TokenStats::default()
+                };
+                for token_idx in start..end.min(self.logprobs.len()) {
+                    let value = f64::from(self.logprobs[token_idx]);
+                    if !value.is_finite() {
+                        stats.n_invalid += 1;
+                        continue;
+                    }
+                    stats.n_valid += 1;
+                    stats.sum_logprob += value;
+                    let list: Vec<f64> = match (
+                        self.top_offsets.get(token_idx),
+                        self.top_offsets.get(token_idx + 1),
+                    ) {
+                        (Some(&a), Some(&b)) => self
+                            .top_values
+                            .get(a as usize..b as usize)
+                            .unwrap_or(&[])
+                            .iter()
+                            .map(|&v| f64::from(v))
+                            .collect(),
+                        _ => Vec::new(),
+                    };
+                    stats.sum_entropy = match (stats.sum_entropy, top_k_entropy(&list)) {
+                        (Some(total), Some(entropy)) => Some(total + entropy),
+                        _ => None,
+                    };
+                }
+                stats
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +271,46 @@ mod tests {
         // A valid token without alternatives makes mte null.
         let missing = token_stats(&trace(&[-0.7, -0.1], Some(&[&[-0.7, -0.9], &[]])));
         assert_eq!(missing.mte(), None);
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+
+    #[test]
+    fn batch_reference_agrees_with_token_stats() {
+        let mut with_top = TraceBuf {
+            logprobs: vec![-0.7, -9999.0, -0.1],
+            has_logprobs: true,
+            ..TraceBuf::default()
+        };
+        with_top.begin_top_lists();
+        for list in [&[-0.7, -0.7][..], &[], &[-0.1, -3.0]] {
+            with_top.top_values.extend_from_slice(list);
+            with_top.end_top_list();
+        }
+        let without_top = TraceBuf {
+            logprobs: vec![-0.5, f64::NAN, -1.5],
+            has_logprobs: true,
+            ..TraceBuf::default()
+        };
+        let mut batch = TokenBatch::default();
+        batch.push_buf(&with_top);
+        batch.push_buf(&without_top);
+        batch.push_buf(&TraceBuf::default());
+        let stats = batch.cpu_stats();
+        for (got, trace) in stats
+            .iter()
+            .zip([&with_top, &without_top, &TraceBuf::default()])
+        {
+            let want = token_stats(trace);
+            assert_eq!((got.n_valid, got.n_invalid), (want.n_valid, want.n_invalid));
+            assert!((got.sum_logprob - want.sum_logprob).abs() < 1e-6);
+            match (got.mte(), want.mte()) {
+                (Some(a), Some(b)) => assert!((a - b).abs() < 1e-6),
+                (a, b) => assert_eq!(a, b),
+            }
+        }
     }
 }

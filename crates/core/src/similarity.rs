@@ -229,11 +229,17 @@ impl PositionLists {
 
 /// ROUGE-L F1 = 2·LCS/(|a|+|b|); 0.0 if both are empty.
 pub fn rouge_l_f1(a: &[u64], b: &[u64]) -> f64 {
-    let total_len = a.len() + b.len();
+    rouge_l_from_lcs(lcs_len(a, b), a.len(), b.len())
+}
+
+/// ROUGE-L F1 from an LCS length computed elsewhere (the GPU): the same f64 arithmetic, so
+/// an exact LCS gives the identical score.
+pub fn rouge_l_from_lcs(lcs: usize, len_a: usize, len_b: usize) -> f64 {
+    let total_len = len_a + len_b;
     if total_len == 0 {
         return 0.0;
     }
-    2.0 * lcs_len(a, b) as f64 / total_len as f64
+    2.0 * lcs as f64 / total_len as f64
 }
 
 /// Embedding similarity (1 + cos(a, b)) / 2, computed in f64, in [0, 1].
@@ -253,6 +259,12 @@ pub fn embedding_similarity(a: &[f64], b: &[f64]) -> Option<f64> {
         norm_sq_a += value_a * value_a;
         norm_sq_b += value_b * value_b;
     }
+    embedding_from_dot(dot, norm_sq_a, norm_sq_b)
+}
+
+/// [`embedding_similarity`] from a dot product computed elsewhere (the GPU) and the two
+/// squared norms.
+pub fn embedding_from_dot(dot: f64, norm_sq_a: f64, norm_sq_b: f64) -> Option<f64> {
     let cos = if norm_sq_a == 0.0 || norm_sq_b == 0.0 {
         0.0
     } else {

@@ -6,10 +6,17 @@
 //! they agree with the core's f64 to 1e-4 relative, as SPEC's GPU tolerance allows.
 
 mod embedding_dots;
+mod lcs;
 mod token_sums;
 
 pub use embedding_dots::{EmbeddingPairs, cpu_embedding_dots};
-pub use token_sums::{TokenBatch, TraceSums, cpu_token_sums};
+pub use lcs::{LcsPairs, cpu_lcs};
+use tracesift_core::dataset::{PairItems, PairSimilarities, PairWork};
+pub use tracesift_core::score::{TokenBatch, TokenStats};
+use tracesift_core::similarity;
+
+/// Embedding values one batch of [`Gpu::pair_similarities`] uploads at most (64 MiB).
+const MAX_EMBEDDING_VALUES: usize = 16 << 20;
 
 /// Why the GPU path is not available or failed; callers fall back to the CPU.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +37,7 @@ pub struct Gpu {
     adapter_name: String,
     token_sums: token_sums::Pipeline,
     embedding_dots: embedding_dots::Pipeline,
+    lcs: lcs::Pipeline,
 }
 
 impl Gpu {
@@ -55,12 +63,14 @@ impl Gpu {
             .map_err(|error| GpuError(format!("no device: {error}")))?;
         let token_sums = token_sums::Pipeline::new(&device);
         let embedding_dots = embedding_dots::Pipeline::new(&device);
+        let lcs = lcs::Pipeline::new(&device);
         Ok(Gpu {
             device,
             queue,
             adapter_name: info.name,
             token_sums,
             embedding_dots,
+            lcs,
         })
     }
 
@@ -77,7 +87,7 @@ impl Gpu {
 
     /// Per-trace sums of valid log-probs and top-k entropies, counts of valid and invalid
     /// tokens: everything msp, ppl and mte need.
-    pub async fn token_sums(&self, batch: &TokenBatch) -> Result<Vec<TraceSums>, GpuError> {
+    pub async fn token_sums(&self, batch: &TokenBatch) -> Result<Vec<TokenStats>, GpuError> {
         self.token_sums.run(&self.device, &self.queue, batch).await
     }
 
@@ -90,15 +100,170 @@ impl Gpu {
     }
 }
 
+impl Gpu {
+    /// Consistency's pairwise similarities for the core's work list
+    /// ([`tracesift_core::dataset::Scorer::pair_work`]): ROUGE-L from exact LCS lengths
+    /// (identical to the CPU), embedding similarity from f32 dot products (within 1e-4).
+    pub async fn pair_similarities(
+        &self,
+        work: &PairWork<'_>,
+    ) -> Result<PairSimilarities, GpuError> {
+        match &work.items {
+            PairItems::None => Ok(work.questions.iter().map(|_| Vec::new()).collect()),
+            PairItems::Words(seqs) => {
+                let pairs: Vec<[u32; 2]> = work
+                    .questions
+                    .iter()
+                    .flat_map(|members| question_pairs(members))
+                    .collect();
+                let input = LcsPairs {
+                    seqs: seqs.clone(),
+                    pairs,
+                };
+                let lcs = self.lcs_lengths(&input).await?;
+                let len = |idx: u32| seqs.get(idx as usize).map_or(0, |seq| seq.len());
+                let mut scores = input.pairs.iter().zip(lcs).map(|(&[a, b], lcs)| {
+                    Some(similarity::rouge_l_from_lcs(lcs as usize, len(a), len(b)))
+                });
+                Ok(work
+                    .questions
+                    .iter()
+                    .map(|members| scores.by_ref().take(n_pairs(members.len())).collect())
+                    .collect())
+            }
+            PairItems::Embeddings(rows) => {
+                let mut out = Vec::with_capacity(work.questions.len());
+                let mut start = 0;
+                while start < work.questions.len() {
+                    // Questions up to the upload budget (at least one).
+                    let mut end = start;
+                    let mut values = 0;
+                    while let Some(members) = work.questions.get(end) {
+                        let question_values: usize = members
+                            .iter()
+                            .map(|&idx| rows.get(idx).copied().flatten().map_or(0, <[f64]>::len))
+                            .sum();
+                        if end > start && values + question_values > MAX_EMBEDDING_VALUES {
+                            break;
+                        }
+                        values += question_values;
+                        end += 1;
+                    }
+                    let questions = work.questions.get(start..end).unwrap_or(&[]);
+                    out.extend(self.embedding_similarities(rows, questions).await?);
+                    start = end;
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Embedding similarities of some questions' pairs. Items that f32 cannot hold (a NaN,
+    /// an infinity, a value beyond f32's range) are left to the CPU's f64 arithmetic.
+    async fn embedding_similarities(
+        &self,
+        rows: &[Option<&[f64]>],
+        questions: &[Vec<usize>],
+    ) -> Result<PairSimilarities, GpuError> {
+        let row = |idx: usize| rows.get(idx).copied().flatten();
+        let fits_f32 = |values: &[f64]| values.iter().all(|&v| (v as f32).is_finite());
+        let mut input = EmbeddingPairs::default();
+        let mut slot_of_item: std::collections::HashMap<usize, u32> = Default::default();
+        let mut norms_sq: Vec<f64> = Vec::new();
+        // Per pair: the GPU pair it became, or its CPU answer.
+        enum Pending {
+            Gpu(usize, u32, u32),
+            Done(Option<f64>),
+        }
+        let mut pending: Vec<Vec<Pending>> = Vec::with_capacity(questions.len());
+        for members in questions {
+            let mut question = Vec::with_capacity(n_pairs(members.len()));
+            for (i, &item_a) in members.iter().enumerate() {
+                for &item_b in members.iter().skip(i + 1) {
+                    let (Some(a), Some(b)) = (row(item_a), row(item_b)) else {
+                        question.push(Pending::Done(None));
+                        continue;
+                    };
+                    if a.len() != b.len() || !fits_f32(a) || !fits_f32(b) {
+                        question.push(Pending::Done(similarity::embedding_similarity(a, b)));
+                        continue;
+                    }
+                    let mut slot = |item: usize, values: &[f64]| {
+                        *slot_of_item.entry(item).or_insert_with(|| {
+                            input.dim = values.len() as u32;
+                            input.embeddings.extend(values.iter().map(|&v| v as f32));
+                            norms_sq.push(values.iter().map(|v| v * v).sum());
+                            (norms_sq.len() - 1) as u32
+                        })
+                    };
+                    let (slot_a, slot_b) = (slot(item_a, a), slot(item_b, b));
+                    question.push(Pending::Gpu(input.pairs.len(), slot_a, slot_b));
+                    input.pairs.push([slot_a, slot_b]);
+                }
+            }
+            pending.push(question);
+        }
+        let dots = self.embedding_dots(&input).await?;
+        let norm = |slot: u32| norms_sq.get(slot as usize).copied().unwrap_or(0.0);
+        Ok(pending
+            .into_iter()
+            .map(|question| {
+                question
+                    .into_iter()
+                    .map(|pair| match pair {
+                        Pending::Done(value) => value,
+                        Pending::Gpu(pair_idx, a, b) => dots
+                            .get(pair_idx)
+                            .and_then(|&dot| similarity::embedding_from_dot(dot, norm(a), norm(b))),
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// LCS lengths of the given word-id pairs (ROUGE-L's quadratic part). Exact: the
+    /// caller's ROUGE-L equals the CPU's.
+    pub async fn lcs_lengths(&self, input: &LcsPairs<'_>) -> Result<Vec<u32>, GpuError> {
+        self.lcs.run(&self.device, &self.queue, input).await
+    }
+}
+
+fn n_pairs(n: usize) -> usize {
+    n * n.saturating_sub(1) / 2
+}
+
+/// A question's pairs (i < j) of item indices, in the order the core expects.
+fn question_pairs(members: &[usize]) -> impl Iterator<Item = [u32; 2]> + '_ {
+    members.iter().enumerate().flat_map(move |(i, &a)| {
+        members
+            .iter()
+            .skip(i + 1)
+            .map(move |&b| [a as u32, b as u32])
+    })
+}
+
 /// WebGPU guarantees 65,535 workgroups per dispatch dimension; more use the y dimension
 /// (the kernels compute their index as `x + y * 65535`).
 const MAX_WORKGROUPS_X: u32 = 65_535;
 
 /// A compute kernel whose entry point `main` reads storage buffers at bindings
-/// `0..inputs.len()` and writes one output buffer at the next binding.
+/// `0..inputs.len()`, then (if any) a read-write scratch buffer, then writes one output
+/// buffer at the next binding, then (if windowed) reads a uniform `Window`.
 pub(crate) struct Kernel {
     label: &'static str,
     pipeline: wgpu::ComputePipeline,
+}
+
+/// One run of a [`Kernel`].
+pub(crate) struct Dispatch<'a> {
+    pub inputs: &'a [&'a [u8]],
+    /// Initial contents of a read-write buffer that persists across windows.
+    pub scratch: Option<&'a [u8]>,
+    pub out_bytes: u64,
+    pub n_workgroups: usize,
+    /// One dispatch per entry, each seeing its entry as the uniform `Window`, in order
+    /// (later dispatches see earlier ones' writes). None: one dispatch, no uniform.
+    pub windows: Option<&'a [[u32; 4]]>,
 }
 
 impl Kernel {
@@ -119,8 +284,8 @@ impl Kernel {
         Self { label, pipeline }
     }
 
-    /// Uploads `inputs`, runs `n_workgroups` workgroups and returns the output buffer's
-    /// `out_bytes` bytes.
+    /// Uploads `inputs`, runs `n_workgroups` workgroups once and returns the output
+    /// buffer's `out_bytes` bytes.
     pub(crate) async fn run(
         &self,
         device: &wgpu::Device,
@@ -129,44 +294,98 @@ impl Kernel {
         out_bytes: u64,
         n_workgroups: usize,
     ) -> Result<Vec<u8>, GpuError> {
+        let dispatch = Dispatch {
+            inputs,
+            scratch: None,
+            out_bytes,
+            n_workgroups,
+            windows: None,
+        };
+        self.run_dispatch(device, queue, &dispatch).await
+    }
+
+    pub(crate) async fn run_dispatch(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        dispatch: &Dispatch<'_>,
+    ) -> Result<Vec<u8>, GpuError> {
         use wgpu::util::DeviceExt;
-        let n_workgroups = u32::try_from(n_workgroups)
+        let n_workgroups = u32::try_from(dispatch.n_workgroups)
             .map_err(|_| GpuError(format!("{}: too many workgroups", self.label)))?;
-        // Storage buffers may not be empty; the kernels never read the padding.
-        let inputs: Vec<wgpu::Buffer> = inputs
-            .iter()
-            .map(|bytes| {
-                device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some(self.label),
-                    contents: if bytes.is_empty() { &[0; 4] } else { bytes },
-                    usage: wgpu::BufferUsages::STORAGE,
-                })
+        let upload = |bytes: &[u8], usage| {
+            // Storage buffers may not be empty; the kernels never read the padding.
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(self.label),
+                contents: if bytes.is_empty() { &[0; 4] } else { bytes },
+                usage,
             })
+        };
+        let mut storage: Vec<wgpu::Buffer> = dispatch
+            .inputs
+            .iter()
+            .map(|bytes| upload(bytes, wgpu::BufferUsages::STORAGE))
             .collect();
+        if let Some(scratch) = dispatch.scratch {
+            storage.push(upload(scratch, wgpu::BufferUsages::STORAGE));
+        }
         let buffer = |usage| {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(self.label),
-                size: out_bytes,
+                size: dispatch.out_bytes,
                 usage,
                 mapped_at_creation: false,
             })
         };
-        let out = buffer(wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC);
+        storage.push(buffer(
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        ));
         let staging = buffer(wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
-        let entries: Vec<wgpu::BindGroupEntry<'_>> = inputs
-            .iter()
-            .chain([&out])
-            .zip(0u32..)
-            .map(|(buffer, binding)| wgpu::BindGroupEntry {
-                binding,
-                resource: buffer.as_entire_binding(),
-            })
-            .collect();
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(self.label),
-            layout: &self.pipeline.get_bind_group_layout(0),
-            entries: &entries,
+        // Each window's uniform sits at its own aligned offset of one buffer.
+        let stride = u64::from(device.limits().min_uniform_buffer_offset_alignment).max(16);
+        let windows = dispatch.windows.unwrap_or(&[]);
+        let uniforms = dispatch.windows.map(|windows| {
+            let mut bytes = vec![0u8; windows.len() * stride as usize];
+            for (window, slot) in windows.iter().zip(bytes.chunks_mut(stride as usize)) {
+                if let Some(head) = slot.get_mut(..16) {
+                    head.copy_from_slice(bytemuck::cast_slice(window));
+                }
+            }
+            upload(&bytes, wgpu::BufferUsages::UNIFORM)
         });
+        let layout = self.pipeline.get_bind_group_layout(0);
+        let bind_group = |window_idx: Option<u64>| {
+            let mut entries: Vec<wgpu::BindGroupEntry<'_>> = storage
+                .iter()
+                .zip(0u32..)
+                .map(|(buffer, binding)| wgpu::BindGroupEntry {
+                    binding,
+                    resource: buffer.as_entire_binding(),
+                })
+                .collect();
+            if let (Some(uniforms), Some(window_idx)) = (&uniforms, window_idx) {
+                entries.push(wgpu::BindGroupEntry {
+                    binding: storage.len() as u32,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: uniforms,
+                        offset: window_idx * stride,
+                        size: wgpu::BufferSize::new(16),
+                    }),
+                });
+            }
+            device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(self.label),
+                layout: &layout,
+                entries: &entries,
+            })
+        };
+        let bind_groups: Vec<wgpu::BindGroup> = if dispatch.windows.is_some() {
+            (0..windows.len() as u64)
+                .map(|idx| bind_group(Some(idx)))
+                .collect()
+        } else {
+            vec![bind_group(None)]
+        };
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some(self.label),
         });
@@ -176,14 +395,19 @@ impl Kernel {
                 timestamp_writes: None,
             });
             pass.set_pipeline(&self.pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(
-                n_workgroups.min(MAX_WORKGROUPS_X),
-                n_workgroups.div_ceil(MAX_WORKGROUPS_X),
-                1,
-            );
+            for group in &bind_groups {
+                pass.set_bind_group(0, group, &[]);
+                pass.dispatch_workgroups(
+                    n_workgroups.min(MAX_WORKGROUPS_X),
+                    n_workgroups.div_ceil(MAX_WORKGROUPS_X),
+                    1,
+                );
+            }
         }
-        encoder.copy_buffer_to_buffer(&out, 0, &staging, 0, out_bytes);
+        let out = storage
+            .last()
+            .ok_or_else(|| GpuError(format!("{}: no output buffer", self.label)))?;
+        encoder.copy_buffer_to_buffer(out, 0, &staging, 0, dispatch.out_bytes);
         queue.submit([encoder.finish()]);
         read_back(device, &staging).await
     }

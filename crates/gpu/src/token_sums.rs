@@ -1,112 +1,13 @@
-//! The per-trace token reduction (msp, ppl, mte inputs) and its CPU reference.
+//! The per-trace token reduction (msp, ppl, mte inputs); `TokenBatch::cpu_stats` is its
+//! CPU reference.
 
 use bytemuck::{Pod, Zeroable};
-use tracesift_core::score::top_k_entropy;
-use tracesift_core::trace::classify_logprob;
+use tracesift_core::score::{TokenBatch, TokenStats};
 
 use crate::{GpuError, Kernel};
 
 /// Tokens per segment: one workgroup's share, small enough that no invocation loops long.
 const SEGMENT_TOKENS: u32 = 4096;
-
-/// Many traces' tokens in CSR form. Values are stored as the core classifies them: an
-/// invalid log-prob (sentinel, NaN, impossible) as NaN, so GPU and CPU agree on which
-/// tokens count.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TokenBatch {
-    /// Log-probs of every token of every trace, trace after trace.
-    pub logprobs: Vec<f32>,
-    /// `logprobs[trace_offsets[t]..trace_offsets[t + 1]]` are trace `t`'s tokens.
-    pub trace_offsets: Vec<u32>,
-    /// Top-k log-probs of every token (invalid entries as NaN).
-    pub top_values: Vec<f32>,
-    /// `top_values[top_offsets[i]..top_offsets[i + 1]]` is token `i`'s list; empty when
-    /// the batch has no top-k at all.
-    pub top_offsets: Vec<u32>,
-}
-
-impl TokenBatch {
-    /// Adds one trace: raw log-probs, and for each token its raw top-k list (or none).
-    pub fn push_trace(&mut self, logprobs: &[f64], top_lists: Option<&[Vec<f64>]>) {
-        if self.trace_offsets.is_empty() {
-            self.trace_offsets.push(0);
-        }
-        if self.top_offsets.is_empty() {
-            self.top_offsets.push(0);
-        }
-        for (token_idx, &raw) in logprobs.iter().enumerate() {
-            self.logprobs
-                .push(classify_logprob(raw).map_or(f32::NAN, |v| v as f32));
-            let list = top_lists.and_then(|lists| lists.get(token_idx));
-            for &value in list.into_iter().flatten() {
-                self.top_values
-                    .push(classify_logprob(value).map_or(f32::NAN, |v| v as f32));
-            }
-            self.top_offsets
-                .push(u32::try_from(self.top_values.len()).unwrap_or(u32::MAX));
-        }
-        self.trace_offsets
-            .push(u32::try_from(self.logprobs.len()).unwrap_or(u32::MAX));
-    }
-
-    pub fn n_traces(&self) -> usize {
-        self.trace_offsets.len().saturating_sub(1)
-    }
-}
-
-/// What one trace's tokens add up to.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TraceSums {
-    pub n_valid: u32,
-    pub n_invalid: u32,
-    pub sum_logprob: f64,
-    /// None when a valid token has no usable top-k list.
-    pub sum_entropy: Option<f64>,
-}
-
-/// The CPU reference: the core's own arithmetic in f64 on the same (f32) batch.
-pub fn cpu_token_sums(batch: &TokenBatch) -> Vec<TraceSums> {
-    batch
-        .trace_offsets
-        .windows(2)
-        .map(|bounds| {
-            let (start, end) = (bounds[0] as usize, bounds[1] as usize);
-            let mut sums = TraceSums {
-                n_valid: 0,
-                n_invalid: 0,
-                sum_logprob: 0.0,
-                sum_entropy: Some(0.0),
-            };
-            for token_idx in start..end.min(batch.logprobs.len()) {
-                let value = f64::from(batch.logprobs[token_idx]);
-                if !value.is_finite() {
-                    sums.n_invalid += 1;
-                    continue;
-                }
-                sums.n_valid += 1;
-                sums.sum_logprob += value;
-                let list: Vec<f64> = match (
-                    batch.top_offsets.get(token_idx),
-                    batch.top_offsets.get(token_idx + 1),
-                ) {
-                    (Some(&a), Some(&b)) => batch
-                        .top_values
-                        .get(a as usize..b as usize)
-                        .unwrap_or(&[])
-                        .iter()
-                        .map(|&v| f64::from(v))
-                        .collect(),
-                    _ => Vec::new(),
-                };
-                sums.sum_entropy = match (sums.sum_entropy, top_k_entropy(&list)) {
-                    (Some(total), Some(entropy)) => Some(total + entropy),
-                    _ => None,
-                };
-            }
-            sums
-        })
-        .collect()
-}
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -166,18 +67,16 @@ impl Pipeline {
         device: &wgpu::Device,
         queue: &wgpu::Queue,
         batch: &TokenBatch,
-    ) -> Result<Vec<TraceSums>, GpuError> {
+    ) -> Result<Vec<TokenStats>, GpuError> {
         let n_traces = batch.n_traces();
         if n_traces == 0 {
             return Ok(Vec::new());
         }
         let (segments, owners) = segments(batch);
         let mut sums = vec![
-            TraceSums {
-                n_valid: 0,
-                n_invalid: 0,
-                sum_logprob: 0.0,
-                sum_entropy: Some(0.0)
+            TokenStats {
+                sum_entropy: Some(0.0),
+                ..TokenStats::default()
             };
             n_traces
         ];

@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
-use tracesift_gpu::{Gpu, TokenBatch, TraceSums, cpu_token_sums};
+use tracesift_gpu::{Gpu, TokenBatch, TokenStats};
 
 fn gpu() -> &'static Gpu {
     static GPU: OnceLock<Gpu> = OnceLock::new();
@@ -15,7 +15,7 @@ fn gpu() -> &'static Gpu {
     })
 }
 
-fn gpu_sums(batch: &TokenBatch) -> Vec<TraceSums> {
+fn gpu_sums(batch: &TokenBatch) -> Vec<TokenStats> {
     pollster::block_on(gpu().token_sums(batch)).unwrap()
 }
 
@@ -27,7 +27,7 @@ fn close(gpu: f64, cpu: f64, magnitude: f64) -> bool {
 #[track_caller]
 fn assert_agree(batch: &TokenBatch) {
     let gpu = gpu_sums(batch);
-    let cpu = cpu_token_sums(batch);
+    let cpu = batch.cpu_stats();
     assert_eq!(gpu.len(), cpu.len());
     for (trace_idx, (g, c)) in gpu.iter().zip(&cpu).enumerate() {
         let start = batch.trace_offsets[trace_idx] as usize;
@@ -239,6 +239,203 @@ mod embeddings {
                 })
                 .collect();
             assert_dots_agree(&EmbeddingPairs { dim, embeddings, pairs: question_pairs(&sizes) });
+        }
+    }
+}
+
+mod lcs {
+    use super::*;
+    use tracesift_gpu::{LcsPairs, cpu_lcs};
+
+    /// All pairs (i < j) within each question of `sizes` consecutive items.
+    fn pairs_within(sizes: &[u32]) -> Vec<[u32; 2]> {
+        let mut pairs = Vec::new();
+        let mut first = 0;
+        for &size in sizes {
+            for i in first..first + size {
+                for j in i + 1..first + size {
+                    pairs.push([i, j]);
+                }
+            }
+            first += size;
+        }
+        pairs
+    }
+
+    #[track_caller]
+    fn assert_lcs_agree(seqs: &[Vec<u64>], pairs: Vec<[u32; 2]>) {
+        let input = LcsPairs {
+            seqs: seqs.iter().map(Vec::as_slice).collect(),
+            pairs,
+        };
+        let gpu = pollster::block_on(gpu().lcs_lengths(&input)).unwrap();
+        // Integers: exactly equal, not merely close.
+        assert_eq!(gpu, cpu_lcs(&input));
+    }
+
+    #[test]
+    fn lcs_by_hand() {
+        // "a b c b d a b" vs "b d c a b a": LCS 4 (b c a b, among others).
+        let seqs = [
+            vec![1, 2, 3, 2, 4, 1, 2],
+            vec![2, 4, 3, 1, 2, 1],
+            vec![],
+            vec![9, 9, 9],
+        ];
+        let input = LcsPairs {
+            seqs: seqs.iter().map(Vec::as_slice).collect(),
+            pairs: vec![[0, 1], [1, 0], [0, 2], [0, 3], [3, 3], [0, 0]],
+        };
+        let lcs = pollster::block_on(gpu().lcs_lengths(&input)).unwrap();
+        assert_eq!(lcs, vec![4, 4, 0, 0, 3, 7]);
+    }
+
+    #[test]
+    fn ten_thousand_words_cross_many_windows_and_limbs() {
+        // Words from a small vocabulary so that nearly every position matches: 10,000
+        // rows of 79 limbs take dozens of windows. The 9,000-word side has 282 limbs and
+        // goes to the CPU; both must come out exact.
+        let mut state = 3u64;
+        let mut word = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 59) % 7
+        };
+        let seqs: Vec<Vec<u64>> = [10_000, 2_500, 2_517, 9_000]
+            .iter()
+            .map(|&len| (0..len).map(|_| word()).collect())
+            .collect();
+        assert_lcs_agree(&seqs, pairs_within(&[4]));
+    }
+
+    fn words() -> impl Strategy<Value = Vec<u64>> {
+        prop_oneof![
+            1 => Just(Vec::new()),
+            1 => prop::collection::vec(0u64..4, 1..2),
+            6 => prop::collection::vec(0u64..12, 0..200),
+            1 => prop::collection::vec(any::<u64>(), 0..70),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn gpu_lcs_equals_cpu(
+            questions in prop::collection::vec(prop::collection::vec(words(), 1..33), 1..5),
+        ) {
+            let sizes: Vec<u32> = questions.iter().map(|q| q.len() as u32).collect();
+            let seqs: Vec<Vec<u64>> = questions.into_iter().flatten().collect();
+            assert_lcs_agree(&seqs, pairs_within(&sizes));
+        }
+    }
+}
+
+/// The whole pipeline: a GPU-backed run of the core's scorer against its CPU run.
+mod scorer {
+    use super::*;
+    use tracesift_core::dataset::{ScoreOptions, ScoredSet, Scorer};
+    use tracesift_core::settings::{Settings, Similarity};
+
+    fn file(n_questions: usize, with_embedding: bool) -> String {
+        let mut state = 5u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let vocabulary = [
+            "gene", "up", "down", "the", "knock", "cell", "so", "none", "is",
+        ];
+        let mut out = String::new();
+        for question in 0..n_questions {
+            // Questions of 1 to 32 samples, one of them without any text.
+            for sample in 0..(question * 7 % 32 + 1) {
+                let n_tokens = (next() * 60.0) as usize;
+                let logprobs: Vec<String> = (0..n_tokens)
+                    .map(|_| format!("{:.6}", -5.0 * next()))
+                    .collect();
+                let text: Vec<&str> = (0..n_tokens)
+                    .map(|_| vocabulary[(next() * 9.0) as usize])
+                    .collect();
+                let text = if sample == 3 {
+                    String::new()
+                } else {
+                    text.join(" ")
+                };
+                let embedding = if with_embedding && sample != 2 {
+                    let values: Vec<String> =
+                        (0..16).map(|_| format!("{:.5}", next() - 0.5)).collect();
+                    format!(r#","embedding":[{}]"#, values.join(","))
+                } else {
+                    String::new()
+                };
+                out.push_str(&format!(
+                    r#"{{"question_id":"q{question}","sample_idx":{sample},"text":"{text}","answer":"up","logprobs":[{}]{embedding}}}"#,
+                    logprobs.join(",")
+                ));
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    fn run(bytes: &[u8], sim: Similarity, on_gpu: bool) -> ScoredSet {
+        let settings = Settings {
+            sim,
+            ..Settings::default()
+        };
+        let mut scorer = Scorer::new(ScoreOptions::from_settings(&settings).unwrap());
+        if on_gpu {
+            scorer.defer_token_stats();
+        }
+        scorer.feed(bytes);
+        if !on_gpu {
+            return scorer.finish();
+        }
+        let tokens = scorer.take_tokens().unwrap();
+        let stats = pollster::block_on(gpu().token_sums(&tokens.batch)).unwrap();
+        scorer.apply_token_stats(&tokens, &stats);
+        let sims = pollster::block_on(gpu().pair_similarities(&scorer.pair_work())).unwrap();
+        scorer.finish_with(Some(sims))
+    }
+
+    fn assert_close(gpu: Option<f64>, cpu: Option<f64>, what: &str) {
+        match (gpu, cpu) {
+            (Some(g), Some(c)) => assert!(
+                (g - c).abs() <= 1e-4 * c.abs().max(1e-3),
+                "{what}: {g} vs {c}"
+            ),
+            (g, c) => assert_eq!(g, c, "{what}"),
+        }
+    }
+
+    #[test]
+    fn gpu_run_matches_cpu_run() {
+        for (sim, with_embedding) in [(Similarity::RougeL, false), (Similarity::Embedding, true)] {
+            let bytes = file(40, with_embedding);
+            let cpu = run(bytes.as_bytes(), sim, false);
+            let gpu = run(bytes.as_bytes(), sim, true);
+            assert_eq!(gpu.traces.len(), cpu.traces.len());
+            assert!(cpu.traces.len() > 300);
+            assert_eq!(gpu.report.invalid_tokens, cpu.report.invalid_tokens);
+            for (g, c) in gpu.traces.iter().zip(&cpu.traces) {
+                assert_eq!(
+                    (g.n_tokens, g.invalid_tokens),
+                    (c.n_tokens, c.invalid_tokens)
+                );
+                assert_close(g.msp, c.msp, "msp");
+                assert_close(g.ppl, c.ppl, "ppl");
+                assert_eq!(g.mte, c.mte, "no top-k: mte is null on both");
+                if sim == Similarity::RougeL {
+                    // Exact LCS: the same f64 bits.
+                    assert_eq!(g.consistency, c.consistency, "{}", c.trace_id);
+                } else {
+                    assert_close(g.consistency, c.consistency, &c.trace_id);
+                }
+            }
         }
     }
 }
