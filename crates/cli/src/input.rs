@@ -41,6 +41,7 @@ pub fn feed_inputs(
     inputs: &[String],
     scorer: &mut Scorer,
     keep_records: bool,
+    after_chunk: &mut dyn FnMut(&mut Scorer),
 ) -> anyhow::Result<RecordStore> {
     let mut store = RecordStore::default();
     let show_progress = io::stderr().is_terminal();
@@ -97,6 +98,7 @@ pub fn feed_inputs(
                     .context("cannot write the temporary file")?;
             }
             scorer.feed(bytes);
+            after_chunk(scorer);
         }
         scorer.end_file();
         bar.finish_and_clear();

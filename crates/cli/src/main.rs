@@ -1,6 +1,7 @@
 //! The `tracesift` binary: thin glue between files and the core (SPEC §10).
 
 mod args;
+mod backend;
 mod input;
 mod run;
 

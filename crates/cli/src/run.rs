@@ -15,6 +15,7 @@ use tracesift_core::settings::{
 };
 
 use crate::args::{Cli, Command, FilterRuleArgs, ScoreOptions};
+use crate::backend::Engine;
 use crate::input::{self, RecordStore};
 
 /// An error in what the user asked for (exit code 2).
@@ -185,11 +186,6 @@ fn settings_from(common: &ScoreOptions, rule: Option<&FilterRuleArgs>) -> anyhow
             settings.balanced = true;
         }
     }
-    if settings.backend == Backend::Gpu {
-        return Err(bad(
-            "--backend gpu: this build has no GPU backend yet; use auto or cpu",
-        ));
-    }
     settings.rule().map_err(|error| bad(error.to_string()))?;
     Ok(settings)
 }
@@ -212,9 +208,13 @@ fn score_inputs(
 ) -> anyhow::Result<(ScoredSet, RecordStore)> {
     let options =
         CoreScoreOptions::from_settings(settings).map_err(|error| bad(error.to_string()))?;
+    let mut engine = Engine::new(settings.backend)?;
     let mut scorer = Scorer::new(options);
-    let store = input::feed_inputs(&common.inputs, &mut scorer, keep_records)?;
-    let set = scorer.finish();
+    engine.prepare(&mut scorer);
+    let store = input::feed_inputs(&common.inputs, &mut scorer, keep_records, &mut |scorer| {
+        engine.after_chunk(scorer)
+    })?;
+    let set = engine.finish(scorer);
     let report = &set.report;
     for skipped in report.skipped.iter().take(MAX_SKIPS_SHOWN) {
         let file = skipped

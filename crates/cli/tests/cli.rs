@@ -1,8 +1,8 @@
 //! The `tracesift` binary as a user runs it: commands, flags, outputs and exit codes of
+//! SPEC §10, on fixture files.
 
 // Helpers in test crates may panic: a panic here is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! SPEC §10, on fixture files.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -416,4 +416,147 @@ fn multi_file_reports_name_the_file_of_every_skipped_line() {
     assert_eq!(skipped[2]["file"], second.to_str().unwrap());
     assert_eq!(skipped[2]["line"], 2);
     assert_eq!(report["traces"], 7);
+}
+
+/// Questions of 1 to 9 samples with top-k log-probs and texts sharing words.
+fn sampled_file() -> String {
+    let words = ["gene", "up", "down", "stress", "the", "cell", "so", "none"];
+    let mut state = 9u64;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut out = String::new();
+    for question in 0..30 {
+        for sample in 0..(question % 9 + 1) {
+            let n = 5 + (next() * 200.0) as usize;
+            let logprobs: Vec<f64> = (0..n).map(|_| -4.0 * next()).collect();
+            let top: Vec<String> = logprobs
+                .iter()
+                .map(|v| format!("[{v:.5},{:.5},{:.5}]", v - 1.0 - next(), v - 3.0))
+                .collect();
+            let text: Vec<&str> = (0..n).map(|_| words[(next() * 8.0) as usize]).collect();
+            let answer = ["up", "down", "none"][(next() * 3.0) as usize];
+            let logprobs: Vec<String> = logprobs.iter().map(|v| format!("{v:.5}")).collect();
+            out.push_str(&format!(
+                "{{\"question_id\":\"q{question}\",\"greedy\":{},\"text\":\"{} Final answer: {answer}\",\"logprobs\":[{}],\"top_logprobs\":[{}]}}\n",
+                sample == 0,
+                text.join(" "),
+                logprobs.join(","),
+                top.join(",")
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn gpu_backend_agrees_with_the_cpu_and_names_its_adapter() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("sampled.jsonl");
+    std::fs::write(&input, sampled_file()).unwrap();
+    let input = input.to_string_lossy().into_owned();
+    let run = |backend: &str| {
+        let report = dir.path().join(format!("report-{backend}.json"));
+        let output = tracesift(
+            &[
+                "score",
+                &input,
+                "--sim",
+                "rouge_l",
+                "--backend",
+                backend,
+                "--report",
+                report.to_str().unwrap(),
+            ],
+            None,
+        );
+        assert_exit(&output, 0);
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+        let rows: Vec<serde_json::Value> = stdout(&output)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        (report["backend"].as_str().unwrap().to_owned(), rows)
+    };
+    let (cpu_backend, cpu) = run("cpu");
+    let (gpu_backend, gpu) = run("gpu");
+    assert_eq!(cpu_backend, "cpu");
+    assert!(gpu_backend.starts_with("gpu: "), "{gpu_backend}");
+    assert!(gpu_backend.len() > "gpu: ".len());
+    assert_eq!(cpu.len(), gpu.len());
+    assert!(cpu.len() > 100);
+    for (c, g) in cpu.iter().zip(&gpu) {
+        for (key, c_value) in c.as_object().unwrap() {
+            let g_value = &g[key];
+            match (c_value.as_f64(), g_value.as_f64()) {
+                (Some(a), Some(b)) if key != "n_tokens" && key != "invalid_tokens" => {
+                    assert!(
+                        (a - b).abs() <= 1e-4 * a.abs().max(1e-3),
+                        "{key}: {a} vs {b}"
+                    );
+                }
+                _ => assert_eq!(c_value, g_value, "{key}"),
+            }
+        }
+        // ROUGE-L from exact LCS lengths: the same number, not merely close.
+        assert_eq!(c["consistency"], g["consistency"]);
+    }
+    // The same traces are kept, whichever backend scored them.
+    let kept = |backend: &str| {
+        let output = tracesift(
+            &[
+                "filter",
+                &input,
+                "--metric",
+                "cocoa_mte",
+                "--keep",
+                "0.3",
+                "--sim",
+                "rouge_l",
+                "--export",
+                "trl",
+                "--backend",
+                backend,
+            ],
+            None,
+        );
+        assert_exit(&output, 0);
+        stdout(&output)
+    };
+    let cpu_kept = kept("cpu");
+    assert!(!cpu_kept.is_empty());
+    assert_eq!(cpu_kept, kept("gpu"));
+}
+
+#[test]
+fn gpu_backend_without_a_driver_is_a_clear_argument_error() {
+    let output = Command::new(env!("CARGO_BIN_EXE_tracesift"))
+        .args(["score", &small(), "--backend", "gpu"])
+        .env("VK_ICD_FILENAMES", "/nonexistent/icd.json")
+        .env("VK_DRIVER_FILES", "/nonexistent/icd.json")
+        .output()
+        .unwrap();
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("--backend gpu"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        stderr(&output).contains("--backend cpu"),
+        "{}",
+        stderr(&output)
+    );
+    // `auto` does not need one.
+    let auto = Command::new(env!("CARGO_BIN_EXE_tracesift"))
+        .args(["score", &small(), "--backend", "auto", "--sim", "rouge_l"])
+        .env("VK_ICD_FILENAMES", "/nonexistent/icd.json")
+        .env("VK_DRIVER_FILES", "/nonexistent/icd.json")
+        .output()
+        .unwrap();
+    assert_exit(&auto, 0);
 }

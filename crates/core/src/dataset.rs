@@ -583,11 +583,11 @@ impl Scorer {
         self.deferred.get_or_insert_with(DeferredTokens::default);
     }
 
-    /// Tokens collected so far (0 unless deferred).
-    pub fn pending_tokens(&self) -> usize {
-        self.deferred
-            .as_ref()
-            .map_or(0, |deferred| deferred.batch.n_tokens())
+    /// Values (log-probs and top-k entries) collected so far: 0 unless deferred.
+    pub fn pending_values(&self) -> usize {
+        self.deferred.as_ref().map_or(0, |deferred| {
+            deferred.batch.n_tokens() + deferred.batch.top_values.len()
+        })
     }
 
     /// The traces collected since the last call, with their tokens; None if there are none.

@@ -35,6 +35,7 @@ pub struct Gpu {
     device: wgpu::Device,
     queue: wgpu::Queue,
     adapter_name: String,
+    software: bool,
     token_sums: token_sums::Pipeline,
     embedding_dots: embedding_dots::Pipeline,
     lcs: lcs::Pipeline,
@@ -67,6 +68,7 @@ impl Gpu {
         Ok(Gpu {
             device,
             queue,
+            software: info.device_type == wgpu::DeviceType::Cpu,
             adapter_name: info.name,
             token_sums,
             embedding_dots,
@@ -78,6 +80,11 @@ impl Gpu {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn new_blocking() -> Result<Gpu, GpuError> {
         pollster::block_on(Gpu::new())
+    }
+
+    /// Whether the adapter runs on the CPU (lavapipe, SwiftShader): correct, never fast.
+    pub fn is_software(&self) -> bool {
+        self.software
     }
 
     /// The adapter's name, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`.
@@ -313,6 +320,21 @@ impl Kernel {
         use wgpu::util::DeviceExt;
         let n_workgroups = u32::try_from(dispatch.n_workgroups)
             .map_err(|_| GpuError(format!("{}: too many workgroups", self.label)))?;
+        let max_binding = device.limits().max_storage_buffer_binding_size;
+        let largest = dispatch
+            .inputs
+            .iter()
+            .chain(&dispatch.scratch)
+            .map(|bytes| bytes.len() as u64)
+            .chain([dispatch.out_bytes])
+            .max()
+            .unwrap_or(0);
+        if largest > max_binding {
+            return Err(GpuError(format!(
+                "{}: a buffer of {largest} bytes exceeds the device's {max_binding}",
+                self.label
+            )));
+        }
         let upload = |bytes: &[u8], usage| {
             // Storage buffers may not be empty; the kernels never read the padding.
             device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
