@@ -9,7 +9,7 @@ use tracesift_core::dataset::{NO_CLASS, ScoredSet};
 use tracesift_core::evaluate::{EvalReport, evaluate};
 use tracesift_core::filter::{self, FilterOptions, Selection};
 use tracesift_core::settings::{
-    Candidates, ExportFormat, Metric, Rule, Scope, Settings, Similarity,
+    Backend, Candidates, ExportFormat, Metric, Rule, Scope, Settings, Similarity,
 };
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
@@ -72,7 +72,9 @@ pub fn App() -> impl IntoView {
     let opened: RwSignal<Option<(usize, Arc<TraceDetail>)>> = RwSignal::new(None);
     let downloaded = RwSignal::new(false);
     let opened_any = Signal::derive(move || opened.with(Option::is_some));
-    let worker = start_worker(scored, status, notice, run, opened);
+    // The WebGPU adapter the worker found, if any.
+    let adapter: RwSignal<Option<String>> = RwSignal::new(None);
+    let worker = start_worker(scored, status, notice, run, opened, adapter);
     let open_trace = Callback::new(move |trace_idx: usize| {
         post_request(
             &worker,
@@ -114,6 +116,7 @@ pub fn App() -> impl IntoView {
         settings.with(|s| {
             (
                 s.sim,
+                s.backend,
                 s.classes.clone(),
                 s.pattern.clone(),
                 s.format,
@@ -190,7 +193,10 @@ pub fn App() -> impl IntoView {
         <header>
             <h1>"tracesift"</h1>
             <p class="tagline">"Label-free filtering of LLM reasoning traces — everything stays in this tab."</p>
-            <span class="backend" title="Where the arithmetic runs">"Backend: " <b data-testid="backend">"CPU"</b></span>
+            <span class="backend" title=move || backend_title(adapter.get())>"Backend: " <b data-testid="backend">{move || {
+                let ran = scored.with(|set| set.as_ref().map(|set| set.report.backend.clone()));
+                backend_label(ran.as_deref(), settings.with(|s| s.backend), adapter.get().as_deref())
+            }}</b></span>
         </header>
         <main>
             <section class="load"
@@ -309,6 +315,28 @@ pub fn Summary(scored: RwSignal<Option<Arc<ScoredSet>>>) -> impl IntoView {
     }
 }
 
+/// What ran the last scoring (the report's `cpu` / `gpu: <adapter>`), or before any run
+/// what the backend setting would use.
+pub fn backend_label(ran: Option<&str>, choice: Backend, adapter: Option<&str>) -> String {
+    let adapter = match ran {
+        Some(ran) => ran.strip_prefix("gpu: "),
+        None => adapter.filter(|_| choice == Backend::Gpu),
+    };
+    match adapter {
+        Some(name) => format!("WebGPU ({name})"),
+        None => "CPU".to_owned(),
+    }
+}
+
+fn backend_title(adapter: Option<String>) -> String {
+    match adapter {
+        Some(name) => format!(
+            "Where the arithmetic runs. WebGPU adapter: {name}. Backend `gpu` uses it for token sums and similarities; `auto` only for large ROUGE-L work on a hardware GPU."
+        ),
+        None => "Where the arithmetic runs. This browser offers no WebGPU adapter, so everything runs on the CPU (the reference path).".to_owned(),
+    }
+}
+
 #[component]
 pub fn SettingsPanel(settings: RwSignal<Settings>) -> impl IntoView {
     let rule_kind = move || match settings.with(|s| s.rule()) {
@@ -343,6 +371,17 @@ pub fn SettingsPanel(settings: RwSignal<Settings>) -> impl IntoView {
                 }>
                     {Similarity::ALL.iter().map(|&sim| view! {
                         <option value=sim.name() selected=move || settings.with(|s| s.sim == sim)>{sim.name()}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <label title="Where the scores are computed: gpu runs token sums and similarities on WebGPU, auto only large ROUGE-L work on a hardware GPU, cpu never. Results agree within 1e-4 (ROUGE-L exactly).">"Backend "
+                <select data-testid="backend-choice" on:change=move |ev| {
+                    if let Some(backend) = Backend::from_name(&event_target_value(&ev)) {
+                        settings.update(|s| s.backend = backend);
+                    }
+                }>
+                    {Backend::ALL.iter().map(|&backend| view! {
+                        <option value=backend.name() selected=move || settings.with(|s| s.backend == backend)>{backend.name()}</option>
                     }).collect_view()}
                 </select>
             </label>
@@ -592,6 +631,7 @@ fn start_worker(
     notice: RwSignal<String>,
     run: StoredValue<u32>,
     opened: RwSignal<Option<(usize, Arc<TraceDetail>)>>,
+    adapter: RwSignal<Option<String>>,
 ) -> StoredValue<Option<WorkerHandle>, LocalStorage> {
     let worker = match spawn_worker() {
         Ok(worker) => worker,
@@ -617,7 +657,8 @@ fn start_worker(
         };
         let current = run.get_value();
         match response {
-            Response::Ready => handle.update_value(|handle| {
+            Response::Ready { webgpu } => handle.update_value(|handle| {
+                adapter.set(webgpu);
                 if let Some(handle) = handle {
                     handle.ready = true;
                     for message in handle.queued.drain(..) {

@@ -1,10 +1,10 @@
 //! Settings in the URL fragment, so a link reproduces a view:
 //! `#metric=cocoa_ppl&keep=0.1&scope=per_class&candidates=all&sim=answer&export=canonical`.
-//! Keys: metric keep threshold top scope candidates balanced sim classes pattern export;
+//! Keys: metric keep threshold top scope candidates balanced sim backend classes pattern export;
 //! values as in the CLI.
 
 use tracesift_core::settings::{
-    Candidates, ExportFormat, Metric, Rule, Scope, Settings, Similarity,
+    Backend, Candidates, ExportFormat, Metric, Rule, Scope, Settings, Similarity,
 };
 
 /// Reads the settings a fragment names over `base`; unknown keys and bad values are listed
@@ -51,6 +51,10 @@ pub fn apply_fragment(fragment: &str, base: &Settings) -> (Settings, Vec<String>
                 Some(sim) => settings.sim = sim,
                 None => bad(),
             },
+            "backend" => match Backend::from_name(&value) {
+                Some(backend) => settings.backend = backend,
+                None => bad(),
+            },
             "classes" => settings.classes = value,
             "pattern" => settings.pattern = (!value.is_empty()).then_some(value),
             "export" => match ExportFormat::from_name(&value) {
@@ -79,6 +83,9 @@ pub fn to_fragment(settings: &Settings) -> String {
         pairs.push(("balanced", "true".to_owned()));
     }
     pairs.push(("sim", settings.sim.name().to_owned()));
+    if settings.backend != Backend::Auto {
+        pairs.push(("backend", settings.backend.name().to_owned()));
+    }
     if !settings.classes.is_empty() {
         pairs.push(("classes", settings.classes.clone()));
     }

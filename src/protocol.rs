@@ -53,8 +53,10 @@ impl ExportWhat {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Response {
-    /// The worker has loaded and listens.
-    Ready,
+    /// The worker has loaded and listens; `webgpu` names the WebGPU adapter it found.
+    Ready {
+        webgpu: Option<String>,
+    },
     Progress {
         run: u32,
         bytes_done: f64,

@@ -1,9 +1,15 @@
 //! The scoring worker: reads the dropped files in chunks (synchronously — it is a worker,
 //! so the page never waits), feeds the core's `Scorer`, posts progress, and builds
 //! downloads with the same export code as `tracesift filter`.
+//!
+//! On start it looks for a WebGPU adapter (`navigator.gpu`); with one, the backend setting
+//! decides what runs on it, as in the CLI: `gpu` sends the token sums and the pairwise
+//! similarities there, `auto` only large ROUGE-L work on a hardware adapter, `cpu` nothing.
+//! Without one everything runs on the CPU, silently.
 
 use std::cell::RefCell;
 use std::io::Read;
+use std::rc::Rc;
 
 use flate2::read::MultiGzDecoder;
 use js_sys::{Array, Object, Reflect, Uint8Array};
@@ -12,6 +18,7 @@ use tracesift_core::export::{self, ExportOptions};
 use tracesift_core::filter::{self, FilterOptions};
 use tracesift_core::settings::{ExportFormat, Settings};
 use tracesift_core::trace::{RecordRef, classify_logprob};
+use tracesift_gpu::{Engine, Gpu};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{Blob, DedicatedWorkerGlobalScope, FileReaderSync, MessageEvent};
@@ -29,6 +36,7 @@ struct State {
 
 thread_local! {
     static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
+    static GPU: RefCell<Option<Rc<Gpu>>> = const { RefCell::new(None) };
 }
 
 /// Entry point of the worker binary.
@@ -42,7 +50,55 @@ pub fn start() {
     scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     // The worker lives as long as the page: its handler is never dropped.
     on_message.forget();
-    post(&scope, &Response::Ready, None);
+    wasm_bindgen_futures::spawn_local(async move {
+        let gpu = find_webgpu().await;
+        let webgpu = gpu.as_ref().map(|gpu| gpu.adapter_name().to_owned());
+        GPU.with(|slot| *slot.borrow_mut() = gpu.map(Rc::new));
+        post(&scope, &Response::Ready { webgpu }, None);
+    });
+}
+
+/// A WebGPU device, if the browser has an adapter. The adapter is asked for through
+/// `navigator.gpu` first: without one (no WebGPU, or no adapter) wgpu is never started,
+/// so nothing is logged. Its vendor and architecture name it when the browser gives no
+/// description.
+async fn find_webgpu() -> Option<Gpu> {
+    let navigator = Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;
+    let gpu = Reflect::get(&navigator, &"gpu".into())
+        .ok()
+        .filter(|gpu| !gpu.is_undefined() && !gpu.is_null())?;
+    let request: js_sys::Function = Reflect::get(&gpu, &"requestAdapter".into())
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    let promise: js_sys::Promise = request.call0(&gpu).ok()?.dyn_into().ok()?;
+    let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
+    if adapter.is_null() || adapter.is_undefined() {
+        return None;
+    }
+    let info = Reflect::get(&adapter, &"info".into()).ok();
+    let field = |key: &str| {
+        info.as_ref()
+            .and_then(|info| Reflect::get(info, &key.into()).ok())
+            .and_then(|value| value.as_string())
+            .unwrap_or_default()
+    };
+    let name = match field("description") {
+        description if !description.is_empty() => description,
+        _ => format!("{} {}", field("vendor"), field("architecture"))
+            .trim()
+            .to_owned(),
+    };
+    let gpu = Gpu::new().await.ok()?;
+    Some(if gpu.adapter_name().is_empty() {
+        gpu.with_adapter_name(if name.is_empty() {
+            "unnamed adapter".to_owned()
+        } else {
+            name
+        })
+    } else {
+        gpu
+    })
 }
 
 fn handle(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
@@ -72,10 +128,12 @@ fn handle(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
                         .collect()
                 })
                 .unwrap_or_default();
-            match score(scope, run, &settings, &names, files) {
-                Ok(()) => {}
-                Err(message) => post(scope, &Response::Failed { run, message }, None),
-            }
+            let scope = scope.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Err(message) = score(&scope, run, &settings, &names, files).await {
+                    post(&scope, &Response::Failed { run, message }, None);
+                }
+            });
         }
         Request::Trace { run, trace_idx } => match trace_detail(trace_idx) {
             Ok(detail) => {
@@ -125,7 +183,7 @@ fn parse_settings(settings: &str) -> Result<Settings, String> {
     Settings::from_json(settings).map_err(|error| error.to_string())
 }
 
-fn score(
+async fn score(
     scope: &DedicatedWorkerGlobalScope,
     run: u32,
     settings: &str,
@@ -136,6 +194,10 @@ fn score(
     let settings = parse_settings(settings)?;
     let options = ScoreOptions::from_settings(&settings).map_err(|error| error.to_string())?;
     let mut scorer = Scorer::new(options);
+    let gpu = GPU.with(|gpu| gpu.borrow().clone());
+    let warn = Box::new(|message: &str| web_sys::console::warn_1(&message.into()));
+    let mut engine = Engine::new(settings.backend, gpu, warn);
+    engine.prepare(&mut scorer);
     let bytes_total: f64 = blobs.iter().map(Blob::size).sum();
     let mut bytes_before = 0.0;
     let mut gzipped = Vec::new();
@@ -154,12 +216,15 @@ fn score(
             post(scope, &response, None);
         };
         let result = if is_gzip {
+            let mut stream = MultiGzDecoder::new(reader.with_progress(progress));
+            feed(&mut scorer, &mut engine, &mut stream).await
+        } else {
             feed(
                 &mut scorer,
-                MultiGzDecoder::new(reader.with_progress(progress)),
+                &mut engine,
+                &mut reader.with_progress(progress),
             )
-        } else {
-            feed(&mut scorer, reader.with_progress(progress))
+            .await
         };
         if let Err(error) = result {
             scorer.note_read_error(&format!("cannot read further: {error}"));
@@ -167,7 +232,7 @@ fn score(
         scorer.end_file();
         bytes_before += blob.size();
     }
-    let set = scorer.finish();
+    let set = engine.finish(scorer).await;
     let millis = js_sys::Date::now() - started;
     post(
         scope,
@@ -188,12 +253,19 @@ fn score(
     Ok(())
 }
 
-fn feed(scorer: &mut Scorer, mut stream: impl Read) -> std::io::Result<()> {
+async fn feed(
+    scorer: &mut Scorer,
+    engine: &mut Engine,
+    stream: &mut dyn Read,
+) -> std::io::Result<()> {
     let mut chunk = vec![0u8; CHUNK_BYTES as usize];
     loop {
         match stream.read(&mut chunk) {
             Ok(0) => return Ok(()),
-            Ok(n) => scorer.feed(chunk.get(..n).unwrap_or(&[])),
+            Ok(n) => {
+                scorer.feed(chunk.get(..n).unwrap_or(&[]));
+                engine.after_chunk(scorer).await;
+            }
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
             Err(error) => return Err(error),
         }

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
-import { serveDist, CHROMIUM_ARGS } from './serve.mjs';
+import { serveDist, CHROMIUM_ARGS, WEBGPU_ARGS } from './serve.mjs';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const dist = process.env.TRACESIFT_DIST ?? path.join(root, 'dist');
@@ -31,8 +31,8 @@ after(async () => {
 });
 
 /// A page that records every request and every console error or page error.
-async function openApp(fragment = '') {
-  const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 900 } });
+async function openApp(fragment = '', inBrowser = browser) {
+  const context = await inBrowser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
   const requests = [];
   const errors = [];
@@ -193,4 +193,65 @@ test('the charts draw and download as PNG and SVG', async () => {
   await page.screenshot({ path: path.join(shots, 'charts.png'), fullPage: true });
   assert.deepEqual(errors, []);
   await context.close();
+});
+
+test('WebGPU and CPU runs download the same kept traces', async () => {
+  const gpuBrowser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: WEBGPU_ARGS(),
+  });
+  // backend=gpu: token sums and ROUGE-L on the GPU where there is one; mte needs top-k.
+  const fragment = '#metric=cocoa_mte&keep=0.3&scope=per_class&sim=rouge_l&backend=gpu&export=trl';
+  const runs = {};
+  try {
+    for (const [name, inBrowser] of [['cpu', browser], ['webgpu', gpuBrowser]]) {
+      const { context, page, requests, errors } = await openApp(fragment, inBrowser);
+      await page.getByTestId('demo').click();
+      await summaryText(page, '2700 traces');
+      const backend = await page.getByTestId('backend').textContent();
+      const downloads = {};
+      for (const format of ['trl', 'canonical']) {
+        await page.getByTestId('export').selectOption(format);
+        const [download] = await Promise.all([
+          page.waitForEvent('download'),
+          page.getByTestId('download-kept').click(),
+        ]);
+        downloads[format] = fs.readFileSync(await download.path(), 'utf8');
+      }
+      const millis = Number(await page.getByTestId('scored-in').getAttribute('data-millis'));
+      console.log(`# ${name}: backend "${backend}", demo scored in ${millis.toFixed(0)} ms`);
+      assertOnlyOwnOrigin(requests);
+      assert.deepEqual(errors, [], `${name}: no console error`);
+      runs[name] = { backend, downloads };
+      await context.close();
+    }
+  } finally {
+    await gpuBrowser.close();
+  }
+  // Without an adapter the same setting falls back to the CPU, silently.
+  assert.equal(runs.cpu.backend, 'CPU');
+  assert.match(runs.webgpu.backend, /^WebGPU \(.+\)$/);
+  // Same traces kept, byte for byte, in an export without scores.
+  assert.ok(runs.cpu.downloads.trl.split('\n').length > 100);
+  assert.equal(runs.webgpu.downloads.trl, runs.cpu.downloads.trl);
+  // The canonical export carries the scores: the same lines, numbers within 1e-4 (f32 on
+  // the GPU), consistency identical (exact LCS).
+  const cpuLines = runs.cpu.downloads.canonical.trim().split('\n').map((line) => JSON.parse(line));
+  const gpuLines = runs.webgpu.downloads.canonical.trim().split('\n').map((line) => JSON.parse(line));
+  assert.equal(gpuLines.length, cpuLines.length);
+  for (const [index, cpuLine] of cpuLines.entries()) {
+    const gpuLine = gpuLines[index];
+    const { scores: cpuScores, ...cpuRest } = cpuLine;
+    const { scores: gpuScores, ...gpuRest } = gpuLine;
+    assert.deepEqual(gpuRest, cpuRest);
+    assert.equal(gpuScores.consistency, cpuScores.consistency);
+    for (const [key, value] of Object.entries(cpuScores)) {
+      if (typeof value === 'number') {
+        assert.ok(Math.abs(gpuScores[key] - value) <= 1e-4 * Math.max(Math.abs(value), 1e-3),
+          `${cpuLine.trace_id} ${key}: ${gpuScores[key]} vs ${value}`);
+      } else {
+        assert.deepEqual(gpuScores[key], value, key);
+      }
+    }
+  }
 });

@@ -25,5 +25,10 @@ export async function serveDist(dist) {
 }
 
 /// Chromium flags for a machine with no network, running as root.
+/// The same, with WebGPU on Chromium's SwiftShader (a software Vulkan device).
+export const WEBGPU_ARGS = () => [...CHROMIUM_ARGS.filter((arg) => arg !== '--disable-gpu'),
+  '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader',
+  '--use-webgpu-adapter=swiftshader', '--disable-vulkan-surface'];
+
 export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];

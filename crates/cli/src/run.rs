@@ -15,7 +15,7 @@ use tracesift_core::settings::{
 };
 
 use crate::args::{Cli, Command, FilterRuleArgs, ScoreOptions};
-use crate::backend::Engine;
+use crate::backend::CliEngine;
 use crate::input::{self, RecordStore};
 
 /// An error in what the user asked for (exit code 2).
@@ -208,7 +208,7 @@ fn score_inputs(
 ) -> anyhow::Result<(ScoredSet, RecordStore)> {
     let options =
         CoreScoreOptions::from_settings(settings).map_err(|error| bad(error.to_string()))?;
-    let mut engine = Engine::new(settings.backend)?;
+    let mut engine = CliEngine::new(settings.backend)?;
     let mut scorer = Scorer::new(options);
     engine.prepare(&mut scorer);
     let store = input::feed_inputs(&common.inputs, &mut scorer, keep_records, &mut |scorer| {

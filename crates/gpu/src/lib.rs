@@ -6,14 +6,48 @@
 //! they agree with the core's f64 to 1e-4 relative, as SPEC's GPU tolerance allows.
 
 mod embedding_dots;
+mod engine;
 mod lcs;
 mod token_sums;
 
 pub use embedding_dots::{EmbeddingPairs, cpu_embedding_dots};
+pub use engine::Engine;
 pub use lcs::{LcsPairs, cpu_lcs};
 use tracesift_core::dataset::{PairItems, PairSimilarities, PairWork};
 pub use tracesift_core::score::{TokenBatch, TokenStats};
 use tracesift_core::similarity;
+
+/// Token values a caller collects before sending them to the GPU in one batch (64 MiB of
+/// f32, half WebGPU's default binding limit).
+pub const FLUSH_VALUES: usize = 16 << 20;
+
+/// Limb operations of the CPU's bit-parallel LCS above which starting a hardware GPU for
+/// ROUGE-L pays off: about a second of one core's work, well above a device start.
+const GPU_PAYS_OFF_LIMB_OPS: f64 = 2e9;
+
+/// Whether `auto` should run this pairwise work on a (hardware) GPU: only ROUGE-L, only
+/// when the CPU's bit-parallel LCS would take about a second or more. Token sums never
+/// pay off: parsing dominates, and sending the values costs more than adding them up.
+pub fn gpu_pays_off(work: &PairWork<'_>) -> bool {
+    let PairItems::Words(seqs) = &work.items else {
+        return false;
+    };
+    let len = |idx: usize| seqs.get(idx).map_or(0, |seq| seq.len()) as f64;
+    let mut limb_ops = 0.0;
+    for members in &work.questions {
+        for (i, &a) in members.iter().enumerate() {
+            for &b in members.iter().skip(i + 1) {
+                let (short, long) = if len(a) <= len(b) {
+                    (len(a), len(b))
+                } else {
+                    (len(b), len(a))
+                };
+                limb_ops += long * (short / 64.0).ceil();
+            }
+        }
+    }
+    limb_ops >= GPU_PAYS_OFF_LIMB_OPS
+}
 
 /// Embedding values one batch of [`Gpu::pair_similarities`] uploads at most (64 MiB).
 const MAX_EMBEDDING_VALUES: usize = 16 << 20;
@@ -68,7 +102,7 @@ impl Gpu {
         Ok(Gpu {
             device,
             queue,
-            software: info.device_type == wgpu::DeviceType::Cpu,
+            software: info.device_type == wgpu::DeviceType::Cpu || is_software_name(&info.name),
             adapter_name: info.name,
             token_sums,
             embedding_dots,
@@ -85,6 +119,14 @@ impl Gpu {
     /// Whether the adapter runs on the CPU (lavapipe, SwiftShader): correct, never fast.
     pub fn is_software(&self) -> bool {
         self.software
+    }
+
+    /// Names the adapter where the backend gives no name (browsers may leave WebGPU's
+    /// `description` empty; the caller knows the vendor and architecture).
+    pub fn with_adapter_name(mut self, name: String) -> Self {
+        self.software |= is_software_name(&name);
+        self.adapter_name = name;
+        self
     }
 
     /// The adapter's name, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`.
@@ -233,6 +275,14 @@ impl Gpu {
     pub async fn lcs_lengths(&self, input: &LcsPairs<'_>) -> Result<Vec<u32>, GpuError> {
         self.lcs.run(&self.device, &self.queue, input).await
     }
+}
+
+/// Software rasterisers that do not say so in their device type.
+fn is_software_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["swiftshader", "llvmpipe", "lavapipe", "software"]
+        .iter()
+        .any(|marker| name.contains(marker))
 }
 
 fn n_pairs(n: usize) -> usize {
