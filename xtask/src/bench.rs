@@ -100,7 +100,37 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
         Err(error) => println!("json + numpy baseline: not measured: {error:#}"),
     }
+    bench_gpu()?;
     bench_app()
+}
+
+/// The GPU kernels against the CPU path at several sizes (crates/gpu/examples/bench.rs), on
+/// whatever adapter this machine has (Mesa's lavapipe where there is no GPU).
+fn bench_gpu() -> anyhow::Result<()> {
+    println!("\n== GPU kernels against the CPU path");
+    crate::web::ensure_vulkan()?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut command = std::process::Command::new(cargo);
+    command
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "tracesift-gpu",
+            "--example",
+            "bench",
+        ])
+        .current_dir(crate::test::workspace_root());
+    // Mesa's Vulkan loader wants a runtime directory.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        command.env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
+    let status = command.status().context("cannot start cargo")?;
+    if !status.success() {
+        anyhow::bail!("the GPU benchmark failed with {status}");
+    }
+    Ok(())
 }
 
 /// The json + numpy implementation a researcher would write (scripts/reference.py), timed

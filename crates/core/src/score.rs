@@ -145,6 +145,7 @@ impl TokenBatch {
     /// The reference reduction: [`token_stats`]'s arithmetic in f64 over the batch's
     /// values. Backends are tested against it, and fall back to it.
     pub fn cpu_stats(&self) -> Vec<TokenStats> {
+        let mut list: Vec<f64> = Vec::new();
         self.trace_offsets
             .windows(2)
             .map(|bounds| {
@@ -161,19 +162,14 @@ impl TokenBatch {
                     }
                     stats.n_valid += 1;
                     stats.sum_logprob += value;
-                    let list: Vec<f64> = match (
+                    list.clear();
+                    if let (Some(&a), Some(&b)) = (
                         self.top_offsets.get(token_idx),
                         self.top_offsets.get(token_idx + 1),
                     ) {
-                        (Some(&a), Some(&b)) => self
-                            .top_values
-                            .get(a as usize..b as usize)
-                            .unwrap_or(&[])
-                            .iter()
-                            .map(|&v| f64::from(v))
-                            .collect(),
-                        _ => Vec::new(),
-                    };
+                        let values = self.top_values.get(a as usize..b as usize);
+                        list.extend(values.unwrap_or(&[]).iter().map(|&v| f64::from(v)));
+                    }
                     stats.sum_entropy = match (stats.sum_entropy, top_k_entropy(&list)) {
                         (Some(total), Some(entropy)) => Some(total + entropy),
                         _ => None,
