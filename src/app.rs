@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use leptos::prelude::*;
-use tracesift_core::dataset::{NO_CLASS, ScoredSet};
-use tracesift_core::evaluate::{EvalReport, evaluate};
+use tracesift_core::dataset::{NO_CLASS, ScoredSet, TraceScores};
+use tracesift_core::evaluate::EvalReport;
 use tracesift_core::filter::{self, FilterOptions, Selection};
 use tracesift_core::settings::{
     Backend, Candidates, ExportFormat, Metric, Rule, Scope, Settings, Similarity,
@@ -74,7 +74,18 @@ pub fn App() -> impl IntoView {
     let opened_any = Signal::derive(move || opened.with(Option::is_some));
     // The WebGPU adapter the worker found, if any.
     let adapter: RwSignal<Option<String>> = RwSignal::new(None);
-    let worker = start_worker(scored, status, notice, run, opened, adapter);
+    // The paper's analysis, computed by the worker: only where the file has gold labels.
+    let evaluation: RwSignal<Option<EvalReport>> = RwSignal::new(None);
+    let worker = start_worker(WorkerSinks {
+        scored,
+        status,
+        notice,
+        run,
+        opened,
+        adapter,
+        evaluation,
+        parts: StoredValue::new_local((0, Vec::new())),
+    });
     let open_trace = Callback::new(move |trace_idx: usize| {
         post_request(
             &worker,
@@ -136,16 +147,24 @@ pub fn App() -> impl IntoView {
         let options = settings.with(FilterOptions::from_settings).ok()?;
         scored.with(|set| set.as_ref().map(|set| filter::select(set, &options)))
     });
-    // The paper's analysis, live: only where the file has gold labels.
-    let evaluation = Memo::new(move |_| {
-        let options = settings.with(FilterOptions::from_settings).ok()?;
-        scored.with(|set| {
-            let set = set.as_ref()?;
-            set.traces
-                .iter()
-                .any(|t| t.label.is_some())
-                .then(|| evaluate(set, &options))
-        })
+    // Ask the worker to evaluate whenever the data or the filter changes; the page only
+    // shows the answer (7 filter runs and AUROC sorts would block it on big files).
+    let filter_options = Memo::new(move |_| settings.with(FilterOptions::from_settings).ok());
+    Effect::new(move |_| {
+        let options = filter_options.get();
+        let labelled = scored.with(|set| {
+            set.as_ref()
+                .is_some_and(|set| set.traces.iter().any(|t| t.label.is_some()))
+        });
+        if labelled && options.is_some() {
+            let request = Request::Evaluate {
+                run: run.get_value(),
+                settings: settings.with_untracked(Settings::to_json_pretty),
+            };
+            post_request(&worker, &request, None);
+        } else {
+            evaluation.set(None);
+        }
     });
 
     let load = move |files: Vec<(String, Blob)>| {
@@ -625,14 +644,30 @@ fn post_request(
 
 /// Starts the scoring worker (Trunk builds it as `worker.js` + `worker_bg.wasm`) and routes
 /// its messages into the page's signals.
-fn start_worker(
+/// Where the worker's answers go.
+struct WorkerSinks {
     scored: RwSignal<Option<Arc<ScoredSet>>>,
     status: RwSignal<Status>,
     notice: RwSignal<String>,
     run: StoredValue<u32>,
     opened: RwSignal<Option<(usize, Arc<TraceDetail>)>>,
     adapter: RwSignal<Option<String>>,
-) -> StoredValue<Option<WorkerHandle>, LocalStorage> {
+    evaluation: RwSignal<Option<EvalReport>>,
+    /// The traces of the run being received (its number, the parts so far).
+    parts: StoredValue<(u32, Vec<TraceScores>), LocalStorage>,
+}
+
+fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalStorage> {
+    let WorkerSinks {
+        scored,
+        status,
+        notice,
+        run,
+        opened,
+        adapter,
+        evaluation,
+        parts,
+    } = sinks;
     let worker = match spawn_worker() {
         Ok(worker) => worker,
         Err(message) => {
@@ -676,9 +711,34 @@ fn start_worker(
                     bytes_total,
                 });
             }
-            Response::Scored { run, set, millis } if run == current => {
+            Response::ScoredPart { run, traces } if run == current => {
+                parts.update_value(|(parts_run, received)| {
+                    if *parts_run != run {
+                        *parts_run = run;
+                        received.clear();
+                    }
+                    received.extend(traces);
+                });
+            }
+            Response::Scored {
+                run,
+                mut set,
+                millis,
+            } if run == current => {
+                set.traces = parts
+                    .try_update_value(|(parts_run, received)| {
+                        if *parts_run == run {
+                            std::mem::take(received)
+                        } else {
+                            Vec::new()
+                        }
+                    })
+                    .unwrap_or_default();
                 scored.set(Some(Arc::new(*set)));
                 status.set(Status::Ready { millis });
+            }
+            Response::Evaluated { run, report } if run == current => {
+                evaluation.set(report.map(|report| *report));
             }
             Response::Exported {
                 what,
@@ -771,7 +831,7 @@ pub fn save_url(url: &str, file_name: &str) {
 
 /// AUROC and PRR of every metric, and the kept-vs-dropped accuracy (with gold labels).
 #[component]
-pub fn EvalTable(evaluation: Memo<Option<EvalReport>>) -> impl IntoView {
+pub fn EvalTable(evaluation: RwSignal<Option<EvalReport>>) -> impl IntoView {
     move || {
         evaluation.with(|report| {
             let report = report.as_ref()?;

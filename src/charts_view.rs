@@ -84,39 +84,56 @@ pub fn ChartPanel(
     scored: RwSignal<Option<Arc<ScoredSet>>>,
     selection: Memo<Option<Selection>>,
     settings: RwSignal<Settings>,
-    evaluation: Memo<Option<EvalReport>>,
+    evaluation: RwSignal<Option<EvalReport>>,
 ) -> impl IntoView {
     let canvas_ref = NodeRef::<leptos::html::Canvas>::new();
     let drawn = RwSignal::new(false);
-    // Redraw whenever the data, the filter or the metric changes.
+    let generation = StoredValue::new(0u64);
+    // Redraw whenever the data, the filter or the metric changes. Each chart draws in a
+    // task of its own (a timeout), so a big file's charts never block the page together;
+    // a draw that a newer one has superseded is skipped.
     Effect::new(move |_| {
         let Some(canvas) = canvas_ref.get() else {
             return;
         };
         let metric = settings.with(|s| s.metric);
-        let outcome = scored.with(|set| {
-            selection.with(|selection| {
-                evaluation.with(|report| {
-                    let (Some(set), Some(selection)) = (set.as_ref(), selection.as_ref()) else {
-                        return Ok(false);
-                    };
-                    let backend = CanvasBackend::with_canvas_object(canvas.clone())
-                        .ok_or_else(|| "this browser has no 2D canvas".to_owned())?;
-                    let area = backend.into_drawing_area();
-                    draw(kind, &area, set, selection, metric, report.as_ref())
-                        .map_err(|e| e.to_string())?;
-                    area.present().map_err(|e| e.to_string())?;
-                    Ok::<bool, String>(true)
-                })
-            })
-        });
-        match outcome {
-            Ok(done) => drawn.set(done),
-            Err(message) => {
-                drawn.set(false);
-                web_sys::console::warn_1(&format!("chart not drawn: {message}").into());
-            }
-        }
+        let set = scored.get();
+        let selection = selection.get();
+        // Only the selective-accuracy chart depends on the evaluation.
+        let report = (kind == ChartKind::Selective)
+            .then(|| evaluation.get())
+            .flatten();
+        generation.update_value(|count| *count += 1);
+        let mine = generation.get_value();
+        set_timeout(
+            move || {
+                if generation.try_get_value() != Some(mine) {
+                    return;
+                }
+                let (Some(set), Some(selection)) = (set, selection) else {
+                    let _ = drawn.try_set(false);
+                    return;
+                };
+                let outcome = CanvasBackend::with_canvas_object(canvas)
+                    .ok_or_else(|| "this browser has no 2D canvas".to_owned())
+                    .and_then(|backend| {
+                        let area = backend.into_drawing_area();
+                        draw(kind, &area, &set, &selection, metric, report.as_ref())
+                            .map_err(|e| e.to_string())?;
+                        area.present().map_err(|e| e.to_string())
+                    });
+                match outcome {
+                    Ok(()) => {
+                        let _ = drawn.try_set(true);
+                    }
+                    Err(message) => {
+                        let _ = drawn.try_set(false);
+                        web_sys::console::warn_1(&format!("chart not drawn: {message}").into());
+                    }
+                }
+            },
+            std::time::Duration::ZERO,
+        );
     });
     let download_png = move |_| {
         if let Some(canvas) = canvas_ref.get()

@@ -2,7 +2,8 @@
 //! strings; files and downloaded bytes travel as JS objects beside them (no copy into JSON).
 
 use serde::{Deserialize, Serialize};
-use tracesift_core::dataset::ScoredSet;
+use tracesift_core::dataset::{ScoredSet, TraceScores};
+use tracesift_core::evaluate::EvalReport;
 
 /// Page → worker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -22,6 +23,8 @@ pub enum Request {
     },
     /// Read one trace's full content back from its file (the page keeps only scores).
     Trace { run: u32, trace_idx: usize },
+    /// Evaluate the last scored run against its gold labels with these filter settings.
+    Evaluate { run: u32, settings: String },
 }
 
 /// Which set of traces a download holds.
@@ -62,10 +65,22 @@ pub enum Response {
         bytes_done: f64,
         bytes_total: f64,
     },
+    /// A slice of the run's traces, in order; the page decodes each in its own task, so
+    /// a big run never blocks it for long. `Scored` follows the last one.
+    ScoredPart {
+        run: u32,
+        traces: Vec<TraceScores>,
+    },
+    /// Everything but the traces, which came in `ScoredPart`s.
     Scored {
         run: u32,
         set: Box<ScoredSet>,
         millis: f64,
+    },
+    /// None when no trace has a gold label.
+    Evaluated {
+        run: u32,
+        report: Option<Box<EvalReport>>,
     },
     /// The bytes are in the message's `bytes` field (a Uint8Array).
     Exported {

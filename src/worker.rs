@@ -14,6 +14,7 @@ use std::rc::Rc;
 use flate2::read::MultiGzDecoder;
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use tracesift_core::dataset::{ScoreOptions, ScoredSet, Scorer};
+use tracesift_core::evaluate::{EvalReport, evaluate};
 use tracesift_core::export::{self, ExportOptions};
 use tracesift_core::filter::{self, FilterOptions};
 use tracesift_core::settings::{ExportFormat, Settings};
@@ -26,6 +27,9 @@ use web_sys::{Blob, DedicatedWorkerGlobalScope, FileReaderSync, MessageEvent};
 use crate::protocol::{ExportWhat, Request, Response, TokenView, TraceDetail};
 
 const CHUNK_BYTES: f64 = 4.0 * 1024.0 * 1024.0;
+
+/// Traces per `ScoredPart` message: about 1 MB of JSON, a few milliseconds to decode.
+const TRACES_PER_PART: usize = 4_000;
 
 /// What the worker keeps between requests: the inputs and the last scored run.
 struct State {
@@ -146,6 +150,10 @@ fn handle(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
             }
             Err(message) => post(scope, &Response::Failed { run, message }, None),
         },
+        Request::Evaluate { run, settings } => match evaluation(&settings) {
+            Ok(report) => post(scope, &Response::Evaluated { run, report }, None),
+            Err(message) => post(scope, &Response::Failed { run, message }, None),
+        },
         Request::Export {
             run,
             settings,
@@ -234,15 +242,26 @@ async fn score(
     }
     let set = engine.finish(scorer).await;
     let millis = js_sys::Date::now() - started;
-    post(
-        scope,
-        &Response::Scored {
+    for part in set.traces.chunks(TRACES_PER_PART) {
+        let response = Response::ScoredPart {
             run,
-            set: Box::new(set.clone()),
-            millis,
-        },
-        None,
-    );
+            traces: part.to_vec(),
+        };
+        post(scope, &response, None);
+    }
+    let without_traces = ScoredSet {
+        traces: Vec::new(),
+        questions: set.questions.clone(),
+        classes: set.classes.clone(),
+        files: set.files.clone(),
+        report: set.report.clone(),
+    };
+    let response = Response::Scored {
+        run,
+        set: Box::new(without_traces),
+        millis,
+    };
+    post(scope, &response, None);
     STATE.with(|state| {
         *state.borrow_mut() = Some(State {
             blobs,
@@ -270,6 +289,18 @@ async fn feed(
             Err(error) => return Err(error),
         }
     }
+}
+
+/// The last run against its gold labels (None without any), off the page's thread.
+fn evaluation(settings: &str) -> Result<Option<Box<EvalReport>>, String> {
+    let settings = parse_settings(settings)?;
+    let options = FilterOptions::from_settings(&settings).map_err(|e| e.to_string())?;
+    STATE.with(|state| {
+        let state = state.borrow();
+        let set = &state.as_ref().ok_or("load a file first")?.set;
+        let labelled = set.traces.iter().any(|trace| trace.label.is_some());
+        Ok(labelled.then(|| Box::new(evaluate(set, &options))))
+    })
 }
 
 /// Builds a download from the last run: `(bytes, traces in it, file name)`.

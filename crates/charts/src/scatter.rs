@@ -14,14 +14,14 @@ use crate::style::{
 };
 
 /// Most points drawn: 100k SVG circles make a multi-megabyte file and a slow canvas, and
-/// 20k already show the shape of the cloud.
-const MAX_POINTS: usize = 20_000;
+/// 5k already show the shape of the cloud.
+const MAX_POINTS: usize = 5_000;
 /// Data points' radius; legend markers use `style::LEGEND_RADIUS`.
 const POINT_RADIUS: i32 = 3;
 
 /// Scatter of `ppl` (x) against `consistency` (y), one colour per class (∅ grey), kept
 /// traces filled and dropped ones hollow; traces lacking either value are skipped. Above
-/// 20,000 points every k-th one (in input order) is drawn, and the footer says so.
+/// 5,000 points every k-th one (in input order) is drawn, and the footer says so.
 pub fn scatter_ppl_consistency<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     set: &ScoredSet,
@@ -67,7 +67,8 @@ pub fn scatter_ppl_consistency<DB: DrawingBackend>(
     }
     if stride > 1 {
         notes.push(format!(
-            "subsample: every {stride}th point drawn ({} of {})",
+            "subsample: every {} point drawn ({} of {})",
+            ordinal(stride),
             sample.len(),
             points.len()
         ));
@@ -174,4 +175,33 @@ pub fn scatter_ppl_consistency<DB: DrawingBackend>(
     }
     legend(&legend_area.margin(10, 0, 0, 0), &rows)?;
     Ok(())
+}
+
+/// 2 → "2nd", 3 → "3rd", 11 → "11th", 21 → "21st".
+fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
+#[cfg(test)]
+mod ordinal_tests {
+    #[test]
+    fn ordinals() {
+        let got: Vec<String> = [2, 3, 4, 11, 12, 13, 21, 22, 101, 111]
+            .into_iter()
+            .map(super::ordinal)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st", "111th"
+            ]
+        );
+    }
 }

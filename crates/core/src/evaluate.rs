@@ -1,8 +1,9 @@
 //! Evaluation against gold labels (SPEC §7): how well each uncertainty score separates the
 //! model's right answers from its wrong ones, and what the filter's kept set is worth.
 
-use serde::Serialize;
+use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize};
 
 use crate::dataset::ScoredSet;
 use crate::eval;
@@ -15,7 +16,7 @@ fn is_correct(class: Option<u32>, label: u32) -> bool {
 }
 
 /// The evaluation of one metric.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricEval {
     /// Labelled traces where the metric is not null.
     pub n: usize,
@@ -35,7 +36,7 @@ pub struct MetricEval {
     pub per_class: Vec<ClassEval>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassEval {
     pub class: String,
     pub precision: Option<f64>,
@@ -45,7 +46,7 @@ pub struct ClassEval {
 }
 
 /// The `eval` output of SPEC §10.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalReport {
     /// Labelled traces.
     pub n: usize,
@@ -65,6 +66,29 @@ impl Serialize for MetricEvals {
             map.serialize_entry(metric.name(), evaluation)?;
         }
         map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for MetricEvals {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> Visitor<'de> for Entries {
+            type Value = MetricEvals;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of metric name → evaluation")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MetricEvals, A::Error> {
+                let mut entries = Vec::new();
+                while let Some((name, evaluation)) = map.next_entry::<String, MetricEval>()? {
+                    let metric = Metric::from_name(&name).ok_or_else(|| {
+                        serde::de::Error::custom(format!("unknown metric `{name}`"))
+                    })?;
+                    entries.push((metric, evaluation));
+                }
+                Ok(MetricEvals(entries))
+            }
+        }
+        deserializer.deserialize_map(Entries)
     }
 }
 
@@ -141,5 +165,28 @@ pub fn evaluate(set: &ScoredSet, options: &FilterOptions) -> EvalReport {
         n: labelled.len(),
         accuracy: eval::mean(&all_qualities),
         metrics: MetricEvals(metrics),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::score_bytes;
+    use crate::settings::Settings;
+
+    #[test]
+    fn report_round_trips_through_json() {
+        let input = br#"{"question_id":"a","answer":"up","label":"up","logprobs":[-0.1]}
+{"question_id":"a","answer":"down","label":"up","logprobs":[-2.0]}
+{"question_id":"b","answer":"down","label":"down","logprobs":[-0.3,-0.2]}
+"#;
+        let settings = Settings::default();
+        let set = score_bytes(&settings, &[("in.jsonl", input)]).unwrap();
+        let report = evaluate(&set, &FilterOptions::from_settings(&settings).unwrap());
+        let json = serde_json::to_string(&report).unwrap();
+        let back: EvalReport = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, report);
+        assert_eq!(back.metrics.0.len(), Metric::ALL.len());
+        assert!(serde_json::from_str::<EvalReport>(&json.replace("\"msp\"", "\"bogus\"")).is_err());
     }
 }
