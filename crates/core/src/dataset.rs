@@ -13,7 +13,7 @@ use crate::json;
 use crate::score::{TokenBatch, TokenStats, token_stats};
 use crate::settings::{FormatChoice, Metric, Settings, SettingsError, Similarity};
 use crate::similarity;
-use crate::split::{Record, RecordSplitter, SplitEvent};
+use crate::split::{Framing, Record, RecordSplitter, SplitEvent};
 use crate::trace::{RecordRef, TraceBuf, positive_zero};
 
 /// How many records may pass without a recognisable shape before a file is declared to be
@@ -209,6 +209,12 @@ pub struct Scorer {
     invalid_tokens: u64,
     /// Token arrays collected for a batch backend, when one reduces them.
     deferred: Option<DeferredTokens>,
+    /// Per trace: its id was made up (`<question>#<index>`), so a merge must renumber it.
+    defaulted_ids: Vec<bool>,
+    /// Lines of the current file scored by range scorers and absorbed.
+    absorbed_lines: u64,
+    /// This scorer scores a part of a file for [`Scorer::absorb`].
+    is_range: bool,
 }
 
 /// Traces whose tokens wait for a batch backend (the GPU), and those tokens.
@@ -264,6 +270,9 @@ impl Scorer {
             lines: 0,
             invalid_tokens: 0,
             deferred: None,
+            defaulted_ids: Vec::new(),
+            absorbed_lines: 0,
+            is_range: false,
         };
         for class in scorer.options.class_map.classes().to_vec() {
             scorer.class_idx(class);
@@ -275,6 +284,7 @@ impl Scorer {
     pub fn begin_file(&mut self, name: &str) {
         self.end_file_if_open();
         self.splitter = RecordSplitter::new(self.options.max_record_bytes);
+        self.absorbed_lines = 0;
         self.file_open = true;
         self.format = match self.options.format {
             FormatChoice::Auto => None,
@@ -315,11 +325,11 @@ impl Scorer {
         self.file_open = false;
         let mut splitter = std::mem::take(&mut self.splitter);
         splitter.finish(&mut |event| self.on_event(event));
-        self.lines += splitter.lines_seen();
+        self.lines += splitter.lines_seen() + self.absorbed_lines;
         if self.format.is_none() && !self.pending.is_empty() {
             self.give_up_detection();
         }
-        if splitter.lines_seen() == 0 {
+        if splitter.lines_seen() + self.absorbed_lines == 0 && !self.is_range {
             self.skip(0, "the file is empty".to_owned());
         }
     }
@@ -479,6 +489,7 @@ impl Scorer {
             .ok_or_else(|| "internal: question index out of range".to_owned())?;
         let index_in_question = question.n_traces;
         question.n_traces += 1;
+        self.defaulted_ids.push(trace.trace_id.is_none());
         let trace_id = trace
             .trace_id
             .take()
@@ -573,6 +584,73 @@ impl Scorer {
     fn skip(&mut self, line: u64, reason: String) {
         let file = self.files.last().map(|file| file.name.clone());
         self.skipped.push(Skipped { file, line, reason });
+    }
+
+    /// A scorer for a later part of the current file, to run on another thread: the same
+    /// options and the file's format, JSONL framing, starting at the line that begins at
+    /// byte `byte_base`. Feed it that part, then hand it to [`Scorer::absorb`], parts in
+    /// file order. None where a file cannot be scored in parts: not JSONL, format not
+    /// known yet or not canonical (other formats may number questions by line), embedding
+    /// similarity (dimensions are checked across the file), or tokens deferred to a GPU.
+    pub fn range_scorer(&self, byte_base: u64) -> Option<Scorer> {
+        let parts_possible = self.file_open
+            && self.splitter.framing() == Framing::Lines
+            && self.format == Some(Format::Canonical)
+            && self.options.sim != Similarity::Embedding
+            && self.deferred.is_none();
+        if !parts_possible {
+            return None;
+        }
+        let mut range = Scorer::new(self.options.clone());
+        range.splitter = RecordSplitter::for_lines_from(self.options.max_record_bytes, byte_base);
+        range.file_open = true;
+        range.is_range = true;
+        range.format = self.format;
+        range.files = self.files.last().cloned().into_iter().collect();
+        Some(range)
+    }
+
+    /// Takes in a range scorer's results as if its bytes had been fed here: its lines
+    /// follow the lines read so far, its questions and classes join these, made-up trace
+    /// ids are renumbered within their questions.
+    pub fn absorb(&mut self, mut range: Scorer) {
+        range.end_file_if_open();
+        let line_shift = self.splitter.lines_seen() + self.absorbed_lines;
+        self.absorbed_lines += range.lines;
+        let file_idx = u32::try_from(self.files.len().saturating_sub(1)).unwrap_or(0);
+        let class_map: Vec<u32> = range
+            .classes
+            .iter()
+            .map(|class| self.class_idx(class.clone()))
+            .collect();
+        let question_map: Vec<u32> = range
+            .questions
+            .iter()
+            .map(|question| self.question_idx(question.id.clone()))
+            .collect();
+        for mut skipped in range.skipped {
+            skipped.line += line_shift;
+            self.skipped.push(skipped);
+        }
+        let map = |map: &[u32], idx: u32| map.get(idx as usize).copied().unwrap_or(idx);
+        let traces = range.traces.into_iter().zip(range.payloads);
+        for ((mut trace, payload), defaulted) in traces.zip(range.defaulted_ids) {
+            trace.question_idx = map(&question_map, trace.question_idx);
+            trace.class = trace.class.map(|class| map(&class_map, class));
+            trace.label = trace.label.map(|label| map(&class_map, label));
+            trace.record.line += line_shift;
+            trace.record.file_idx = file_idx;
+            if let Some(question) = self.questions.get_mut(trace.question_idx as usize) {
+                if defaulted {
+                    trace.trace_id = format!("{}#{}", question.id, question.n_traces);
+                }
+                question.n_traces += 1;
+            }
+            self.traces.push(trace);
+            self.payloads.push(payload);
+            self.defaulted_ids.push(defaulted);
+        }
+        self.invalid_tokens += range.invalid_tokens;
     }
 
     /// From now on, collect each trace's tokens for a batch backend instead of reducing

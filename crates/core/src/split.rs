@@ -149,6 +149,18 @@ impl RecordSplitter {
         }
     }
 
+    /// A splitter for a later part of a line-framed stream, from a line start at stream
+    /// offset `byte_base` (its records' offsets count from the stream's start; their line
+    /// numbers from the part's first line, for the caller to shift).
+    pub fn for_lines_from(max_record_bytes: usize, byte_base: u64) -> Self {
+        Self {
+            framing: Framing::Lines,
+            buf_offset: byte_base,
+            at_stream_start: false,
+            ..Self::new(max_record_bytes)
+        }
+    }
+
     pub fn framing(&self) -> Framing {
         self.framing
     }
