@@ -1,6 +1,6 @@
 //! Command-line arguments, exactly the commands and flags of SPEC §10 (plus a few
 //! documented extras: `--question-field`, `--sample-suffix`, `--unfiltered`,
-//! `--system-prompt`).
+//! `--system-prompt`, `--threads`).
 
 use std::path::PathBuf;
 
@@ -54,6 +54,9 @@ pub struct ScoreOptions {
     /// auto|cpu|gpu
     #[arg(long)]
     pub backend: Option<String>,
+    /// Threads that parse a large plain JSONL file in parallel (default: every core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
     /// Settings JSON (the app's "Download settings"); flags override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

@@ -211,9 +211,17 @@ fn score_inputs(
     let mut engine = CliEngine::new(settings.backend)?;
     let mut scorer = Scorer::new(options);
     engine.prepare(&mut scorer);
-    let store = input::feed_inputs(&common.inputs, &mut scorer, keep_records, &mut |scorer| {
-        engine.after_chunk(scorer)
-    })?;
+    let threads = match common.threads {
+        Some(threads) => usize::from(threads),
+        None => std::thread::available_parallelism().map_or(1, usize::from),
+    };
+    let store = input::feed_inputs(
+        &common.inputs,
+        &mut scorer,
+        keep_records,
+        threads,
+        &mut |scorer| engine.after_chunk(scorer),
+    )?;
     let set = engine.finish(scorer);
     let report = &set.report;
     for skipped in report.skipped.iter().take(MAX_SKIPS_SHOWN) {

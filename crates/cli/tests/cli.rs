@@ -560,3 +560,61 @@ fn gpu_backend_without_a_driver_is_a_clear_argument_error() {
         .unwrap();
     assert_exit(&auto, 0);
 }
+
+#[test]
+fn a_large_file_parsed_on_two_threads_gives_the_same_output() {
+    // Over the 64 MiB above which plain JSONL is split into parts: lines with and without
+    // trace ids, a broken line in the middle and one without a final newline.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.jsonl");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let logprobs = vec!["-0.25"; 2_000].join(",");
+    let mut written = 0usize;
+    let mut line_idx = 0usize;
+    while written < 70 << 20 {
+        let line = if line_idx == 3_000 {
+            "{\"question_id\": broken\n".to_owned()
+        } else {
+            let trace_id = if line_idx % 3 == 0 {
+                String::new()
+            } else {
+                format!("\"trace_id\":\"t{line_idx}\",")
+            };
+            format!(
+                "{{\"question_id\":\"q{}\",{trace_id}\"answer\":\"{}\",\"logprobs\":[{logprobs},-{}.5]}}\n",
+                line_idx / 7,
+                ["up", "down", "none"][line_idx % 3],
+                line_idx % 5
+            )
+        };
+        file.write_all(line.as_bytes()).unwrap();
+        written += line.len();
+        line_idx += 1;
+    }
+    file.write_all(b"{\"question_id\":\"last\",\"answer\":\"up\",\"logprobs\":[-1]}")
+        .unwrap();
+    drop(file);
+    let path = path.to_string_lossy().into_owned();
+    let run = |threads: &str| {
+        let report = dir.path().join(format!("report-{threads}.json"));
+        let output = tracesift(
+            &[
+                "score",
+                &path,
+                "--threads",
+                threads,
+                "--report",
+                report.to_str().unwrap(),
+            ],
+            None,
+        );
+        assert_exit(&output, 0);
+        (stdout(&output), std::fs::read_to_string(report).unwrap())
+    };
+    let (one_rows, one_report) = run("1");
+    let (two_rows, two_report) = run("2");
+    assert_eq!(one_rows.lines().count(), line_idx);
+    assert!(one_report.contains("\"line\": 3001"), "{one_report}");
+    assert_eq!(two_report, one_report);
+    assert!(two_rows == one_rows, "the rows differ");
+}
