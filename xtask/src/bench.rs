@@ -61,6 +61,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 
     let result = run_benchmarks(&tracesift, &input_path, &directory);
     let baseline = bench_python_baseline(&tracesift, &input_path, &directory);
+    let gpu = bench_gpu();
+    let app = bench_app(&input_path);
 
     if bench_args.keep_file {
         println!("kept {}", input_path.display());
@@ -100,8 +102,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
         Err(error) => println!("json + numpy baseline: not measured: {error:#}"),
     }
-    bench_gpu()?;
-    bench_app()
+    gpu?;
+    app
 }
 
 /// The GPU kernels against the CPU path at several sizes (crates/gpu/examples/bench.rs), on
@@ -216,19 +218,24 @@ fn compare_score_rows(ours: &str, theirs: &str) -> anyhow::Result<usize> {
 
 /// The browser app: release wasm sizes, and the time to score the demo data in headless
 /// Chromium with the main thread's longest task.
-fn bench_app() -> anyhow::Result<()> {
+fn bench_app(input: &Path) -> anyhow::Result<()> {
     println!("\n== the app (release build, headless Chromium)");
     crate::web::ensure_chromium()?;
     for (name, bytes) in crate::web::build_release()? {
         println!("release wasm: {name} {:.0} KB", bytes as f64 / 1024.0);
     }
-    let status = std::process::Command::new("node")
-        .args(["tests/e2e/bench-app.mjs"])
-        .current_dir(crate::test::workspace_root())
-        .status()
-        .context("cannot start node")?;
-    if !status.success() {
-        anyhow::bail!("the app benchmark failed with {status}");
+    for file in [None, Some(input)] {
+        let mut command = std::process::Command::new("node");
+        command
+            .arg("tests/e2e/bench-app.mjs")
+            .current_dir(crate::test::workspace_root());
+        if let Some(file) = file {
+            command.arg(file);
+        }
+        let status = command.status().context("cannot start node")?;
+        if !status.success() {
+            anyhow::bail!("the app benchmark failed with {status}");
+        }
     }
     Ok(())
 }
@@ -375,7 +382,10 @@ struct Measurement {
 }
 
 struct Measurements {
+    /// `score --threads 1`, repeated.
     score: Vec<Measurement>,
+    /// `score` on every core.
+    score_all_cores: Measurement,
     filter: Measurement,
     eval: Measurement,
 }
@@ -396,16 +406,35 @@ fn run_benchmarks(
     for repetition in 1..=SCORE_REPETITIONS {
         let measurement = measure(
             tracesift,
-            &["score", &input, "--out", null_device, "--report", &report],
+            &[
+                "score",
+                &input,
+                "--threads",
+                "1",
+                "--out",
+                null_device,
+                "--report",
+                &report,
+            ],
             &directory.join("score.stderr.txt"),
         )?;
         println!(
-            "score run {repetition}/{SCORE_REPETITIONS}: {:.3} s, peak RSS {}",
+            "score (one core) run {repetition}/{SCORE_REPETITIONS}: {:.3} s, peak RSS {}",
             measurement.seconds,
             format_megabytes(measurement.peak_rss_bytes)
         );
         score.push(measurement);
     }
+    let score_all_cores = measure(
+        tracesift,
+        &["score", &input, "--out", null_device],
+        &directory.join("score-all.stderr.txt"),
+    )?;
+    println!(
+        "score (every core): {:.3} s, peak RSS {}",
+        score_all_cores.seconds,
+        format_megabytes(score_all_cores.peak_rss_bytes)
+    );
     let filter = measure(
         tracesift,
         &[
@@ -438,6 +467,7 @@ fn run_benchmarks(
     );
     Ok(Measurements {
         score,
+        score_all_cores,
         filter,
         eval,
     })
@@ -620,7 +650,7 @@ fn print_table(
     );
     println!(
         "{:<38} {:>8.3} {:>8.3} {:>8.1} {:>10} {:>12} {:>10}",
-        format!("score (best of {SCORE_REPETITIONS})"),
+        format!("score, one core (best of {SCORE_REPETITIONS})"),
         best,
         median,
         megabytes / best,
@@ -629,6 +659,7 @@ fn print_table(
         rss_share,
     );
     for (name, measurement) in [
+        ("score, every core", &measurements.score_all_cores),
         ("filter --metric cocoa_ppl --keep 0.1", &measurements.filter),
         ("eval", &measurements.eval),
     ] {
