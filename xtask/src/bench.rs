@@ -15,10 +15,14 @@ use crate::generate::{self, GenAmount, GenOptions};
 
 const USAGE: &str = "\
 usage: cargo xtask bench [--size-mb 100] [--keep-file] [--dir target/bench]
+       cargo xtask bench --edge-cases [--dir target/bench]
 
   --size-mb M    size of the synthetic canonical JSONL (1 MB = 1,000,000 bytes; default 100)
   --keep-file    keep the generated file (it is reused by the next run with the same size)
-  --dir DIR      where the file, report and logs go (default: <workspace>/target/bench)";
+  --dir DIR      where the file, report and logs go (default: <workspace>/target/bench)
+  --edge-cases   instead: a 2 GB file, a file of one 500 MB line and a file of a million
+                 one-token traces, each through the CLI and the app (about 5 GB of disk,
+                 deleted afterwards)";
 
 const SCORE_REPETITIONS: usize = 3;
 /// How often the child's peak RSS is read from /proc; short enough for runs of a second.
@@ -28,6 +32,7 @@ const BYTES_PER_MEGABYTE: f64 = 1e6;
 struct BenchArgs {
     size_megabytes: f64,
     keep_file: bool,
+    edge_cases: bool,
     directory: Option<PathBuf>,
 }
 
@@ -43,6 +48,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         .unwrap_or_else(|| workspace_root.join("target").join("bench"));
     fs::create_dir_all(&directory)
         .with_context(|| format!("cannot create {}", directory.display()))?;
+    if bench_args.edge_cases {
+        let tracesift = build_release_cli(&workspace_root)?;
+        return edge_cases(&tracesift, &directory);
+    }
 
     let machine = describe_machine();
     println!("machine: {machine}");
@@ -104,6 +113,81 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     }
     gpu?;
     app
+}
+
+/// The files users must not be able to break it with: each must finish or fail with a
+/// clear message, in the CLI and in the app, and none may hang.
+fn edge_cases(tracesift: &Path, directory: &Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    let two_gb = directory.join("edge-2gb.jsonl");
+    let options = GenOptions {
+        amount: GenAmount::Bytes(2_000_000_000),
+        ..GenOptions::default()
+    };
+    prepare_input(&options, &two_gb)?;
+    // One trace whose log-probs fill a 500 MB line, then a small one.
+    let one_line = directory.join("edge-one-500mb-line.jsonl");
+    {
+        let mut file = std::io::BufWriter::new(File::create(&one_line)?);
+        file.write_all(br#"{"question_id":"big","answer":"up","logprobs":["#)?;
+        let block = vec!["-0.1234567"; 100_000].join(",");
+        let mut written = 0;
+        while written < 500_000_000 {
+            if written > 0 {
+                file.write_all(b",")?;
+            }
+            file.write_all(block.as_bytes())?;
+            written += block.len() + 1;
+        }
+        file.write_all(b"]}\n{\"question_id\":\"small\",\"answer\":\"down\",\"logprobs\":[-0.5]}\n")?;
+    }
+    let one_token = directory.join("edge-1m-one-token-traces.jsonl");
+    {
+        let mut file = std::io::BufWriter::new(File::create(&one_token)?);
+        for idx in 0..1_000_000u32 {
+            writeln!(
+                file,
+                r#"{{"question_id":"q{}","answer":"{}","logprobs":[-0.{:03}]}}"#,
+                idx / 9,
+                ["up", "down", "none"][idx as usize % 3],
+                idx % 997
+            )?;
+        }
+    }
+    crate::web::ensure_chromium()?;
+    crate::web::build_release()?;
+    let mut outcome = Ok(());
+    for file in [&two_gb, &one_line, &one_token] {
+        let size = fs::metadata(file)?.len() as f64 / BYTES_PER_MEGABYTE;
+        println!("\n== {} ({size:.0} MB)", file.display());
+        let input = file.to_string_lossy().into_owned();
+        let null_device = if cfg!(windows) { "NUL" } else { "/dev/null" };
+        match measure(
+            tracesift,
+            &["score", &input, "--out", null_device],
+            &directory.join("edge.stderr.txt"),
+        ) {
+            Ok(m) => println!(
+                "tracesift score: {:.2} s, peak RSS {}",
+                m.seconds,
+                format_megabytes(m.peak_rss_bytes)
+            ),
+            Err(error) => {
+                println!("tracesift score: {error:#}");
+                outcome = Err(error);
+            }
+        }
+        let status = Command::new("node")
+            .args(["tests/e2e/bench-app.mjs", &input])
+            .current_dir(crate::test::workspace_root())
+            .status()
+            .context("cannot start node")?;
+        if !status.success() {
+            outcome = Err(anyhow::anyhow!("the app failed on {input} ({status})"));
+        }
+        fs::remove_file(file)?;
+    }
+    outcome
 }
 
 /// The GPU kernels against the CPU path at several sizes (crates/gpu/examples/bench.rs), on
@@ -245,6 +329,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Option<BenchArgs>> {
     let mut parsed = BenchArgs {
         size_megabytes: 100.0,
         keep_file: false,
+        edge_cases: false,
         directory: None,
     };
     let mut remaining = args.iter();
@@ -252,6 +337,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Option<BenchArgs>> {
         match flag.as_str() {
             "-h" | "--help" => return Ok(None),
             "--keep-file" => parsed.keep_file = true,
+            "--edge-cases" => parsed.edge_cases = true,
             "--size-mb" => {
                 let text = remaining
                     .next()
