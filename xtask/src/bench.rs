@@ -139,7 +139,9 @@ fn edge_cases(tracesift: &Path, directory: &Path) -> anyhow::Result<()> {
             file.write_all(block.as_bytes())?;
             written += block.len() + 1;
         }
-        file.write_all(b"]}\n{\"question_id\":\"small\",\"answer\":\"down\",\"logprobs\":[-0.5]}\n")?;
+        file.write_all(
+            b"]}\n{\"question_id\":\"small\",\"answer\":\"down\",\"logprobs\":[-0.5]}\n",
+        )?;
     }
     let one_token = directory.join("edge-1m-one-token-traces.jsonl");
     {

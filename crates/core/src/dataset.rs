@@ -172,7 +172,7 @@ impl ScoreOptions {
 }
 
 /// What consistency needs from each trace, by similarity.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum SimPayload {
     None,
     Words(Vec<u64>),
@@ -215,6 +215,21 @@ pub struct Scorer {
     absorbed_lines: u64,
     /// This scorer scores a part of a file for [`Scorer::absorb`].
     is_range: bool,
+}
+
+/// A part of a file scored on its own (see [`Scorer::range_scorer`]), for
+/// [`Scorer::absorb_part`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScoredPart {
+    traces: Vec<TraceScores>,
+    payloads: Vec<SimPayload>,
+    defaulted_ids: Vec<bool>,
+    /// Question ids, in order of first appearance in the part.
+    questions: Vec<String>,
+    classes: Vec<String>,
+    skipped: Vec<Skipped>,
+    lines: u64,
+    invalid_tokens: u64,
 }
 
 /// Traces whose tokens wait for a batch backend (the GPU), and those tokens.
@@ -586,6 +601,38 @@ impl Scorer {
         self.skipped.push(Skipped { file, line, reason });
     }
 
+    /// A scorer for a part of a canonical JSONL file starting at the line that begins at
+    /// byte `byte_base`, built where the file's scorer is not at hand (another Web
+    /// Worker); [`Scorer::range_scorer`] says whether the file may be split at all.
+    pub fn for_part(options: ScoreOptions, file_name: &str, byte_base: u64) -> Scorer {
+        let mut range = Scorer::new(options);
+        range.splitter = RecordSplitter::for_lines_from(range.options.max_record_bytes, byte_base);
+        range.file_open = true;
+        range.is_range = true;
+        range.format = Some(Format::Canonical);
+        range.files = vec![FileInfo {
+            name: file_name.to_owned(),
+            format: range.format,
+        }];
+        range
+    }
+
+    /// Ends a part's scoring and packs its results for [`Scorer::absorb_part`] (they may
+    /// cross a thread or worker boundary as JSON).
+    pub fn into_part(mut self) -> ScoredPart {
+        self.end_file_if_open();
+        ScoredPart {
+            traces: self.traces,
+            payloads: self.payloads,
+            defaulted_ids: self.defaulted_ids,
+            questions: self.questions.into_iter().map(|q| q.id).collect(),
+            classes: self.classes,
+            skipped: self.skipped,
+            lines: self.lines,
+            invalid_tokens: self.invalid_tokens,
+        }
+    }
+
     /// A scorer for a later part of the current file, to run on another thread: the same
     /// options and the file's format, JSONL framing, starting at the line that begins at
     /// byte `byte_base`. Feed it that part, then hand it to [`Scorer::absorb`], parts in
@@ -601,20 +648,19 @@ impl Scorer {
         if !parts_possible {
             return None;
         }
-        let mut range = Scorer::new(self.options.clone());
-        range.splitter = RecordSplitter::for_lines_from(self.options.max_record_bytes, byte_base);
-        range.file_open = true;
-        range.is_range = true;
-        range.format = self.format;
-        range.files = self.files.last().cloned().into_iter().collect();
-        Some(range)
+        let name = self.files.last().map_or("-", |file| file.name.as_str());
+        Some(Scorer::for_part(self.options.clone(), name, byte_base))
     }
 
     /// Takes in a range scorer's results as if its bytes had been fed here: its lines
     /// follow the lines read so far, its questions and classes join these, made-up trace
     /// ids are renumbered within their questions.
-    pub fn absorb(&mut self, mut range: Scorer) {
-        range.end_file_if_open();
+    pub fn absorb(&mut self, range: Scorer) {
+        self.absorb_part(range.into_part());
+    }
+
+    /// [`Scorer::absorb`] for a part scored elsewhere.
+    pub fn absorb_part(&mut self, range: ScoredPart) {
         let line_shift = self.splitter.lines_seen() + self.absorbed_lines;
         self.absorbed_lines += range.lines;
         let file_idx = u32::try_from(self.files.len().saturating_sub(1)).unwrap_or(0);
@@ -625,8 +671,8 @@ impl Scorer {
             .collect();
         let question_map: Vec<u32> = range
             .questions
-            .iter()
-            .map(|question| self.question_idx(question.id.clone()))
+            .into_iter()
+            .map(|id| self.question_idx(id))
             .collect();
         for mut skipped in range.skipped {
             skipped.line += line_shift;

@@ -97,8 +97,14 @@ fn in_parts(
         }
     }
     let n_ranges = ranges.len();
-    for range in ranges {
-        scorer.absorb(range);
+    for (idx, range) in ranges.into_iter().enumerate() {
+        if idx % 2 == 0 {
+            scorer.absorb(range);
+        } else {
+            // As between Web Workers: the part crosses as JSON.
+            let json = serde_json::to_string(&range.into_part()).unwrap();
+            scorer.absorb_part(serde_json::from_str(&json).unwrap());
+        }
     }
     scorer.end_file();
     (scorer.finish(), n_ranges)
