@@ -27,8 +27,15 @@ const DEMO_FILE: &str = "demo.jsonl.gz";
 #[derive(Debug, Clone, PartialEq)]
 pub enum Status {
     Idle,
-    Loading { bytes_done: f64, bytes_total: f64 },
-    Ready { millis: f64 },
+    Loading {
+        bytes_done: f64,
+        bytes_total: f64,
+    },
+    /// `workers`: how many workers parsed the input (helpers for a large file).
+    Ready {
+        millis: f64,
+        workers: u32,
+    },
     Failed(String),
 }
 
@@ -284,9 +291,13 @@ pub fn StatusLine(status: RwSignal<Status>) -> impl IntoView {
             </p>
         }
         .into_any(),
-        Status::Ready { millis } => view! {
-            <p class="status" data-testid="scored-in" data-millis=millis.to_string()>
-                {format!("Scored in {:.0} ms.", millis)}
+        Status::Ready { millis, workers } => view! {
+            <p class="status" data-testid="scored-in" data-millis=millis.to_string() data-workers=workers.to_string()>
+                {if workers > 1 {
+                    format!("Scored in {millis:.0} ms by {workers} workers.")
+                } else {
+                    format!("Scored in {millis:.0} ms.")
+                }}
             </p>
         }
         .into_any(),
@@ -608,6 +619,7 @@ fn send_score(
         run: next_run,
         settings: settings.with(Settings::to_json_pretty),
         names,
+        helper_script: worker_source().ok(),
     };
     post_request(worker, &request, Some(&files));
 }
@@ -724,6 +736,7 @@ fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalSt
                 run,
                 mut set,
                 millis,
+                workers,
             } if run == current => {
                 set.traces = parts
                     .try_update_value(|(parts_run, received)| {
@@ -735,7 +748,7 @@ fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalSt
                     })
                     .unwrap_or_default();
                 scored.set(Some(Arc::new(*set)));
-                status.set(Status::Ready { millis });
+                status.set(Status::Ready { millis, workers });
             }
             Response::Evaluated { run, report } if run == current => {
                 evaluation.set(report.map(|report| *report));
@@ -777,7 +790,9 @@ fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalSt
     handle
 }
 
-fn spawn_worker() -> Result<Worker, String> {
+/// The worker's bootstrap script: load Trunk's worker glue and its wasm from this origin
+/// (absolute URLs, so helper workers started from a blob URL find them too).
+fn worker_source() -> Result<String, String> {
     let base = window()
         .document()
         .and_then(|d| d.base_uri().ok().flatten())
@@ -788,8 +803,14 @@ fn spawn_worker() -> Result<Worker, String> {
     let wasm_url = web_sys::Url::new_with_base("worker_bg.wasm", &base)
         .map_err(|_| "bad worker URL".to_owned())?
         .href();
+    Ok(format!(
+        "importScripts({script_url:?}); wasm_bindgen({wasm_url:?});"
+    ))
+}
+
+fn spawn_worker() -> Result<Worker, String> {
     let script = Array::new();
-    script.push(&format!("importScripts({script_url:?}); wasm_bindgen({wasm_url:?});").into());
+    script.push(&worker_source()?.into());
     let options = web_sys::BlobPropertyBag::new();
     options.set_type("text/javascript");
     let blob = Blob::new_with_str_sequence_and_options(&script, &options)

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod charts_view;
 pub mod fragment;
+pub mod helpers;
 pub mod protocol;
 pub mod traces;
 pub mod worker;

@@ -2,7 +2,7 @@
 //! strings; files and downloaded bytes travel as JS objects beside them (no copy into JSON).
 
 use serde::{Deserialize, Serialize};
-use tracesift_core::dataset::{ScoredSet, TraceScores};
+use tracesift_core::dataset::{ScoredPart, ScoredSet, TraceScores};
 use tracesift_core::evaluate::EvalReport;
 
 /// Page → worker.
@@ -14,6 +14,17 @@ pub enum Request {
         run: u32,
         settings: String,
         names: Vec<String>,
+        /// The worker's own bootstrap script, to start helper workers for large files.
+        #[serde(default)]
+        helper_script: Option<String>,
+    },
+    /// To a helper worker: score a part of a file (the message's `part` Blob), which
+    /// starts at byte `start` of the file.
+    ScorePart {
+        id: u32,
+        settings: String,
+        name: String,
+        start: f64,
     },
     /// Build a download from the last scored run.
     Export {
@@ -76,6 +87,17 @@ pub enum Response {
         run: u32,
         set: Box<ScoredSet>,
         millis: f64,
+        /// How many workers parsed the input: 1, or the helpers of a large file.
+        workers: u32,
+    },
+    /// From a helper worker.
+    PartScored {
+        id: u32,
+        part: Box<ScoredPart>,
+    },
+    PartFailed {
+        id: u32,
+        message: String,
     },
     /// None when no trace has a gold label.
     Evaluated {

@@ -54,6 +54,11 @@ pub fn start() {
     scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     // The worker lives as long as the page: its handler is never dropped.
     on_message.forget();
+    if scope.name() == crate::helpers::HELPER_NAME {
+        // A helper scores parts of files on the CPU: no GPU to look for.
+        post(&scope, &Response::Ready { webgpu: None }, None);
+        return;
+    }
     wasm_bindgen_futures::spawn_local(async move {
         let gpu = find_webgpu().await;
         let webgpu = gpu.as_ref().map(|gpu| gpu.adapter_name().to_owned());
@@ -119,10 +124,23 @@ fn handle(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
         }
     };
     match request {
+        Request::ScorePart {
+            id,
+            settings,
+            name,
+            start,
+        } => match Reflect::get(data, &"part".into()).map(JsCast::dyn_into::<Blob>) {
+            Ok(Ok(part)) => crate::helpers::score_part(scope, id, &settings, &name, start, part),
+            _ => {
+                let message = "the part to score did not arrive".to_owned();
+                post(scope, &Response::PartFailed { id, message }, None);
+            }
+        },
         Request::Score {
             run,
             settings,
             names,
+            helper_script,
         } => {
             let files: Vec<Blob> = Reflect::get(data, &"files".into())
                 .map(|files| {
@@ -134,7 +152,9 @@ fn handle(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
                 .unwrap_or_default();
             let scope = scope.clone();
             wasm_bindgen_futures::spawn_local(async move {
-                if let Err(message) = score(&scope, run, &settings, &names, files).await {
+                let helper_script = helper_script.as_deref();
+                let scored = score(&scope, run, &settings, &names, files, helper_script).await;
+                if let Err(message) = scored {
                     post(&scope, &Response::Failed { run, message }, None);
                 }
             });
@@ -177,7 +197,11 @@ fn handle(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
     }
 }
 
-fn post(scope: &DedicatedWorkerGlobalScope, response: &Response, bytes: Option<&Uint8Array>) {
+pub(crate) fn post(
+    scope: &DedicatedWorkerGlobalScope,
+    response: &Response,
+    bytes: Option<&Uint8Array>,
+) {
     let message = Object::new();
     let text = serde_json::to_string(response).unwrap_or_default();
     let _ = Reflect::set(&message, &"response".into(), &text.into());
@@ -197,8 +221,10 @@ async fn score(
     settings: &str,
     names: &[String],
     blobs: Vec<Blob>,
+    helper_script: Option<&str>,
 ) -> Result<(), String> {
     let started = js_sys::Date::now();
+    let settings_text = settings;
     let settings = parse_settings(settings)?;
     let options = ScoreOptions::from_settings(&settings).map_err(|error| error.to_string())?;
     let mut scorer = Scorer::new(options);
@@ -209,6 +235,7 @@ async fn score(
     let bytes_total: f64 = blobs.iter().map(Blob::size).sum();
     let mut bytes_before = 0.0;
     let mut gzipped = Vec::new();
+    let mut workers = 1u32;
     for (file_idx, blob) in blobs.iter().enumerate() {
         let name = names.get(file_idx).map_or("input", String::as_str);
         let reader = BlobReader::new(blob.clone())?;
@@ -223,6 +250,25 @@ async fn score(
             };
             post(scope, &response, None);
         };
+        let parallel = !is_gzip && blob.size() >= crate::helpers::PARALLEL_MIN_BYTES;
+        if let (true, Some(script)) = (parallel, helper_script) {
+            let mut report = |done: f64| progress(done);
+            let helpers = crate::helpers::score_in_parts(
+                &mut scorer,
+                blob,
+                name,
+                settings_text,
+                script,
+                &mut report,
+            )
+            .await?;
+            if let Some(helpers) = helpers {
+                workers = workers.max(helpers as u32);
+                scorer.end_file();
+                bytes_before += blob.size();
+                continue;
+            }
+        }
         let result = if is_gzip {
             let mut stream = MultiGzDecoder::new(reader.with_progress(progress));
             feed(&mut scorer, &mut engine, &mut stream).await
@@ -260,6 +306,7 @@ async fn score(
         run,
         set: Box::new(without_traces),
         millis,
+        workers,
     };
     post(scope, &response, None);
     STATE.with(|state| {
@@ -518,7 +565,7 @@ fn collect_ranges(
     Ok(())
 }
 
-fn read_blob(blob: &Blob) -> Result<Vec<u8>, String> {
+pub(crate) fn read_blob(blob: &Blob) -> Result<Vec<u8>, String> {
     let reader = FileReaderSync::new().map_err(|_| "FileReaderSync is not available".to_owned())?;
     let buffer = reader
         .read_as_array_buffer(blob)
@@ -527,7 +574,7 @@ fn read_blob(blob: &Blob) -> Result<Vec<u8>, String> {
 }
 
 /// `std::io::Read` over a Blob, a chunk at a time.
-struct BlobReader<P = fn(f64)> {
+pub(crate) struct BlobReader<P = fn(f64)> {
     blob: Blob,
     position: f64,
     buffer: Vec<u8>,
@@ -536,7 +583,7 @@ struct BlobReader<P = fn(f64)> {
 }
 
 impl BlobReader {
-    fn new(blob: Blob) -> Result<Self, String> {
+    pub(crate) fn new(blob: Blob) -> Result<Self, String> {
         Ok(Self {
             blob,
             position: 0.0,
@@ -548,7 +595,7 @@ impl BlobReader {
 }
 
 impl<P: FnMut(f64)> BlobReader<P> {
-    fn with_progress<Q: FnMut(f64)>(self, on_progress: Q) -> BlobReader<Q> {
+    pub(crate) fn with_progress<Q: FnMut(f64)>(self, on_progress: Q) -> BlobReader<Q> {
         BlobReader {
             blob: self.blob,
             position: self.position,

@@ -4,6 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import os from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
 import { serveDist, CHROMIUM_ARGS, WEBGPU_ARGS } from './serve.mjs';
@@ -254,4 +255,47 @@ test('WebGPU and CPU runs download the same kept traces', async () => {
       }
     }
   }
+});
+
+test('a large file is scored by helper workers and gives what the CLI gives', async () => {
+  // Over the 64 MiB above which the worker splits plain JSONL among helper workers: lines
+  // with made-up trace ids, a broken line, questions spanning parts.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tracesift-e2e-'));
+  const file = path.join(dir, 'large.jsonl');
+  const logprobs = Array.from({ length: 1500 }, (_, i) => `-0.${(i * 7919) % 1000 + 1}`).join(',');
+  const fd = fs.openSync(file, 'w');
+  let written = 0;
+  let lines = 0;
+  while (written < 70 * 1024 * 1024) {
+    const line = lines === 2000
+      ? '{"question_id": broken\n'
+      : `{"question_id":"q${Math.floor(lines / 9)}",${lines % 4 ? `"trace_id":"t${lines}",` : ''}"answer":"${['up', 'down', 'none'][lines % 3]}","label":"up","logprobs":[${logprobs},-${lines % 13}.5]}\n`;
+    fs.writeSync(fd, line);
+    written += line.length;
+    lines += 1;
+  }
+  fs.closeSync(fd);
+  const { context, page, requests, errors } = await openApp('#metric=cocoa_ppl&keep=0.2&export=canonical');
+  await page.getByTestId('file-input').setInputFiles(file);
+  const text = await summaryText(page, `${lines - 1} traces`);
+  assert.match(text, new RegExp(`${lines} lines read, 1 skipped`));
+  assert.match(text, /line 2001: invalid JSON in field `question_id`: expected a value, found `b` \(column 17\)/);
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByTestId('download-kept').click(),
+  ]);
+  const downloaded = fs.readFileSync(await download.path(), 'utf8');
+  const expected = execFileSync(cli, ['filter', file, '--metric', 'cocoa_ppl', '--keep', '0.2', '--export', 'canonical'],
+    { stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 1 << 30 }).toString('utf8');
+  assert.ok(expected.length > 0);
+  assert.ok(downloaded === expected, 'the download equals tracesift filter');
+  // Every core's helper took part (the worker reports how many parsed the file).
+  const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+  const workers = Number(await page.getByTestId('scored-in').getAttribute('data-workers'));
+  assert.equal(workers, Math.min(Math.max(cores, 1), 8));
+  console.log(`# ${(written / 1e6).toFixed(0)} MB scored by ${workers} helper workers`);
+  assertOnlyOwnOrigin(requests);
+  assert.deepEqual(errors, []);
+  await context.close();
+  fs.rmSync(dir, { recursive: true, force: true });
 });

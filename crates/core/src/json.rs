@@ -65,6 +65,29 @@ pub fn peek_name(peek: Peek) -> &'static str {
 }
 
 pub fn wrong_type(field: &str, expected: &str, found: Peek, index: usize) -> RecordError {
+    let starts_a_value = is_number(found)
+        || matches!(
+            found,
+            Peek::Null | Peek::True | Peek::False | Peek::String | Peek::Array | Peek::Object
+        );
+    if !starts_a_value {
+        // Not a JSON value at all (`"id": broken`): a syntax error, not a wrong type.
+        let byte = found.into_inner();
+        let shown = if byte.is_ascii_graphic() {
+            format!("`{}`", char::from(byte))
+        } else {
+            format!("byte 0x{byte:02x}")
+        };
+        let place = if field == RECORD {
+            String::new()
+        } else {
+            format!(" in field `{field}`")
+        };
+        return RecordError::new(
+            format!("invalid JSON{place}: expected a value, found {shown}"),
+            index,
+        );
+    }
     if field == RECORD {
         return RecordError::new(
             format!("the record must be {expected}, found {}", peek_name(found)),
@@ -460,5 +483,29 @@ mod tests {
     fn line_and_column() {
         assert_eq!(line_col(b"ab\ncd\nef", 4, 10), (11, 2));
         assert_eq!(line_col(b"abc", 0, 1), (1, 1));
+    }
+}
+
+#[cfg(test)]
+mod wrong_type_tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_word_is_invalid_json_not_a_number() {
+        let bytes = br#"{"question_id": broken}"#;
+        let mut jiter = Jiter::new(bytes);
+        jiter.next_object().unwrap();
+        let error = next_id(&mut jiter, "question_id").unwrap_err();
+        assert_eq!(
+            error.message,
+            "invalid JSON in field `question_id`: expected a value, found `b`"
+        );
+        let mut jiter = Jiter::new(br#"{"question_id": true}"#);
+        jiter.next_object().unwrap();
+        let error = next_id(&mut jiter, "question_id").unwrap_err();
+        assert_eq!(
+            error.message,
+            "field `question_id`: expected a string or a number, found a boolean"
+        );
     }
 }
