@@ -8,9 +8,7 @@ use leptos::prelude::*;
 use tracesift_core::dataset::{NO_CLASS, ScoredSet, TraceScores};
 use tracesift_core::evaluate::EvalReport;
 use tracesift_core::filter::{self, FilterOptions, Selection};
-use tracesift_core::settings::{
-    Backend, Candidates, ExportFormat, Metric, Rule, Scope, Settings, Similarity,
-};
+use tracesift_core::settings::{Backend, Metric, Named, Rule, Settings};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{Blob, MessageEvent, Worker};
@@ -367,6 +365,26 @@ fn backend_title(adapter: Option<String>) -> String {
     }
 }
 
+/// A `<select>` over one named setting, in step with the settings signal.
+fn enum_select<T: Named + Send + Sync>(
+    settings: RwSignal<Settings>,
+    test_id: &'static str,
+    get: fn(&Settings) -> T,
+    set: fn(&mut Settings, T),
+) -> impl IntoView {
+    view! {
+        <select data-testid=test_id on:change=move |ev| {
+            if let Some(value) = T::from_name(&event_target_value(&ev)) {
+                settings.update(|s| set(s, value));
+            }
+        }>
+            {T::ALL.iter().map(|&value| view! {
+                <option value=value.name() selected=move || settings.with(|s| get(s) == value)>{value.name()}</option>
+            }).collect_view()}
+        </select>
+    }
+}
+
 #[component]
 pub fn SettingsPanel(settings: RwSignal<Settings>) -> impl IntoView {
     let rule_kind = move || match settings.with(|s| s.rule()) {
@@ -382,60 +400,20 @@ pub fn SettingsPanel(settings: RwSignal<Settings>) -> impl IntoView {
         <section class="settings">
             <h2>"Settings"</h2>
             <label title=move || explain_metric(settings.with(|s| s.metric))>"Metric "
-                <select data-testid="metric" on:change=move |ev| {
-                    if let Some(metric) = Metric::from_name(&event_target_value(&ev)) {
-                        settings.update(|s| s.metric = metric);
-                    }
-                }>
-                    {Metric::ALL.iter().map(|&metric| view! {
-                        <option value=metric.name() selected=move || settings.with(|s| s.metric == metric)>{metric.name()}</option>
-                    }).collect_view()}
-                </select>
+                {enum_select(settings, "metric", |s| s.metric, |s, value| s.metric = value)}
             </label>
             <p class="explain">{move || explain_metric(settings.with(|s| s.metric))}</p>
             <label title="How two traces of a question are compared for consistency">"Similarity "
-                <select data-testid="sim" on:change=move |ev| {
-                    if let Some(sim) = Similarity::from_name(&event_target_value(&ev)) {
-                        settings.update(|s| s.sim = sim);
-                    }
-                }>
-                    {Similarity::ALL.iter().map(|&sim| view! {
-                        <option value=sim.name() selected=move || settings.with(|s| s.sim == sim)>{sim.name()}</option>
-                    }).collect_view()}
-                </select>
+                {enum_select(settings, "sim", |s| s.sim, |s, value| s.sim = value)}
             </label>
             <label title="Where the scores are computed: gpu runs token sums and similarities on WebGPU, auto only large ROUGE-L work on a hardware GPU, cpu never. Results agree within 1e-4 (ROUGE-L exactly).">"Backend "
-                <select data-testid="backend-choice" on:change=move |ev| {
-                    if let Some(backend) = Backend::from_name(&event_target_value(&ev)) {
-                        settings.update(|s| s.backend = backend);
-                    }
-                }>
-                    {Backend::ALL.iter().map(|&backend| view! {
-                        <option value=backend.name() selected=move || settings.with(|s| s.backend == backend)>{backend.name()}</option>
-                    }).collect_view()}
-                </select>
+                {enum_select(settings, "backend-choice", |s| s.backend, |s, value| s.backend = value)}
             </label>
             <label title="Score every trace, or only the greedy one of each question (as the paper does)">"Candidates "
-                <select data-testid="candidates" on:change=move |ev| {
-                    if let Some(candidates) = Candidates::from_name(&event_target_value(&ev)) {
-                        settings.update(|s| s.candidates = candidates);
-                    }
-                }>
-                    {Candidates::ALL.iter().map(|&c| view! {
-                        <option value=c.name() selected=move || settings.with(|s| s.candidates == c)>{c.name()}</option>
-                    }).collect_view()}
-                </select>
+                {enum_select(settings, "candidates", |s| s.candidates, |s, value| s.candidates = value)}
             </label>
             <label title="Keep the most confident per predicted class (per_class), or over everything (global)">"Scope "
-                <select data-testid="scope" on:change=move |ev| {
-                    if let Some(scope) = Scope::from_name(&event_target_value(&ev)) {
-                        settings.update(|s| s.scope = scope);
-                    }
-                }>
-                    {Scope::ALL.iter().map(|&scope| view! {
-                        <option value=scope.name() selected=move || settings.with(|s| s.scope == scope)>{scope.name()}</option>
-                    }).collect_view()}
-                </select>
+                {enum_select(settings, "scope", |s| s.scope, |s, value| s.scope = value)}
             </label>
             <div class="rule" title="Keep a fraction of each group, the scores up to a threshold, or the top n">
                 <label>"Rule "
@@ -505,15 +483,7 @@ pub fn SettingsPanel(settings: RwSignal<Settings>) -> impl IntoView {
                     } />
             </label>
             <label title="The format of the downloaded set">"Export "
-                <select data-testid="export" on:change=move |ev| {
-                    if let Some(export) = ExportFormat::from_name(&event_target_value(&ev)) {
-                        settings.update(|s| s.export = export);
-                    }
-                }>
-                    {ExportFormat::ALL.iter().map(|&export| view! {
-                        <option value=export.name() selected=move || settings.with(|s| s.export == export)>{export.name()}</option>
-                    }).collect_view()}
-                </select>
+                {enum_select(settings, "export", |s| s.export, |s, value| s.export = value)}
             </label>
         </section>
     }

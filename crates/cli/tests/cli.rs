@@ -575,7 +575,7 @@ fn a_large_file_parsed_on_two_threads_gives_the_same_output() {
         let line = if line_idx == 3_000 {
             "{\"question_id\": broken\n".to_owned()
         } else {
-            let trace_id = if line_idx % 3 == 0 {
+            let trace_id = if line_idx.is_multiple_of(3) {
                 String::new()
             } else {
                 format!("\"trace_id\":\"t{line_idx}\",")

@@ -127,6 +127,14 @@ impl Settings {
     }
 }
 
+/// A setting whose values have fixed names (as in the CLI, the URL fragment and the
+/// settings JSON); every `named_enum!` is one.
+pub trait Named: Copy + PartialEq + 'static {
+    const ALL: &'static [Self];
+    fn name(self) -> &'static str;
+    fn from_name(text: &str) -> Option<Self>;
+}
+
 macro_rules! named_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
@@ -157,6 +165,18 @@ macro_rules! named_enum {
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.name())
+            }
+        }
+
+        impl Named for $name {
+            const ALL: &'static [$name] = $name::ALL;
+
+            fn name(self) -> &'static str {
+                $name::name(self)
+            }
+
+            fn from_name(text: &str) -> Option<Self> {
+                $name::from_name(text)
             }
         }
     };

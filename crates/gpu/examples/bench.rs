@@ -44,6 +44,19 @@ impl Random {
     }
 }
 
+/// Every pair within each of `n_questions` questions of 9 consecutive items.
+fn nine_sample_pairs(n_questions: usize) -> Vec<[u32; 2]> {
+    let mut pairs = Vec::with_capacity(n_questions * 36);
+    for question in 0..n_questions as u32 {
+        for i in 0..9 {
+            for j in i + 1..9 {
+                pairs.push([question * 9 + i, question * 9 + j]);
+            }
+        }
+    }
+    pairs
+}
+
 /// A GPU call's result, or the end of the benchmark with its error.
 fn ok<T>(result: Result<T, tracesift_gpu::GpuError>) -> T {
     result.unwrap_or_else(|error| {
@@ -119,17 +132,9 @@ fn rouge_l(gpu: &Gpu, random: &mut Random) {
         let seqs: Vec<Vec<u64>> = (0..n_questions * 9)
             .map(|_| (0..words).map(|_| (random.next() * 400.0) as u64).collect())
             .collect();
-        let mut pairs = Vec::new();
-        for question in 0..n_questions as u32 {
-            for i in 0..9 {
-                for j in i + 1..9 {
-                    pairs.push([question * 9 + i, question * 9 + j]);
-                }
-            }
-        }
         let input = LcsPairs {
             seqs: seqs.iter().map(Vec::as_slice).collect(),
-            pairs,
+            pairs: nine_sample_pairs(n_questions),
         };
         let n_pairs = input.pairs.len() as f64;
         let gpu_seconds = time(|| ok(pollster::block_on(gpu.lcs_lengths(&input))).len());
@@ -154,18 +159,11 @@ fn embeddings(gpu: &Gpu, random: &mut Random) {
         let rows: Vec<Vec<f64>> = (0..n_questions * 9)
             .map(|_| (0..dim).map(|_| random.next() - 0.5).collect())
             .collect();
-        let mut input = EmbeddingPairs {
+        let input = EmbeddingPairs {
             dim: dim as u32,
             embeddings: rows.iter().flatten().map(|&v| v as f32).collect(),
-            pairs: Vec::new(),
+            pairs: nine_sample_pairs(n_questions),
         };
-        for question in 0..n_questions as u32 {
-            for i in 0..9 {
-                for j in i + 1..9 {
-                    input.pairs.push([question * 9 + i, question * 9 + j]);
-                }
-            }
-        }
         let n_pairs = input.pairs.len() as f64;
         let gpu_seconds = time(|| ok(pollster::block_on(gpu.embedding_dots(&input))).len());
         let cpu_seconds = time(|| {

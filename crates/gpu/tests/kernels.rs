@@ -151,24 +151,24 @@ fn long_traces_and_more_segments_than_one_dispatch_dimension() {
     assert_eq!(sums.len(), 70_001);
 }
 
+/// All pairs (i < j) within each question of `sizes` consecutive items.
+fn question_pairs(sizes: &[u32]) -> Vec<[u32; 2]> {
+    let mut pairs = Vec::new();
+    let mut first = 0;
+    for &size in sizes {
+        for i in first..first + size {
+            for j in i + 1..first + size {
+                pairs.push([i, j]);
+            }
+        }
+        first += size;
+    }
+    pairs
+}
+
 mod embeddings {
     use super::*;
     use tracesift_gpu::{EmbeddingPairs, cpu_embedding_dots};
-
-    /// All pairs (i < j) within each question of `sizes` consecutive items.
-    fn question_pairs(sizes: &[u32]) -> Vec<[u32; 2]> {
-        let mut pairs = Vec::new();
-        let mut first = 0;
-        for &size in sizes {
-            for i in first..first + size {
-                for j in i + 1..first + size {
-                    pairs.push([i, j]);
-                }
-            }
-            first += size;
-        }
-        pairs
-    }
 
     #[track_caller]
     fn assert_dots_agree(input: &EmbeddingPairs) {
@@ -247,21 +247,6 @@ mod lcs {
     use super::*;
     use tracesift_gpu::{LcsPairs, cpu_lcs};
 
-    /// All pairs (i < j) within each question of `sizes` consecutive items.
-    fn pairs_within(sizes: &[u32]) -> Vec<[u32; 2]> {
-        let mut pairs = Vec::new();
-        let mut first = 0;
-        for &size in sizes {
-            for i in first..first + size {
-                for j in i + 1..first + size {
-                    pairs.push([i, j]);
-                }
-            }
-            first += size;
-        }
-        pairs
-    }
-
     #[track_caller]
     fn assert_lcs_agree(seqs: &[Vec<u64>], pairs: Vec<[u32; 2]>) {
         let input = LcsPairs {
@@ -306,7 +291,7 @@ mod lcs {
             .iter()
             .map(|&len| (0..len).map(|_| word()).collect())
             .collect();
-        assert_lcs_agree(&seqs, pairs_within(&[4]));
+        assert_lcs_agree(&seqs, question_pairs(&[4]));
     }
 
     fn words() -> impl Strategy<Value = Vec<u64>> {
@@ -327,7 +312,7 @@ mod lcs {
         ) {
             let sizes: Vec<u32> = questions.iter().map(|q| q.len() as u32).collect();
             let seqs: Vec<Vec<u64>> = questions.into_iter().flatten().collect();
-            assert_lcs_agree(&seqs, pairs_within(&sizes));
+            assert_lcs_agree(&seqs, question_pairs(&sizes));
         }
     }
 }
