@@ -125,8 +125,11 @@ fn answer(id: u32, result: PartResult) {
     }
 }
 
-/// Fails every part the helper holds (their scoring falls back to the scoring worker).
+/// Fails every part the helper holds (their scoring falls back to the scoring worker),
+/// and its start if it never said it was ready (the scoring worker then scores alone).
 fn fail_helper(helper: usize, message: &str) {
+    // Dropping the sender ends the wait for this helper with an error.
+    READY.with(|r| r.borrow_mut().remove(&helper));
     let ids: Vec<u32> = PENDING.with(|p| {
         p.borrow()
             .iter()

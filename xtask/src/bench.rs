@@ -14,11 +14,12 @@ use anyhow::{Context, bail};
 use crate::generate::{self, GenAmount, GenOptions};
 
 const USAGE: &str = "\
-usage: cargo xtask bench [--size-mb 100] [--keep-file] [--dir target/bench]
+usage: cargo xtask bench [--size-mb 100,1000] [--keep-file] [--dir target/bench]
        cargo xtask bench --edge-cases [--dir target/bench]
 
-  --size-mb M    size of the synthetic canonical JSONL (1 MB = 1,000,000 bytes; default 100)
-  --keep-file    keep the generated file (it is reused by the next run with the same size)
+  --size-mb M,…  sizes of the synthetic canonical JSONL files, each benchmarked in turn
+                 (1 MB = 1,000,000 bytes; default 100,1000); the app runs on the largest
+  --keep-file    keep the generated files (they are reused by the next run of that size)
   --dir DIR      where the file, report and logs go (default: <workspace>/target/bench)
   --edge-cases   instead: a 2 GB file, a file of one 500 MB line and a file of a million
                  one-token traces, each through the CLI and the app (about 5 GB of disk,
@@ -30,7 +31,7 @@ const RSS_POLL_INTERVAL: Duration = Duration::from_millis(10);
 const BYTES_PER_MEGABYTE: f64 = 1e6;
 
 struct BenchArgs {
-    size_megabytes: f64,
+    sizes_megabytes: Vec<f64>,
     keep_file: bool,
     edge_cases: bool,
     directory: Option<PathBuf>,
@@ -57,37 +58,68 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     println!("machine: {machine}");
 
     let tracesift = build_release_cli(&workspace_root)?;
+    let mut sizes = bench_args.sizes_megabytes.clone();
+    sizes.sort_by(f64::total_cmp);
+    let mut largest = None;
+    for (idx, &size) in sizes.iter().enumerate() {
+        let input_path = bench_size(&machine, &tracesift, &directory, size)?;
+        if idx + 1 == sizes.len() {
+            largest = Some(input_path);
+        } else {
+            remove_input(&input_path, bench_args.keep_file)?;
+        }
+    }
+    let gpu = bench_gpu();
+    let app = match &largest {
+        Some(path) => bench_app(path),
+        None => Ok(()),
+    };
+    if let Some(path) = &largest {
+        remove_input(path, bench_args.keep_file)?;
+    }
+    gpu?;
+    app
+}
 
+/// Benchmark files are big; leaving them behind fills the disk run after run.
+fn remove_input(input_path: &Path, keep: bool) -> anyhow::Result<()> {
+    if keep {
+        println!("kept {}", input_path.display());
+        return Ok(());
+    }
+    fs::remove_file(input_path)
+        .with_context(|| format!("cannot delete {}", input_path.display()))?;
+    println!(
+        "deleted {} (pass --keep-file to keep it)",
+        input_path.display()
+    );
+    Ok(())
+}
+
+/// The CLI and the json + numpy baseline on a generated file of `size_megabytes`; returns
+/// the file (for the app's benchmark).
+fn bench_size(
+    machine: &str,
+    tracesift: &Path,
+    directory: &Path,
+    size_megabytes: f64,
+) -> anyhow::Result<PathBuf> {
     let options = GenOptions {
-        amount: GenAmount::Bytes((bench_args.size_megabytes * BYTES_PER_MEGABYTE).round() as u64),
+        amount: GenAmount::Bytes((size_megabytes * BYTES_PER_MEGABYTE).round() as u64),
         ..GenOptions::default()
     };
-    let input_path = directory.join(cached_file_name(bench_args.size_megabytes, &options));
+    let input_path = directory.join(cached_file_name(size_megabytes, &options));
     let generated_traces = prepare_input(&options, &input_path)?;
     let input_bytes = fs::metadata(&input_path)
         .with_context(|| format!("cannot read the size of {}", input_path.display()))?
         .len();
 
-    let result = run_benchmarks(&tracesift, &input_path, &directory);
-    let baseline = bench_python_baseline(&tracesift, &input_path, &directory);
-    let gpu = bench_gpu();
-    let app = bench_app(&input_path);
-
-    if bench_args.keep_file {
-        println!("kept {}", input_path.display());
-    } else {
-        // Benchmark files are big; leaving them behind fills the disk run after run.
-        fs::remove_file(&input_path)
-            .with_context(|| format!("cannot delete {}", input_path.display()))?;
-        println!(
-            "deleted {} (pass --keep-file to keep it)",
-            input_path.display()
-        );
-    }
+    let result = run_benchmarks(tracesift, &input_path, directory);
+    let baseline = bench_python_baseline(tracesift, &input_path, directory);
     let measurements = result?;
     let report = RunReport::read(&directory.join("report.json"));
     print_table(
-        &machine,
+        machine,
         input_bytes,
         report.traces.or(generated_traces),
         &report,
@@ -111,8 +143,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
         Err(error) => println!("json + numpy baseline: not measured: {error:#}"),
     }
-    gpu?;
-    app
+    Ok(input_path)
 }
 
 /// The files users must not be able to break it with: each must finish or fail with a
@@ -329,7 +360,7 @@ fn bench_app(input: &Path) -> anyhow::Result<()> {
 /// `Ok(None)` means `--help` was asked for.
 fn parse_args(args: &[String]) -> anyhow::Result<Option<BenchArgs>> {
     let mut parsed = BenchArgs {
-        size_megabytes: 100.0,
+        sizes_megabytes: vec![100.0, 1000.0],
         keep_file: false,
         edge_cases: false,
         directory: None,
@@ -344,11 +375,16 @@ fn parse_args(args: &[String]) -> anyhow::Result<Option<BenchArgs>> {
                 let text = remaining
                     .next()
                     .with_context(|| format!("--size-mb needs a value\n\n{USAGE}"))?;
-                parsed.size_megabytes = text
-                    .parse()
-                    .with_context(|| format!("--size-mb: `{text}` is not a number"))?;
-                if !(parsed.size_megabytes.is_finite() && parsed.size_megabytes > 0.0) {
-                    bail!("--size-mb must be a positive number, got {text}");
+                parsed.sizes_megabytes = Vec::new();
+                for part in text.split(',') {
+                    let size: f64 = part
+                        .trim()
+                        .parse()
+                        .with_context(|| format!("--size-mb: `{part}` is not a number"))?;
+                    if !(size.is_finite() && size > 0.0) {
+                        bail!("--size-mb must be positive numbers, got {text}");
+                    }
+                    parsed.sizes_megabytes.push(size);
                 }
             }
             "--dir" => {
