@@ -1,6 +1,6 @@
 //! Helper workers: the scoring worker splits a large plain JSONL file into line-aligned
-//! parts, helper workers (as many as the machine has cores) score one part each, and
-//! the scoring worker absorbs their results in file order, exactly as the CLI does with
+//! parts, it and its helper workers (one per core but one, which stays with the page)
+//! score them, and the scoring worker absorbs the results in file order, exactly as the CLI does with
 //! threads. A part a helper cannot deliver (it crashed, ran out of memory) is scored by
 //! the scoring worker itself, so a failing helper costs time, never results.
 
@@ -53,7 +53,8 @@ async fn helpers(script: &str) -> Result<Rc<Helpers>, String> {
     }
     let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
     let cores = scope.navigator().hardware_concurrency();
-    let count = (cores as usize).clamp(1, 8);
+    // One core stays with the page; the scoring worker scores parts too.
+    let count = (cores as usize).saturating_sub(1).clamp(1, 7);
     let source = Array::new();
     source.push(&script.into());
     let options = web_sys::BlobPropertyBag::new();
@@ -207,6 +208,14 @@ fn next_line_start(blob: &Blob, from: f64) -> Result<Option<f64>, String> {
     Ok(None)
 }
 
+/// Scores a part in this worker (its share, or one a helper failed to deliver).
+fn score_here(scorer: &Scorer, start: f64, part_blob: &Blob) -> Result<ScoredPart, String> {
+    let range = scorer.range_scorer(start as u64);
+    let mut range = range.ok_or("the file can no longer be split")?;
+    feed_blob(&mut range, part_blob.clone(), &mut |_| {})?;
+    Ok(range.into_part())
+}
+
 /// The scoring worker's side, for one plain file of at least [`PARALLEL_MIN_BYTES`]:
 /// reads the head itself, then has the helpers score the rest in parts. Returns how many
 /// helpers did (0 when the head shows the file cannot be split and it was streamed here),
@@ -250,8 +259,10 @@ pub async fn score_in_parts(
             return Ok(Some(0));
         }
     };
-    // Line-aligned parts: each starts after the first newline at or past its cut.
-    let n_parts = helpers.workers.len() as f64 * PARTS_PER_HELPER;
+    // Line-aligned parts: each starts after the first newline at or past its cut. Every
+    // (helpers + 1)-th part is scored here, the others by the helpers.
+    let n_scorers = helpers.workers.len() + 1;
+    let n_parts = n_scorers as f64 * PARTS_PER_HELPER;
     // Whole bytes: Blob.slice rounds a fractional offset ([Clamp]), which would shift a
     // part's start off its line.
     let share = ((size - head_end) / n_parts)
@@ -267,12 +278,19 @@ pub async fn score_in_parts(
     let mut parts = Vec::with_capacity(starts.len());
     for (idx, &start) in starts.iter().enumerate() {
         let end = starts.get(idx + 1).copied().unwrap_or(size);
+        let part_blob = blob
+            .slice_with_f64_and_f64(start, end)
+            .map_err(|_| "cannot slice the file".to_owned())?;
+        let helper = idx % n_scorers;
+        if helper == helpers.workers.len() {
+            parts.push((start, end, part_blob, None));
+            continue;
+        }
         let id = NEXT_ID.with(|n| {
             let mut n = n.borrow_mut();
             *n = n.wrapping_add(1);
             *n
         });
-        let helper = idx % helpers.workers.len();
         let (sender, receiver) = oneshot::channel();
         PENDING.with(|p| {
             p.borrow_mut().insert(
@@ -283,9 +301,6 @@ pub async fn score_in_parts(
                 },
             )
         });
-        let part_blob = blob
-            .slice_with_f64_and_f64(start, end)
-            .map_err(|_| "cannot slice the file".to_owned())?;
         let request = Request::ScorePart {
             id,
             settings: settings.to_owned(),
@@ -301,27 +316,36 @@ pub async fn score_in_parts(
         {
             answer(id, Err("cannot reach a helper worker".to_owned()));
         }
-        parts.push((start, end, part_blob, receiver));
+        parts.push((start, end, part_blob, Some(receiver)));
     }
-    for (start, end, part_blob, receiver) in parts {
-        let part = match receiver.await {
-            Ok(Ok(part)) => part,
-            failure => {
-                let reason = match failure {
-                    Ok(Err(message)) => message,
-                    _ => "the helper went away".to_owned(),
-                };
-                web_sys::console::warn_1(
-                    &format!("{reason}; scoring bytes {start}..{end} here instead").into(),
-                );
-                let options = scorer.range_scorer(start as u64);
-                let mut range = options.ok_or("the file can no longer be split")?;
-                feed_blob(&mut range, part_blob, &mut |_| {})?;
-                range.into_part()
-            }
+    // This worker's own parts, while the helpers work on theirs.
+    let mut scored_here = Vec::with_capacity(parts.len());
+    for (start, _, part_blob, receiver) in &parts {
+        scored_here.push(match receiver {
+            None => Some(score_here(scorer, *start, part_blob)?),
+            Some(_) => None,
+        });
+    }
+    for ((start, end, part_blob, receiver), here) in parts.into_iter().zip(scored_here) {
+        let part = match (here, receiver) {
+            (Some(part), _) => part,
+            (None, Some(receiver)) => match receiver.await {
+                Ok(Ok(part)) => part,
+                failure => {
+                    let reason = match failure {
+                        Ok(Err(message)) => message,
+                        _ => "the helper went away".to_owned(),
+                    };
+                    web_sys::console::warn_1(
+                        &format!("{reason}; scoring bytes {start}..{end} here instead").into(),
+                    );
+                    score_here(scorer, start, &part_blob)?
+                }
+            },
+            (None, None) => score_here(scorer, start, &part_blob)?,
         };
         scorer.absorb_part(part);
         progress(end);
     }
-    Ok(Some(helpers.workers.len()))
+    Ok(Some(n_scorers))
 }

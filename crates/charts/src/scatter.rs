@@ -14,14 +14,14 @@ use crate::style::{
 };
 
 /// Most points drawn: 100k SVG circles make a multi-megabyte file and a slow canvas, and
-/// 5k already show the shape of the cloud.
-const MAX_POINTS: usize = 5_000;
+/// 2k already show the shape of the cloud.
+const MAX_POINTS: usize = 2_000;
 /// Data points' radius; legend markers use `style::LEGEND_RADIUS`.
 const POINT_RADIUS: i32 = 3;
 
 /// Scatter of `ppl` (x) against `consistency` (y), one colour per class (∅ grey), kept
 /// traces filled and dropped ones hollow; traces lacking either value are skipped. Above
-/// 5,000 points every k-th one (in input order) is drawn, and the footer says so.
+/// 2,000 points every k-th one (in input order) is drawn, and the footer says so.
 pub fn scatter_ppl_consistency<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     set: &ScoredSet,

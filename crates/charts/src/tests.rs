@@ -342,7 +342,7 @@ fn scatter_draws_every_scored_trace_filled_when_kept() {
 #[test]
 fn a_large_scatter_is_subsampled_and_says_so() {
     // 50,001 questions of one trace each have no consistency; give them two traces each:
-    // 2 × 25,001 = 50,002 points → stride ⌈50,002 / 5,000⌉ = 11 → 4,546 drawn.
+    // 2 × 25,001 = 50,002 points → stride ⌈50,002 / 2,000⌉ = 26 → 1,924 drawn.
     let mut jsonl = String::new();
     for q in 0..25_001 {
         for s in 0..2 {
@@ -363,11 +363,11 @@ fn a_large_scatter_is_subsampled_and_says_so() {
         .into_iter()
         .filter(|c| c.contains("r=\"3\""))
         .count();
-    assert_eq!(points, 4_546);
+    assert_eq!(points, 1_924);
     assert!(
         texts(&svg)
             .iter()
-            .any(|t| t.contains("subsample: every 11th point drawn (4546 of 50002)"))
+            .any(|t| t.contains("subsample: every 26th point drawn (1924 of 50002)"))
     );
 }
 
