@@ -54,7 +54,8 @@ pub struct ScoreOptions {
     /// auto|cpu|gpu
     #[arg(long)]
     pub backend: Option<String>,
-    /// Threads that parse a large plain JSONL file in parallel (default: every core).
+    /// Threads that parse a plain JSONL file of 64 MiB or more (default: every core, for
+    /// files of 256 MiB or more).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
     /// Settings JSON (the app's "Download settings"); flags override it.

@@ -212,8 +212,14 @@ fn score_inputs(
     let mut scorer = Scorer::new(options);
     engine.prepare(&mut scorer);
     let threads = match common.threads {
-        Some(threads) => usize::from(threads),
-        None => std::thread::available_parallelism().map_or(1, usize::from),
+        Some(count) => input::Threads {
+            count: usize::from(count),
+            asked: true,
+        },
+        None => input::Threads {
+            count: std::thread::available_parallelism().map_or(1, usize::from),
+            asked: false,
+        },
     };
     let store = input::feed_inputs(
         &common.inputs,
