@@ -663,6 +663,20 @@ fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalSt
             ready: false,
             queued: Vec::new(),
         }));
+    // A worker that dies (out of memory on a file too big for the tab, say) must not leave
+    // the page waiting: say so, and how to go on.
+    let on_error =
+        Closure::<dyn Fn(web_sys::ErrorEvent)>::new(move |event: web_sys::ErrorEvent| {
+            event.prevent_default();
+            status.set(Status::Failed(format!(
+                "The scoring worker stopped ({}). The file may need more memory than this tab has: \
+             reload the page to try again, or score it with the tracesift CLI, which reads \
+             files of any size.",
+                event.message()
+            )));
+        });
+    worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    on_error.forget();
     let on_message = Closure::<dyn Fn(MessageEvent)>::new(move |event: MessageEvent| {
         let data = event.data();
         let text = Reflect::get(&data, &"response".into())

@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 use futures_channel::oneshot;
 use js_sys::{Array, Object, Reflect};
-use tracesift_core::dataset::{ScoreOptions, ScoredPart, Scorer};
+use tracesift_core::dataset::{ScoredPart, Scorer};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{Blob, DedicatedWorkerGlobalScope, ErrorEvent, MessageEvent, Worker};
@@ -166,7 +166,7 @@ pub fn score_part(
 fn scored_part(settings: &str, name: &str, start: f64, part: Blob) -> Result<ScoredPart, String> {
     let settings = tracesift_core::settings::Settings::from_json(settings)
         .map_err(|error| error.to_string())?;
-    let options = ScoreOptions::from_settings(&settings).map_err(|error| error.to_string())?;
+    let options = crate::worker::browser_options(&settings)?;
     let mut range = Scorer::for_part(options, name, start as u64);
     feed_blob(&mut range, part, &mut |_| {})?;
     Ok(range.into_part())

@@ -211,6 +211,16 @@ pub(crate) fn post(
     let _ = scope.post_message(&message);
 }
 
+/// Records larger than this are reported and skipped in the browser (the CLI allows
+/// 1 GiB): a tab's wasm memory must hold the record while it is parsed, and more.
+const BROWSER_MAX_RECORD_BYTES: usize = 512 << 20;
+
+pub(crate) fn browser_options(settings: &Settings) -> Result<ScoreOptions, String> {
+    let mut options = ScoreOptions::from_settings(settings).map_err(|error| error.to_string())?;
+    options.max_record_bytes = BROWSER_MAX_RECORD_BYTES;
+    Ok(options)
+}
+
 fn parse_settings(settings: &str) -> Result<Settings, String> {
     Settings::from_json(settings).map_err(|error| error.to_string())
 }
@@ -226,7 +236,7 @@ async fn score(
     let started = js_sys::Date::now();
     let settings_text = settings;
     let settings = parse_settings(settings)?;
-    let options = ScoreOptions::from_settings(&settings).map_err(|error| error.to_string())?;
+    let options = browser_options(&settings)?;
     let mut scorer = Scorer::new(options);
     let gpu = GPU.with(|gpu| gpu.borrow().clone());
     let warn = Box::new(|message: &str| web_sys::console::warn_1(&message.into()));
