@@ -85,7 +85,37 @@ pub fn compare(traces: &[TraceScores], metric: Metric, a: usize, b: usize) -> Or
 
 /// Sorts trace indices into the §6 order.
 pub fn sort_by_order(traces: &[TraceScores], metric: Metric, trace_idxs: &mut [usize]) {
-    trace_idxs.sort_unstable_by(|&a, &b| compare(traces, metric, a, b));
+    // The order of `compare` as a key per trace (metric and ppl read once, not at every
+    // comparison): a million traces with many tied scores sort in a fraction of the time.
+    let key = |value: Option<f64>| match value {
+        Some(x) => (false, total_order_key(x)),
+        None => (true, 0),
+    };
+    let mut keyed: Vec<(NullsLast, NullsLast, &[u8], usize)> = trace_idxs
+        .iter()
+        .map(|&idx| match traces.get(idx) {
+            Some(trace) => (
+                key(trace.metric(metric)),
+                key(trace.ppl),
+                trace.trace_id.as_bytes(),
+                idx,
+            ),
+            None => (key(None), key(None), &[][..], idx),
+        })
+        .collect();
+    keyed.sort_unstable();
+    for (slot, (_, _, _, idx)) in trace_idxs.iter_mut().zip(keyed) {
+        *slot = idx;
+    }
+}
+
+/// A score as a sort key: (is null, [`total_order_key`]), so nulls sort last.
+type NullsLast = (bool, i64);
+
+/// An integer that orders like `f64::total_cmp` (the same bit trick).
+fn total_order_key(x: f64) -> i64 {
+    let bits = x.to_bits() as i64;
+    bits ^ ((((bits >> 63) as u64) >> 1) as i64)
 }
 
 fn is_candidate(trace: &TraceScores, candidates: Candidates) -> bool {
@@ -291,5 +321,67 @@ mod tests {
         let mut state = 0;
         assert_eq!(split_mix_64(&mut state), 0xE220_A839_7B1D_CDAF);
         assert_eq!(split_mix_64(&mut state), 0x6E78_9E6A_A1B9_65F4);
+    }
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::*;
+    use crate::dataset::score_bytes;
+    use crate::settings::Settings;
+
+    #[test]
+    fn keyed_sort_equals_sorting_by_compare() {
+        // Few distinct log-probs, missing ones and repeated trace ids: many exact ties.
+        let mut jsonl = String::new();
+        let mut state = 17u64;
+        for line in 0..3_000 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let logprobs = match state >> 61 {
+                0 => String::new(),
+                r => format!("-0.{r},-0.{}", (state >> 58) % 4),
+            };
+            jsonl.push_str(&format!(
+                "{{\"question_id\":\"q{}\",\"trace_id\":\"t{}\",\"answer\":\"{}\",\"logprobs\":[{logprobs}]}}\n",
+                line % 400,
+                (state >> 40) % 50,
+                ["up", "down"][(state >> 33) as usize % 2]
+            ));
+        }
+        let set = score_bytes(&Settings::default(), &[("in.jsonl", jsonl.as_bytes())]).unwrap();
+        for metric in Metric::ALL.iter().copied() {
+            let mut keyed: Vec<usize> = (0..set.traces.len()).rev().collect();
+            sort_by_order(&set.traces, metric, &mut keyed);
+            let mut reference: Vec<usize> = (0..set.traces.len()).collect();
+            reference.sort_by(|&a, &b| compare(&set.traces, metric, a, b));
+            assert_eq!(keyed, reference, "{metric}");
+        }
+    }
+
+    #[test]
+    fn total_order_key_orders_like_total_cmp() {
+        let values = [
+            f64::NEG_INFINITY,
+            -1e300,
+            -2.5,
+            -0.0,
+            0.0,
+            1e-300,
+            0.5,
+            3.0,
+            1e300,
+            f64::INFINITY,
+        ];
+        for a in values {
+            for b in values {
+                assert_eq!(
+                    total_order_key(a).cmp(&total_order_key(b)),
+                    a.total_cmp(&b),
+                    "{a} vs {b}"
+                );
+            }
+        }
     }
 }
