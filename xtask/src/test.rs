@@ -12,6 +12,26 @@ use crate::web;
 /// Seconds of fuzzing unless `--fuzz-seconds N` says otherwise.
 const DEFAULT_FUZZ_SECONDS: u64 = 60;
 
+/// The crates built natively (the app is checked for wasm32 in its own steps); clippy and
+/// the tests run over the same list.
+const NATIVE_CRATES: [&str; 5] = [
+    "tracesift-core",
+    "tracesift-charts",
+    "tracesift-cli",
+    "tracesift-gpu",
+    "xtask",
+];
+
+/// `cargo <command> -p <each native crate> <extra…>`'s arguments.
+fn native_crates_args<'a>(command: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![command];
+    for name in NATIVE_CRATES {
+        args.extend(["-p", name]);
+    }
+    args.extend_from_slice(extra);
+    args
+}
+
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let mut fuzz_seconds = DEFAULT_FUZZ_SECONDS;
     let mut rest = args.iter();
@@ -35,23 +55,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     steps.run("clippy (core, charts, cli, gpu, xtask)", || {
         cmd(
             "cargo",
-            &[
-                "clippy",
-                "-p",
-                "tracesift-core",
-                "-p",
-                "tracesift-charts",
-                "-p",
-                "tracesift-cli",
-                "-p",
-                "tracesift-gpu",
-                "-p",
-                "xtask",
-                "--all-targets",
-                "--",
-                "-D",
-                "warnings",
-            ],
+            &native_crates_args("clippy", &["--all-targets", "--", "-D", "warnings"]),
         )
     })?;
     steps.run(
@@ -62,22 +66,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     steps.run(
         "tests (core, charts, cli, gpu, xtask; GPU kernels on Mesa lavapipe)",
         || {
-            tally = cmd_counting_tests(
-                "cargo",
-                &[
-                    "test",
-                    "-p",
-                    "tracesift-core",
-                    "-p",
-                    "tracesift-charts",
-                    "-p",
-                    "tracesift-cli",
-                    "-p",
-                    "tracesift-gpu",
-                    "-p",
-                    "xtask",
-                ],
-            )?;
+            tally = cmd_counting_tests("cargo", &native_crates_args("test", &[]))?;
             Ok(())
         },
     )?;

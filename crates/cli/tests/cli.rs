@@ -47,6 +47,11 @@ fn assert_exit(output: &Output, code: i32) {
     );
 }
 
+/// A JSON file the command wrote (`--report`, `--out`).
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     encoder.write_all(bytes).unwrap();
@@ -134,8 +139,7 @@ fn report_counts_lines_traces_and_skips() {
         None,
     );
     assert_exit(&output, 0);
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    let report = read_json(&report_path);
     assert_eq!(report["lines"], 8);
     assert_eq!(report["traces"], 6);
     assert_eq!(report["questions"], 2);
@@ -403,8 +407,7 @@ fn multi_file_reports_name_the_file_of_every_skipped_line() {
         None,
     );
     assert_exit(&output, 0);
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    let report = read_json(&report_path);
     let skipped = report["skipped"].as_array().unwrap();
     assert_eq!(skipped.len(), 3);
     assert!(
@@ -474,8 +477,7 @@ fn gpu_backend_agrees_with_the_cpu_and_names_its_adapter() {
             None,
         );
         assert_exit(&output, 0);
-        let report: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+        let report = read_json(&report);
         let rows: Vec<serde_json::Value> = stdout(&output)
             .lines()
             .map(|line| serde_json::from_str(line).unwrap())
