@@ -98,6 +98,43 @@ pub struct Skipped {
     pub reason: String,
 }
 
+/// How many lines to name per note in a report; the count covers them all.
+const NOTE_LINES: usize = 20;
+
+/// Something done to the input that changes what is scored without skipping it (see
+/// [`import::ImportNote`]), counted over the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportNote {
+    pub what: String,
+    /// Tokens, traces or chunks concerned, summed over the run.
+    pub count: u64,
+    /// Records it concerned.
+    pub records: u64,
+    /// The first lines it happened on (at most 20).
+    pub lines: Vec<u64>,
+}
+
+/// Adds `count` occurrences of `what` on `line` to `notes`.
+fn add_note(notes: &mut Vec<ReportNote>, what: &str, count: u64, lines: &[u64], records: u64) {
+    let note = match notes.iter().position(|note| note.what == what) {
+        Some(idx) => &mut notes[idx],
+        None => {
+            notes.push(ReportNote {
+                what: what.to_owned(),
+                count: 0,
+                records: 0,
+                lines: Vec::new(),
+            });
+            let last = notes.len() - 1;
+            &mut notes[last]
+        }
+    };
+    note.count += count;
+    note.records += records;
+    let room = NOTE_LINES.saturating_sub(note.lines.len());
+    note.lines.extend(lines.iter().take(room));
+}
+
 /// The run report of SPEC §10 (`--report`), also shown by the app.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -112,6 +149,9 @@ pub struct Report {
     /// Dropped sentinel or impossible log-probs over all traces.
     pub invalid_tokens: u64,
     pub backend: String,
+    /// What was assembled, left out or regrouped on the way in, by kind.
+    #[serde(default)]
+    pub notes: Vec<ReportNote>,
 }
 
 /// Everything a run produced (serialisable: the app's worker hands it to the page).
@@ -205,6 +245,7 @@ pub struct Scorer {
     class_idx_by_name: HashMap<String, u32>,
     classes: Vec<String>,
     skipped: Vec<Skipped>,
+    notes: Vec<ReportNote>,
     lines: u64,
     invalid_tokens: u64,
     /// Token arrays collected for a batch backend, when one reduces them.
@@ -228,6 +269,8 @@ pub struct ScoredPart {
     questions: Vec<String>,
     classes: Vec<String>,
     skipped: Vec<Skipped>,
+    #[serde(default)]
+    notes: Vec<ReportNote>,
     lines: u64,
     invalid_tokens: u64,
 }
@@ -282,6 +325,7 @@ impl Scorer {
             class_idx_by_name: HashMap::new(),
             classes: Vec::new(),
             skipped: Vec::new(),
+            notes: Vec::new(),
             lines: 0,
             invalid_tokens: 0,
             deferred: None,
@@ -428,6 +472,9 @@ impl Scorer {
                 self.skip(line, reason);
             }
             Ok(()) => {
+                for note in batch.notes() {
+                    add_note(&mut self.notes, note.what, note.count, &[record.line], 1);
+                }
                 let n_traces = batch.traces().len();
                 for (sub_idx, trace) in batch.traces_mut().iter_mut().enumerate() {
                     let record_ref = RecordRef {
@@ -492,6 +539,9 @@ impl Scorer {
             }
             None => token_stats(trace),
         };
+        if short_top_lists(trace) {
+            add_note(&mut self.notes, SHORT_TOP_LISTS, 1, &[record_ref.line], 1);
+        }
         let class = self.answer_class(trace);
         let label = trace
             .label
@@ -628,6 +678,7 @@ impl Scorer {
             questions: self.questions.into_iter().map(|q| q.id).collect(),
             classes: self.classes,
             skipped: self.skipped,
+            notes: self.notes,
             lines: self.lines,
             invalid_tokens: self.invalid_tokens,
         }
@@ -677,6 +728,10 @@ impl Scorer {
         for mut skipped in range.skipped {
             skipped.line += line_shift;
             self.skipped.push(skipped);
+        }
+        for note in range.notes {
+            let lines: Vec<u64> = note.lines.iter().map(|line| line + line_shift).collect();
+            add_note(&mut self.notes, &note.what, note.count, &lines, note.records);
         }
         let map = |map: &[u32], idx: u32| map.get(idx as usize).copied().unwrap_or(idx);
         let traces = range.traces.into_iter().zip(range.payloads);
@@ -824,6 +879,7 @@ impl Scorer {
             files: self.files.clone(),
             invalid_tokens: self.invalid_tokens,
             backend: "cpu".to_owned(),
+            notes: self.notes,
         };
         ScoredSet {
             traces: self.traces,
@@ -902,6 +958,19 @@ impl Scorer {
             }
         }
     }
+}
+
+/// The report's note for traces whose mte is null for want of top-k alternatives.
+const SHORT_TOP_LISTS: &str = "mte left null: a valid token's top list has fewer than 2 entries \
+     (only the sampled token, as with top_logprobs=0 or vLLM logprobs=0); entropy needs k ≥ 2";
+
+/// Whether a trace has top lists but some valid token's list is too short for entropy.
+fn short_top_lists(trace: &TraceBuf) -> bool {
+    trace.has_top()
+        && trace.logprobs.iter().enumerate().any(|(token_idx, &raw)| {
+            crate::trace::classify_logprob(raw).is_some()
+                && trace.top_list(token_idx).len() < crate::score::MIN_TOP_K
+        })
 }
 
 /// `tokens` and `top_logprobs` must line up with `logprobs` (SPEC §2).

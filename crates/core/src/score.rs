@@ -3,6 +3,9 @@
 
 use crate::trace::{TraceBuf, classify_logprob, positive_zero};
 
+/// The fewest entries a token's top list needs for its entropy (SPEC §2).
+pub const MIN_TOP_K: usize = 2;
+
 /// What one trace's tokens contribute to the scores.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct TokenStats {
@@ -62,8 +65,13 @@ pub fn token_stats(trace: &TraceBuf) -> TokenStats {
 /// Entropy of one token's top-k distribution renormalised over those k (as uqlm does):
 /// H = −Σ p̃ log p̃ with p̃ᵥ = e^ℓᵥ / Σ e^ℓᵤ. Sentinels (≤ −9999, −∞) are probability 0
 /// and drop out; NaN or positive values are not probabilities and are dropped too.
-/// None when no alternative is left.
+/// None when the list has fewer than two entries (SPEC §2: top-k needs k ≥ 2; a list of
+/// only the sampled token, as vLLM's `logprobs=0` writes, says nothing about entropy) or
+/// when no alternative is left.
 pub fn top_k_entropy(top_logprobs: &[f64]) -> Option<f64> {
+    if top_logprobs.len() < MIN_TOP_K {
+        return None;
+    }
     let valid = || {
         top_logprobs
             .iter()
@@ -250,20 +258,28 @@ mod tests {
             top_k_entropy(&[0.5f64.ln(), 0.25f64.ln(), -9999.0, f64::NEG_INFINITY]).unwrap(),
             expected
         ));
-        assert_eq!(top_k_entropy(&[0.0]), Some(0.0));
+        // Only the sampled token (vLLM `logprobs=0`, `top_logprobs=0`): no entropy, not 0.
+        assert_eq!(top_k_entropy(&[0.0]), None);
+        assert_eq!(top_k_entropy(&[-0.3]), None);
         assert_eq!(top_k_entropy(&[]), None);
+        // Two entries, one of them a sentinel: the alternative is probability 0.
+        assert_eq!(top_k_entropy(&[-0.0, -9999.0]), Some(0.0));
         assert_eq!(top_k_entropy(&[f64::NAN, -9999.0]), None);
     }
 
     #[test]
     fn mte_is_the_mean_over_valid_tokens() {
         // Token 0: uniform over 2 → ln 2; token 1 invalid (skipped with its list);
-        // token 2: one alternative → 0. mte = (ln 2 + 0) / 2.
+        // token 2: the sampled token and a sentinel → 0. mte = (ln 2 + 0) / 2.
         let stats = token_stats(&trace(
             &[-0.7, -9999.0, -0.1],
-            Some(&[&[-0.7, -0.7], &[], &[-0.1]]),
+            Some(&[&[-0.7, -0.7], &[], &[-0.0, -9999.0]]),
         ));
         assert!(close(stats.mte().unwrap(), 2f64.ln() / 2.0));
+        // A top list of only the sampled token makes mte null, not "perfectly certain".
+        let one_entry = token_stats(&trace(&[-0.7, -0.1], Some(&[&[-0.7, -0.9], &[-0.1]])));
+        assert_eq!(one_entry.mte(), None);
+        assert!(close(one_entry.msp().unwrap(), 0.8));
         // A valid token without alternatives makes mte null.
         let missing = token_stats(&trace(&[-0.7, -0.1], Some(&[&[-0.7, -0.9], &[]])));
         assert_eq!(missing.mte(), None);

@@ -47,8 +47,12 @@ fn is_invalid(value: f32) -> bool {
     return (bitcast<u32>(value) & 0x7f800000u) == 0x7f800000u;
 }
 
-// Entropy of one token's top-k list, renormalised; negative when the list has no valid entry.
+// Entropy of one token's top-k list, renormalised; negative when the list has fewer than
+// two entries (the core's MIN_TOP_K) or no valid entry.
 fn top_k_entropy(start: u32, end: u32) -> f32 {
+    if (end < start + 2u) {
+        return -1.0;
+    }
     let n_values = arrayLength(&top_values);
     var max_value = -3.0e38;
     var any = false;

@@ -77,16 +77,44 @@ pub struct ImportOptions {
     pub keep_content: bool,
 }
 
+/// Something an importer did to a record that changes what is scored without being an
+/// error (prompt tokens left out, pieces without probabilities, samples regrouped). The
+/// run report counts each kind with the lines it happened on (SPEC §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportNote {
+    /// One sentence, the same for every record it applies to (it is the grouping key).
+    pub what: &'static str,
+    /// How many tokens, traces or chunks it concerned in this record.
+    pub count: u64,
+}
+
 /// Reusable trace buffers for the traces of one record (a response with `n` choices has `n`).
 #[derive(Debug, Default)]
 pub struct TraceBatch {
     bufs: Vec<TraceBuf>,
     len: usize,
+    notes: Vec<ImportNote>,
 }
 
 impl TraceBatch {
     pub fn clear(&mut self) {
         self.len = 0;
+        self.notes.clear();
+    }
+
+    /// Records that `what` happened `count` times in this record (see [`ImportNote`]).
+    pub fn note(&mut self, what: &'static str, count: u64) {
+        if count == 0 {
+            return;
+        }
+        match self.notes.iter_mut().find(|note| note.what == what) {
+            Some(note) => note.count += count,
+            None => self.notes.push(ImportNote { what, count }),
+        }
+    }
+
+    pub fn notes(&self) -> &[ImportNote] {
+        &self.notes
     }
 
     /// A cleared buffer for the next trace of the record.
