@@ -14,6 +14,7 @@ use crate::score::{TokenBatch, TokenStats, token_stats};
 use crate::settings::{FormatChoice, Metric, Settings, SettingsError, Similarity};
 use crate::similarity;
 use crate::split::{Framing, Record, RecordSplitter, SplitEvent};
+use crate::stream::{self, Fed, StreamAssembler};
 use crate::trace::{RecordRef, TraceBuf, positive_zero};
 
 /// How many records may pass without a recognisable shape before a file is declared to be
@@ -232,6 +233,8 @@ struct PendingRecord {
 pub struct Scorer {
     options: ScoreOptions,
     splitter: RecordSplitter,
+    /// Puts the current file's stream chunks back into generations.
+    streams: StreamAssembler,
     batch: TraceBatch,
     files: Vec<FileInfo>,
     file_open: bool,
@@ -311,6 +314,7 @@ impl Scorer {
         // Classes the map names come first, in its order, so reports list them stably.
         let mut scorer = Self {
             splitter: RecordSplitter::new(options.max_record_bytes),
+            streams: StreamAssembler::default(),
             options,
             batch: TraceBatch::default(),
             files: Vec::new(),
@@ -384,6 +388,16 @@ impl Scorer {
         self.file_open = false;
         let mut splitter = std::mem::take(&mut self.splitter);
         splitter.finish(&mut |event| self.on_event(event));
+        for unfinished in self.streams.finish() {
+            self.skip(
+                unfinished.line,
+                format!(
+                    "the stream ended before this generation's last chunk ({} chunks, no \
+                     finish_reason/stop/done): not scored",
+                    unfinished.chunks
+                ),
+            );
+        }
         self.lines += splitter.lines_seen() + self.absorbed_lines;
         if self.format.is_none() && !self.pending.is_empty() {
             self.give_up_detection();
@@ -456,7 +470,42 @@ impl Scorer {
         self.format = None;
     }
 
+    /// Imports a record; stream chunks go to the assembler first, and each generation they
+    /// finish is imported as one whole response spanning its chunks.
     fn import(&mut self, format: Format, record: Record<'_>) {
+        if stream::has_streams(format) {
+            match self
+                .streams
+                .feed(format, record.bytes, record.offset, record.line)
+            {
+                Err(error) => {
+                    self.skip(record.line, error.message);
+                    return;
+                }
+                Ok(Fed::Chunk(finished)) => {
+                    let lines: Vec<u64> = finished.iter().map(|done| done.line).collect();
+                    let n_finished = finished.len() as u64;
+                    add_note(&mut self.notes, stream::ASSEMBLED, 1, &lines, n_finished);
+                    for assembled in finished {
+                        let span = Record {
+                            bytes: &assembled.record,
+                            offset: assembled.offset,
+                            line: assembled.line,
+                        };
+                        self.import_whole(format, span, assembled.len, assembled.sub_idx);
+                    }
+                    return;
+                }
+                Ok(Fed::Whole) => {}
+            }
+        }
+        self.import_whole(format, record, record.bytes.len() as u64, 0);
+    }
+
+    /// Imports one whole response. Its traces' [`RecordRef`]s cover `len` bytes from
+    /// `record.offset` (for an assembled stream, the span of its chunks) and are numbered
+    /// from `first_sub_idx`.
+    fn import_whole(&mut self, format: Format, record: Record<'_>, len: u64, first_sub_idx: u32) {
         let options = ImportOptions {
             keep_content: false,
         };
@@ -480,9 +529,11 @@ impl Scorer {
                     let record_ref = RecordRef {
                         file_idx: u32::try_from(self.files.len().saturating_sub(1)).unwrap_or(0),
                         offset: record.offset,
-                        len: record.bytes.len() as u64,
+                        len,
                         line: record.line,
-                        sub_idx: u32::try_from(sub_idx).unwrap_or(u32::MAX),
+                        sub_idx: u32::try_from(sub_idx)
+                            .unwrap_or(u32::MAX)
+                            .saturating_add(first_sub_idx),
                     };
                     if let Err(reason) = self.add_trace(format, record.bytes, record_ref, trace) {
                         let reason = if n_traces > 1 {
@@ -731,7 +782,13 @@ impl Scorer {
         }
         for note in range.notes {
             let lines: Vec<u64> = note.lines.iter().map(|line| line + line_shift).collect();
-            add_note(&mut self.notes, &note.what, note.count, &lines, note.records);
+            add_note(
+                &mut self.notes,
+                &note.what,
+                note.count,
+                &lines,
+                note.records,
+            );
         }
         let map = |map: &[u32], idx: u32| map.get(idx as usize).copied().unwrap_or(idx);
         let traces = range.traces.into_iter().zip(range.payloads);

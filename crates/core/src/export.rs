@@ -170,7 +170,7 @@ pub fn write_selection(
         return Ok(warnings);
     }
     // A response with n choices yields n traces from one record: read it once.
-    let mut cached: Option<(u32, u64, Vec<u8>)> = None;
+    let mut cached: Option<(u32, u64, u64, Vec<u8>)> = None;
     for (trace, _) in set.traces.iter().zip(chosen).filter(|(_, kept)| **kept) {
         let Some(format) = set
             .files
@@ -179,9 +179,9 @@ pub fn write_selection(
         else {
             continue;
         };
-        let key = (trace.record.file_idx, trace.record.offset);
+        let key = (trace.record.file_idx, trace.record.offset, trace.record.len);
         let record = match cached.take() {
-            Some((file_idx, offset, bytes)) if (file_idx, offset) == key => bytes,
+            Some((file_idx, offset, len, bytes)) if (file_idx, offset, len) == key => bytes,
             _ => match read_record(&trace.record) {
                 Ok(bytes) => bytes,
                 Err(reason) => {
@@ -195,7 +195,7 @@ pub fn write_selection(
             Ok(()) => out.write_all(&line)?,
             Err(reason) => warnings.push(reason),
         }
-        cached = Some((key.0, key.1, record));
+        cached = Some((key.0, key.1, key.2, record));
     }
     Ok(warnings)
 }
@@ -204,16 +204,25 @@ pub fn write_selection(
 /// source record: what exports write and what the app shows when a trace is opened.
 pub fn reparse(trace: &TraceScores, source: Format, record: &[u8]) -> Result<TraceBuf, String> {
     let mut batch = TraceBatch::default();
+    // A trace assembled from stream chunks: `record` is the span of its chunks.
+    let (record, sub_idx) =
+        if crate::stream::has_streams(source) && crate::stream::is_chunk(source, record) {
+            let whole = crate::stream::reassemble(source, record, trace.record.sub_idx)
+                .map_err(|reason| format!("line {}: {reason}", trace.record.line))?;
+            (std::borrow::Cow::Owned(whole), 0)
+        } else {
+            (std::borrow::Cow::Borrowed(record), trace.record.sub_idx)
+        };
     import::parse_record(
         source,
-        record,
+        &record,
         ImportOptions { keep_content: true },
         &mut batch,
     )
     .map_err(|error| format!("line {}: {}", trace.record.line, error.message))?;
     batch
         .traces_mut()
-        .get_mut(trace.record.sub_idx as usize)
+        .get_mut(sub_idx as usize)
         .map(std::mem::take)
         .ok_or_else(|| {
             format!(

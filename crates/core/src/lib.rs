@@ -14,4 +14,5 @@ pub mod score;
 pub mod settings;
 pub mod similarity;
 pub mod split;
+pub mod stream;
 pub mod trace;

@@ -100,6 +100,29 @@ fn is_balanced(bytes: &[u8]) -> bool {
     false
 }
 
+/// How a line of a server-sent-event stream (a saved `"stream": true` response body) reads.
+enum SseLine {
+    /// Not an SSE field: a JSON line.
+    NotSse,
+    /// `event:`, `id:`, `retry:` or a `:` comment: nothing to score.
+    Ignored,
+    /// `data:` — the value starts at this index of the line.
+    Data(usize),
+}
+
+/// Recognises the SSE fields servers write (`data: {…}`, `data: [DONE]`, `event: …`).
+fn sse_field(line: &[u8]) -> SseLine {
+    if line.starts_with(b"data:") {
+        return SseLine::Data(b"data:".len());
+    }
+    let ignored: [&[u8]; 4] = [b"event:", b"id:", b"retry:", b":"];
+    if ignored.iter().any(|field| line.starts_with(field)) {
+        SseLine::Ignored
+    } else {
+        SseLine::NotSse
+    }
+}
+
 /// A record (`start`, `end`, line delta) or a problem found by the value scanner.
 enum Framed {
     Record(usize, usize, u64),
@@ -336,7 +359,21 @@ impl RecordSplitter {
         let Some(start) = trimmed_start else {
             return;
         };
-        let trimmed = line.get(start..).unwrap_or(&[]).trim_ascii_end();
+        let mut start = start;
+        let mut trimmed = line.get(start..).unwrap_or(&[]).trim_ascii_end();
+        match sse_field(trimmed) {
+            SseLine::NotSse => {}
+            SseLine::Ignored => return,
+            SseLine::Data(data_start) => {
+                let data = trimmed.get(data_start..).unwrap_or(&[]);
+                let blank = data.iter().take_while(|b| b.is_ascii_whitespace()).count();
+                start += data_start + blank;
+                trimmed = data.get(blank..).unwrap_or(&[]);
+                if trimmed.is_empty() || trimmed == b"[DONE]" {
+                    return;
+                }
+            }
+        }
         if trimmed.len() > self.max_record_bytes {
             emit(SplitEvent::Problem {
                 line: self.buf_line,

@@ -1,0 +1,133 @@
+//! Saved `"stream": true` responses, through the whole scorer: server-sent events and NDJSON
+//! chunks become whole generations, are scored once each, and are read back for export.
+
+// Helpers in test crates may panic: a panic here is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use tracesift_core::dataset::{ScoredSet, TraceScores, score_bytes};
+use tracesift_core::export::reparse;
+use tracesift_core::import::Format;
+use tracesift_core::settings::Settings;
+
+fn score(input: &str) -> ScoredSet {
+    score_bytes(&Settings::default(), &[("stream.txt", input.as_bytes())]).unwrap()
+}
+
+/// The bytes of a trace's record (for an assembled stream, the span of its chunks).
+fn span<'a>(input: &'a str, trace: &TraceScores) -> &'a [u8] {
+    let start = trace.record.offset as usize;
+    &input.as_bytes()[start..start + trace.record.len as usize]
+}
+
+#[track_caller]
+fn assert_close(actual: Option<f64>, expected: f64) {
+    let actual = actual.unwrap();
+    assert!(
+        (actual - expected).abs() <= 1e-12 * expected.abs().max(1.0),
+        "expected {expected}, got {actual}"
+    );
+}
+
+/// An OpenAI chat stream with `n: 2`, as the server sends it: the choices interleave,
+/// `[DONE]` ends it, and a usage-only chunk has no choices.
+const CHAT_SSE: &str = r#"data: {"id":"chatcmpl-7","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null},{"index":1,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}
+
+data: {"id":"chatcmpl-7","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Final answer: up"},"logprobs":{"content":[{"token":"Final answer: up","logprob":-0.25,"bytes":[70],"top_logprobs":[{"token":"Final answer: up","logprob":-0.25},{"token":"Final answer: down","logprob":-1.5}]}]},"finish_reason":null}]}
+
+data: {"id":"chatcmpl-7","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":1,"delta":{"content":"Final answer: down"},"logprobs":{"content":[{"token":"Final answer: down","logprob":-1.25,"bytes":[70],"top_logprobs":[{"token":"Final answer: down","logprob":-1.25},{"token":"Final answer: up","logprob":-0.5}]}]},"finish_reason":null}]}
+
+data: {"id":"chatcmpl-7","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"."},"logprobs":{"content":[{"token":".","logprob":-0.5,"bytes":[46],"top_logprobs":[{"token":".","logprob":-0.5},{"token":"!","logprob":-1.0}]}]},"finish_reason":"stop"}]}
+
+data: {"id":"chatcmpl-7","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":1,"delta":{},"logprobs":null,"finish_reason":"stop"}]}
+
+data: {"id":"chatcmpl-7","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12}}
+
+data: [DONE]
+
+"#;
+
+#[test]
+fn an_sse_chat_stream_is_one_question_of_whole_generations() {
+    let set = score(CHAT_SSE);
+    assert!(set.report.skipped.is_empty(), "{:?}", set.report.skipped);
+    assert_eq!(set.report.format.as_deref(), Some("openai"));
+    assert_eq!(set.traces.len(), 2);
+    assert_eq!(set.questions.len(), 1);
+    // Generations come out in the order they finished; both belong to the stream's id.
+    let up = set.traces.iter().find(|t| t.record.sub_idx == 0).unwrap();
+    let down = set.traces.iter().find(|t| t.record.sub_idx == 1).unwrap();
+    assert_eq!(set.question_id(up), "chatcmpl-7");
+    assert_eq!((up.n_tokens, down.n_tokens), (2, 1));
+    assert_close(up.msp, 0.75);
+    assert_close(up.ppl, 0.375);
+    assert_close(down.msp, 1.25);
+    assert_eq!(set.class_name(up.class), Some("up"));
+    assert_eq!(set.class_name(down.class), Some("down"));
+    // Two answers that disagree: consistency 0 for both.
+    assert_eq!(up.consistency, Some(0.0));
+    // Both start on line 1 (the chunk that opened them) and span to their last chunk.
+    assert_eq!((up.record.line, down.record.line), (1, 1));
+    let note = &set.report.notes[0];
+    assert!(note.what.starts_with("stream chunks assembled"), "{note:?}");
+    // Six chunk records (the usage-only one too) made two generations.
+    assert_eq!((note.count, note.records), (6, 2));
+    // Export and the trace view read each generation back from its span.
+    let full = reparse(up, Format::Openai, span(CHAT_SSE, up)).unwrap();
+    assert_eq!(full.text.as_deref(), Some("Final answer: up."));
+    assert_eq!(full.tokens, ["Final answer: up", "."]);
+    let full = reparse(down, Format::Openai, span(CHAT_SSE, down)).unwrap();
+    assert_eq!(full.text.as_deref(), Some("Final answer: down"));
+}
+
+#[test]
+fn a_stream_cut_off_before_its_last_chunk_is_reported_by_line() {
+    // Everything up to the chunk that finishes choice 0: choice 1 never finishes.
+    let cut = CHAT_SSE
+        .split("\n\n")
+        .take(4)
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    let set = score(&cut);
+    assert_eq!(set.traces.len(), 1);
+    assert_eq!(set.report.skipped.len(), 1);
+    let skipped = &set.report.skipped[0];
+    assert_eq!(skipped.line, 1);
+    assert!(
+        skipped.reason.contains("stream ended"),
+        "{}",
+        skipped.reason
+    );
+}
+
+#[test]
+fn llamacpp_and_ollama_streams_are_assembled_one_after_another() {
+    // Two llama.cpp `/completion` streams saved back to back, then a whole response.
+    let llama = r#"{"index":0,"content":"Answer:","tokens":[1],"stop":false,"id_slot":0,"tokens_predicted":1,"completion_probabilities":[{"id":1,"token":"Answer:","logprob":-0.5,"bytes":[65],"top_logprobs":[{"id":1,"token":"Answer:","logprob":-0.5},{"id":2,"token":"So","logprob":-1.0}]}]}
+{"index":0,"content":" up","tokens":[3],"stop":false,"id_slot":0,"tokens_predicted":2,"completion_probabilities":[{"id":3,"token":" up","logprob":-0.25,"bytes":[32],"top_logprobs":[{"id":3,"token":" up","logprob":-0.25},{"id":4,"token":" down","logprob":-2.0}]}]}
+{"index":0,"content":"","tokens":[],"stop":true,"id_slot":0,"tokens_predicted":2,"stop_type":"eos"}
+{"index":0,"content":"Answer: down","tokens":[5],"stop":false,"id_slot":0,"completion_probabilities":[{"id":5,"token":"Answer: down","logprob":-2.0,"bytes":[65],"top_logprobs":[{"id":5,"token":"Answer: down","logprob":-2.0},{"id":1,"token":"Answer:","logprob":-0.3}]}]}
+{"index":0,"content":"","tokens":[],"stop":true,"id_slot":0,"tokens_predicted":1,"stop_type":"eos"}
+{"index":0,"content":"Answer: none","stop":true,"id_slot":0,"tokens_predicted":1,"completion_probabilities":[{"id":6,"token":"Answer: none","logprob":-0.75,"bytes":[65],"top_logprobs":[{"id":6,"token":"Answer: none","logprob":-0.75},{"id":1,"token":"Answer:","logprob":-1.3}]}]}
+"#;
+    let set = score(llama);
+    assert!(set.report.skipped.is_empty(), "{:?}", set.report.skipped);
+    assert_eq!(set.traces.len(), 3);
+    let msp: Vec<f64> = set.traces.iter().map(|t| t.msp.unwrap()).collect();
+    assert_eq!(msp, [0.75, 2.0, 0.75]);
+    let lines: Vec<u64> = set.traces.iter().map(|t| t.record.line).collect();
+    assert_eq!(lines, [1, 4, 6]);
+    let first = &set.traces[0];
+    let full = reparse(first, Format::Llamacpp, span(llama, first)).unwrap();
+    assert_eq!(full.text.as_deref(), Some("Answer: up"));
+
+    // Ollama's default: NDJSON chunks with `done: false`, then a `done: true` summary.
+    let ollama = r#"{"model":"llama3.2","created_at":"2025-01-01T00:00:00Z","response":"Answer","done":false,"logprobs":[{"token":"Answer","logprob":-0.1,"top_logprobs":[{"token":"Answer","logprob":-0.1},{"token":"So","logprob":-2.5}]}]}
+{"model":"llama3.2","created_at":"2025-01-01T00:00:00Z","response":": up","done":false,"logprobs":[{"token":": up","logprob":-0.3,"top_logprobs":[{"token":": up","logprob":-0.3},{"token":": down","logprob":-1.4}]}]}
+{"model":"llama3.2","created_at":"2025-01-01T00:00:00Z","response":"","done":true,"done_reason":"stop","eval_count":2}
+"#;
+    let set = score(ollama);
+    assert!(set.report.skipped.is_empty(), "{:?}", set.report.skipped);
+    assert_eq!(set.traces.len(), 1);
+    assert_close(set.traces[0].msp, 0.4);
+    assert_eq!(set.class_name(set.traces[0].class), Some("up"));
+}
