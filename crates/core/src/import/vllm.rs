@@ -27,10 +27,10 @@ use crate::trace::TraceBuf;
 
 const LOGPROBS: &str = "outputs.logprobs";
 
-/// Report note for a `RequestOutput` with `finished: false`.
-pub(crate) const UNFINISHED: &str = "unfinished vLLM RequestOutputs (`finished: false`, \
-     streamed partial outputs) not scored: each request is scored from its finished output \
-     (count: partial outputs)";
+/// Report note for a `CompletionOutput` with `finish_reason: null`.
+pub(crate) const UNFINISHED: &str = "unfinished vLLM outputs (`finish_reason: null`, streamed \
+     partial outputs) not scored: each generation is scored from its finished output (count: \
+     partial outputs)";
 
 pub(super) fn parse(
     record: &[u8],
@@ -42,8 +42,7 @@ pub(super) fn parse(
     })
 }
 
-/// One `RequestOutput`. Its `outputs` are read only once `finished` is known (it follows
-/// them in a dump), so the value is located on the first pass and read afterwards.
+/// One `RequestOutput`.
 fn parse_request_output(
     jiter: &mut Jiter<'_>,
     record: &[u8],
@@ -53,38 +52,50 @@ fn parse_request_output(
     let first = out.traces().len();
     let mut common = RecordCommon::default();
     let mut request_id = None;
-    let mut finished = None;
-    let mut outputs_span = None;
     json::for_each_member(jiter, "(record)", |jiter, key| {
         if common.read(jiter, key, options)? {
             return Ok(());
         }
         match key {
             "request_id" => request_id = json::next_id(jiter, key)?,
-            "finished" => finished = json::next_opt_bool(jiter, key)?,
-            "outputs" => outputs_span = Some(value_span(jiter, key)?),
+            "outputs" => {
+                json::for_each_element(jiter, "outputs", |jiter, _peek| {
+                    let (start, end) = value_span(jiter, "outputs")?;
+                    // vllm/v1/engine/output_processor.py `_new_completion_output`: a stream
+                    // sends an output per step with `finish_reason` None until its last.
+                    // With the default CUMULATIVE output kind the finished one holds the
+                    // whole generation; a partial one scored as well would add a short copy
+                    // of the trace to the question. The request's own `finished` does not
+                    // tell: with n > 1 it stays false until every sample has finished
+                    // (v1/engine/parallel_sampling.py `get_outputs`).
+                    if reread(record, start, end, is_unfinished)? {
+                        out.note(UNFINISHED, 1);
+                        return Ok(());
+                    }
+                    reread(record, start, end, |jiter| {
+                        parse_output(jiter, record, start, options, out.push())
+                    })
+                })?;
+            }
             _ => jiter.next_skip().ctx(key)?,
         }
         Ok(())
     })?;
-    // vllm/v1/engine/output_processor.py `make_request_output`: a stream sends a
-    // RequestOutput per step with `finished` false until the last one. With the default
-    // CUMULATIVE output kind the finished one holds the whole generation; a partial one
-    // scored as well would add a short copy of the same trace to the question.
-    if finished == Some(false) {
-        out.note(UNFINISHED, 1);
-        return Ok(());
-    }
-    if let Some((start, end)) = outputs_span {
-        reread(record, start, end, |jiter| {
-            json::for_each_element(jiter, "outputs", |jiter, _peek| {
-                parse_output(jiter, record, start, options, out.push())
-            })
-        })?;
-    }
     set_question_id(out, first, request_id.as_deref());
     common.apply(out, first);
     Ok(())
+}
+
+/// Whether a `CompletionOutput` has `finish_reason` present and `null`.
+fn is_unfinished(jiter: &mut Jiter<'_>) -> RecordResult<bool> {
+    let mut unfinished = false;
+    json::for_each_member(jiter, "outputs", |jiter, key| {
+        if key == "finish_reason" && jiter.peek().ctx(key)? == Peek::Null {
+            unfinished = true;
+        }
+        jiter.next_skip().ctx(key)
+    })?;
+    Ok(unfinished)
 }
 
 /// Skips the value at the reader's position and returns its byte range.
@@ -671,6 +682,7 @@ mod tests {
     const CUMULATIVE: &[u8] =
         include_bytes!("../../../../tests/data/formats/vllm_stream_cumulative.jsonl");
     const DELTA: &[u8] = include_bytes!("../../../../tests/data/formats/vllm_stream_delta.jsonl");
+    const STREAM_N2: &[u8] = include_bytes!("../../../../tests/data/formats/vllm_stream_n2.jsonl");
 
     /// The sampler's float32 values as Python floats (what `.tolist()` gives).
     fn f32s(values: &[f32]) -> Vec<f64> {
@@ -812,7 +824,8 @@ mod tests {
     #[test]
     fn unfinished_outputs_of_a_cumulative_stream_are_noted_not_scored() {
         // CUMULATIVE (the default output kind): every step's RequestOutput holds the whole
-        // generation so far, `finished` false until the last (output_processor.py:386-401).
+        // generation so far, `finish_reason` None until the last (output_processor.py:386-401,
+        // 475-530).
         let records = records(CUMULATIVE);
         assert_eq!(records.len(), 4);
         for record in &records[..3] {
@@ -873,5 +886,28 @@ mod tests {
         assert!(parse(Format::Vllm, record).is_ok());
         let record = br#"{"request_id":"q1","outputs":[{"index":0,"token_ids":[709],"cumulative_logprob":-3.0,"logprobs":[{"1":-0.4}]}]}"#;
         assert!(parse(Format::Vllm, record).is_ok());
+    }
+
+    #[test]
+    fn a_sample_that_finishes_first_in_an_n2_stream_is_scored() {
+        // n=2, CUMULATIVE: each RequestOutput carries one sample's output, and `finished`
+        // stays false until both samples are done (v1/engine/parallel_sampling.py:102-128),
+        // so sample 0's finished output arrives in a RequestOutput with `finished: false`.
+        let records = records(STREAM_N2);
+        assert_eq!(records.len(), 8);
+        let mut scored = Vec::new();
+        let mut partial = 0;
+        for record in &records {
+            let (traces, notes) = parse_with_notes(record);
+            partial += notes.iter().map(|note| note.count).sum::<u64>();
+            scored.extend(traces);
+        }
+        assert_eq!(partial, 6);
+        let texts: Vec<_> = scored.iter().map(|t| t.text.as_deref()).collect();
+        assert_eq!(texts, [Some("Answer: up"), Some("Answer: none")]);
+        for trace in &scored {
+            assert_eq!(trace.question_id.as_deref(), Some("q-n2"));
+            assert_eq!(trace.logprobs.len(), 4);
+        }
     }
 }
