@@ -33,7 +33,7 @@ pub struct ScoreOptions {
     /// Trace files (`-` for stdin; `.gz` or any gzip stream is decompressed).
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<String>,
-    /// auto|canonical|openai|openai-batch|completions|vllm|tgi|llamacpp|sglang|ollama
+    /// auto|canonical|openai|openai-batch|completions|openai-responses|vllm|tgi|llamacpp|sglang|ollama
     #[arg(long)]
     pub format: Option<String>,
     /// Similarity for consistency: answer|rouge_l|embedding

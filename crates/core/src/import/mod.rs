@@ -11,6 +11,7 @@ mod canonical;
 mod llamacpp;
 mod ollama;
 mod openai;
+mod responses;
 mod sglang;
 mod tgi;
 mod vllm;
@@ -23,6 +24,8 @@ pub enum Format {
     Openai,
     OpenaiBatch,
     Completions,
+    /// The OpenAI Responses API (`"object": "response"`, `output[].content[]`).
+    OpenaiResponses,
     Vllm,
     Tgi,
     Llamacpp,
@@ -31,11 +34,12 @@ pub enum Format {
 }
 
 impl Format {
-    pub const ALL: [Format; 9] = [
+    pub const ALL: [Format; 10] = [
         Format::Canonical,
         Format::Openai,
         Format::OpenaiBatch,
         Format::Completions,
+        Format::OpenaiResponses,
         Format::Vllm,
         Format::Tgi,
         Format::Llamacpp,
@@ -50,6 +54,7 @@ impl Format {
             Format::Openai => "openai",
             Format::OpenaiBatch => "openai-batch",
             Format::Completions => "completions",
+            Format::OpenaiResponses => "openai-responses",
             Format::Vllm => "vllm",
             Format::Tgi => "tgi",
             Format::Llamacpp => "llamacpp",
@@ -152,6 +157,7 @@ pub fn parse_record(
         Format::Canonical => canonical::parse(record, options, out),
         Format::OpenaiBatch => openai::parse_batch(record, options, out),
         Format::Openai | Format::Completions => openai::parse_response_object(record, options, out),
+        Format::OpenaiResponses => openai::parse_responses_object(record, options, out),
         Format::Vllm => vllm::parse(record, options, out),
         Format::Tgi => tgi::parse(record, options, out),
         Format::Llamacpp => llamacpp::parse(record, options, out),
@@ -211,10 +217,14 @@ pub fn detect(record: &[u8]) -> Option<Format> {
 fn detect_object(jiter: &mut Jiter<'_>) -> Option<Format> {
     let mut keys: Vec<String> = Vec::new();
     let mut choice_keys: Vec<String> = Vec::new();
+    // The `object` tag (`"response"`, `"chat.completion"`, …) where it is a string.
+    let mut object_tag: Option<String> = None;
     let mut key = jiter.known_object().ok()?.map(str::to_owned);
     while let Some(name) = key {
         if name == "choices" {
             choice_keys = first_element_keys(jiter).unwrap_or_default();
+        } else if name == "object" && jiter.peek().ok()? == Peek::String {
+            object_tag = Some(jiter.known_str().ok()?.to_owned());
         } else {
             jiter.next_skip().ok()?;
         }
@@ -227,6 +237,8 @@ fn detect_object(jiter: &mut Jiter<'_>) -> Option<Format> {
     // is still that provider's format.
     if has("custom_id") && has("response") {
         Some(Format::OpenaiBatch)
+    } else if object_tag.as_deref() == Some("response") || (has("output") && has("created_at")) {
+        Some(Format::OpenaiResponses)
     } else if has("choices") {
         if choice_has("message") || choice_has("delta") {
             Some(Format::Openai)
