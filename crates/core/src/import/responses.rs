@@ -187,17 +187,18 @@ mod tests {
     use crate::import::{Format, ImportNote, ImportOptions, TraceBatch, detect, parse_record};
 
     // Written by openai-python 3.57.0's own types, `Response.model_dump_json()`
-    // (scripts/fixtures/openai_responses.py); the last line is a Batch output line whose body
-    // is the first response.
+    // (scripts/fixtures/openai_responses.py), and a Batch output line whose body is the first.
     const RESPONSES: &[u8] =
         include_bytes!("../../../../tests/data/formats/openai_responses.jsonl");
+    const BATCH: &[u8] =
+        include_bytes!("../../../../tests/data/formats/openai_batch_responses.jsonl");
 
     const UP_LOGPROBS: [f64; 3] = [-0.0021, -1.5e-05, -0.2614];
 
     #[test]
     fn a_response_is_one_trace_of_its_output_text() {
         let records = records(RESPONSES);
-        assert_eq!(records.len(), 7);
+        assert_eq!(records.len(), 6);
 
         // Reasoning item, then a message: only the message's output_text is the trace.
         let traces = parse(Format::OpenaiResponses, &records[0]).unwrap();
@@ -263,7 +264,9 @@ mod tests {
         );
 
         // A Batch line of `/v1/responses`: the same trace, under its custom_id.
-        let traces = parse(Format::OpenaiBatch, &records[6]).unwrap();
+        let batch = self::records(BATCH);
+        assert_eq!(batch.len(), 1);
+        let traces = parse(Format::OpenaiBatch, &batch[0]).unwrap();
         assert_eq!(traces.len(), 1);
         assert_eq!(
             traces[0].question_id.as_deref(),
