@@ -569,7 +569,8 @@ fn finish_response(
     if echoed {
         let echoed_counts = echoed_prompt_counts(out, info);
         for (choice, echoed) in info.choices.iter().zip(echoed_counts) {
-            if choice.echoed {
+            // Zero echoed entries: the first `null` was an invalid value, not a prompt token.
+            if choice.echoed && echoed != Some(0) {
                 cut_echoed_prompt(record, out, choice, echoed, prompt, options);
             }
         }
@@ -598,6 +599,9 @@ fn finish_response(
 ///    tokens (counted once; OpenAI, vLLM serving.py:662-666, SGLang usage_processor.py:25-31),
 ///    which is checked against the total: Σ entries − completion_tokens = n × prompt_tokens.
 ///    Several prompts in one request fail this check: their split is not known.
+///
+/// Where `usage` counts every entry as generated, there is no echoed prompt (0): the first
+/// `null` is then an invalid value of a generated token, counted as such by the scorer.
 fn echoed_prompt_counts(out: &TraceBatch, info: &ResponseInfo) -> Vec<Option<usize>> {
     let traces = out.traces();
     let n_entries = |choice: &ChoiceInfo| {
@@ -611,7 +615,7 @@ fn echoed_prompt_counts(out: &TraceBatch, info: &ResponseInfo) -> Vec<Option<usi
             (Some(count), _) | (None, Some(count)) => Some(count),
             (None, None) => None,
         };
-    let fits = |count: usize, choice: &ChoiceInfo| count >= 1 && count <= n_entries(choice);
+    let fits = |count: usize, choice: &ChoiceInfo| count <= n_entries(choice);
     let Usage {
         prompt_tokens,
         completion_tokens,
@@ -621,6 +625,7 @@ fn echoed_prompt_counts(out: &TraceBatch, info: &ResponseInfo) -> Vec<Option<usi
             .and_then(|generated| usize::try_from(generated).ok())
             .and_then(|generated| n_entries(only).checked_sub(generated))
             .filter(|&echoed| match prompt_tokens {
+                _ if echoed == 0 => true,
                 Some(prompt_tokens) => {
                     let echoed = echoed as u64;
                     echoed == prompt_tokens || echoed + 1 == prompt_tokens
@@ -631,6 +636,7 @@ fn echoed_prompt_counts(out: &TraceBatch, info: &ResponseInfo) -> Vec<Option<usi
             let all_echoed = choices.iter().all(|choice| choice.echoed);
             let total: usize = choices.iter().map(n_entries).sum();
             match (prompt_tokens, completion_tokens) {
+                (_, Some(generated)) if total as u64 == generated => Some(0),
                 (Some(prompt_tokens), Some(generated)) if all_echoed => {
                     let n_choices = choices.len() as u64;
                     let echoed_total = (total as u64).checked_sub(generated);
@@ -1278,6 +1284,20 @@ mod tests {
         assert_raw(&traces[0].logprobs, &[-0.2]);
         assert_eq!(traces[1].text.as_deref(), Some(" down."));
         assert_raw(&traces[1].logprobs, &[-1.7, -0.3]);
+    }
+
+    #[test]
+    fn a_null_first_value_that_usage_counts_as_generated_is_no_echo() {
+        let nan = f64::NAN;
+        let one: &[(&str, &[&str], &[f64])] = &[(" up", &[" up", "<|endoftext|>"], &[nan, -0.01])];
+        let record = echo_record(
+            one,
+            r#","usage":{"prompt_tokens":12,"completion_tokens":2,"total_tokens":14}"#,
+        );
+        let (traces, notes) = parse_noted(Format::Completions, &record, false);
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!(traces[0].text.as_deref(), Some(" up"));
+        assert_raw(&traces[0].logprobs, &[nan, -0.01]);
     }
 
     #[test]
