@@ -604,6 +604,16 @@ mod tests {
     }
 
     #[test]
+    fn logprobs_of_requested_token_ids_are_not_top_lists() {
+        // `token_ids_logprob` adds `output_token_ids_logprobs`: log-probs of ids the caller
+        // chose (tokenizer_manager.py:2965-3007), not the top of the distribution.
+        let record = br#"{"text":"up","meta_info":{"id":"a","output_token_logprobs":[[-0.1,709,null]],"input_token_ids_logprobs":[null],"output_token_ids_logprobs":[[[-0.1,709,null],[-2.3,1523,null]]]}}"#;
+        let trace = &parse(Format::Sglang, record).unwrap()[0];
+        assert_raw(&trace.logprobs, &[-0.1]);
+        assert!(!trace.has_top());
+    }
+
+    #[test]
     fn triples_without_text_and_one_entry_top_lists() {
         // `return_text_in_logprobs=false`: [logprob, token_id, null] (tokenizer_manager.py
         // `detokenize_logprob_tokens`); top_logprobs_num=1 gives the top token alone, so
