@@ -41,6 +41,9 @@ pub struct TraceScores {
     pub ppl: Option<f64>,
     pub mte: Option<f64>,
     pub consistency: Option<f64>,
+    /// What finds the trace's request in a request file (`--requests`).
+    #[serde(default)]
+    pub request: crate::requests::RequestKey,
 }
 
 impl TraceScores {
@@ -153,6 +156,9 @@ pub struct Report {
     /// What was assembled, left out or regrouped on the way in, by kind.
     #[serde(default)]
     pub notes: Vec<ReportNote>,
+    /// Whole responses read (an assembled stream generation is one), failed ones included.
+    #[serde(default)]
+    pub responses: u64,
 }
 
 /// Everything a run produced (serialisable: the app's worker hands it to the page).
@@ -259,6 +265,11 @@ pub struct Scorer {
     absorbed_lines: u64,
     /// This scorer scores a part of a file for [`Scorer::absorb`].
     is_range: bool,
+    /// Whole responses read so far, failed ones included: a request file joined by
+    /// position pairs the n-th request with the n-th response.
+    responses: u64,
+    /// The response being imported: its position and how many traces it gave.
+    current_response: (u64, u32),
 }
 
 /// A part of a file scored on its own (see [`Scorer::range_scorer`]), for
@@ -274,6 +285,8 @@ pub struct ScoredPart {
     skipped: Vec<Skipped>,
     #[serde(default)]
     notes: Vec<ReportNote>,
+    #[serde(default)]
+    responses: u64,
     lines: u64,
     invalid_tokens: u64,
 }
@@ -336,6 +349,8 @@ impl Scorer {
             defaulted_ids: Vec::new(),
             absorbed_lines: 0,
             is_range: false,
+            responses: 0,
+            current_response: (0, 1),
         };
         for class in scorer.options.class_map.classes().to_vec() {
             scorer.class_idx(class);
@@ -509,6 +524,8 @@ impl Scorer {
         let options = ImportOptions {
             keep_content: false,
         };
+        let ordinal = self.responses;
+        self.responses += 1;
         let mut batch = std::mem::take(&mut self.batch);
         match import::parse_record(format, record.bytes, options, &mut batch) {
             Err(error) => {
@@ -525,6 +542,7 @@ impl Scorer {
                     add_note(&mut self.notes, note.what, note.count, &[record.line], 1);
                 }
                 let n_traces = batch.traces().len();
+                self.current_response = (ordinal, u32::try_from(n_traces).unwrap_or(u32::MAX));
                 for (sub_idx, trace) in batch.traces_mut().iter_mut().enumerate() {
                     let record_ref = RecordRef {
                         file_idx: u32::try_from(self.files.len().saturating_sub(1)).unwrap_or(0),
@@ -580,7 +598,21 @@ impl Scorer {
                 }
             },
         };
+        // The response's own id, kept apart only where the question id may differ from it.
+        let has_own_id = trace.question_id.is_some();
+        let question_may_differ =
+            self.options.question_field.is_some() || self.options.sample_suffix.is_some();
+        let own_id = question_may_differ
+            .then(|| trace.question_id.clone())
+            .flatten();
         let question_id = self.question_id(format, record, record_ref.line, trace)?;
+        let request = crate::requests::RequestKey::new(
+            self.current_response,
+            record_ref.sub_idx,
+            has_own_id,
+            own_id,
+            &question_id,
+        );
         let question_idx = self.question_idx(question_id);
         let stats = match self.deferred.as_mut() {
             Some(deferred) => {
@@ -624,6 +656,7 @@ impl Scorer {
             ppl: stats.ppl(),
             mte: stats.mte(),
             consistency: None,
+            request,
         });
         self.payloads.push(payload);
         Ok(())
@@ -730,6 +763,7 @@ impl Scorer {
             classes: self.classes,
             skipped: self.skipped,
             notes: self.notes,
+            responses: self.responses,
             lines: self.lines,
             invalid_tokens: self.invalid_tokens,
         }
@@ -765,6 +799,8 @@ impl Scorer {
     pub fn absorb_part(&mut self, range: ScoredPart) {
         let line_shift = self.splitter.lines_seen() + self.absorbed_lines;
         self.absorbed_lines += range.lines;
+        let response_shift = self.responses;
+        self.responses += range.responses;
         let file_idx = u32::try_from(self.files.len().saturating_sub(1)).unwrap_or(0);
         let class_map: Vec<u32> = range
             .classes
@@ -798,6 +834,7 @@ impl Scorer {
             trace.label = trace.label.map(|label| map(&class_map, label));
             trace.record.line += line_shift;
             trace.record.file_idx = file_idx;
+            trace.request.ordinal += response_shift;
             if let Some(question) = self.questions.get_mut(trace.question_idx as usize) {
                 if defaulted {
                     trace.trace_id = format!("{}#{}", question.id, question.n_traces);
@@ -937,6 +974,7 @@ impl Scorer {
             invalid_tokens: self.invalid_tokens,
             backend: "cpu".to_owned(),
             notes: self.notes,
+            responses: self.responses,
         };
         ScoredSet {
             traces: self.traces,

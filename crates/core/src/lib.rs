@@ -3,6 +3,7 @@
 //! diagnostics out, so the CLI and the browser app run exactly the same code.
 
 pub mod answer;
+pub mod chat_template;
 pub mod dataset;
 pub mod eval;
 pub mod evaluate;
@@ -10,6 +11,7 @@ pub mod export;
 pub mod filter;
 pub mod import;
 pub mod json;
+pub mod requests;
 pub mod score;
 pub mod settings;
 pub mod similarity;

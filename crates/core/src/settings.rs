@@ -40,8 +40,12 @@ pub struct Settings {
     pub export: ExportFormat,
     /// Seed of the matched-size random baseline.
     pub seed: u64,
-    /// System message for chat-style exports (OpenAI, ShareGPT); none by default.
+    /// System message for chat-style exports (OpenAI, ShareGPT), where the prompt has
+    /// none; none by default.
     pub system_prompt: Option<String>,
+    /// Write SFT exports (openai, trl, sharegpt, alpaca) even when a kept trace has an
+    /// empty prompt; by default such an export is refused.
+    pub allow_empty_prompt: bool,
 }
 
 impl Default for Settings {
@@ -64,6 +68,7 @@ impl Default for Settings {
             export: ExportFormat::Canonical,
             seed: 0,
             system_prompt: None,
+            allow_empty_prompt: false,
         }
     }
 }
