@@ -24,8 +24,72 @@ pub const ASSEMBLED: &str = "stream chunks assembled into whole generations (cou
 pub fn has_streams(format: Format) -> bool {
     matches!(
         format,
-        Format::Openai | Format::Completions | Format::Llamacpp | Format::Ollama
+        Format::Openai
+            | Format::Completions
+            | Format::Llamacpp
+            | Format::Ollama
+            | Format::OpenaiResponses
     )
+}
+
+/// A Responses API stream event (`{"type": "response.…", "sequence_number": n, …}`). The
+/// terminal events (`response.completed`, `response.incomplete`, `response.failed`) carry the
+/// whole response, which is the generation; the others only repeat pieces of it.
+#[derive(Debug, Default)]
+struct ResponsesEvent {
+    /// The response's id (from `response.id`), for matching `created` with its end.
+    id: String,
+    created: bool,
+    /// Where the whole `response` object of a terminal event sits in the record.
+    terminal: Option<(usize, usize)>,
+}
+
+/// Reads `record` as a Responses stream event; None when it is not one.
+fn read_responses_event(record: &[u8]) -> RecordResult<Option<ResponsesEvent>> {
+    let mut jiter = json::reader(record);
+    if jiter.peek().ctx("(record)")? != Peek::Object {
+        return Ok(None);
+    }
+    let mut event = ResponsesEvent::default();
+    let mut kind: Option<String> = None;
+    let mut sequenced = false;
+    let mut response_span = None;
+    json::for_each_member(&mut jiter, "(record)", |jiter, key| {
+        match key {
+            "type" => kind = json::next_opt_string(jiter, key)?,
+            "sequence_number" => {
+                sequenced = true;
+                jiter.next_skip().ctx(key)?;
+            }
+            "response" => {
+                jiter.peek().ctx(key)?;
+                let start = jiter.current_index();
+                json::for_each_member(jiter, key, |jiter, key| {
+                    match key {
+                        "id" => event.id = json::next_id(jiter, "response.id")?.unwrap_or_default(),
+                        _ => jiter.next_skip().ctx(key)?,
+                    }
+                    Ok(())
+                })?;
+                response_span = Some((start, jiter.current_index()));
+            }
+            _ => jiter.next_skip().ctx(key)?,
+        }
+        Ok(())
+    })?;
+    let Some(kind) = kind.filter(|kind| sequenced && kind.starts_with("response.")) else {
+        return Ok(None);
+    };
+    event.created = kind == "response.created";
+    let terminal = [
+        "response.completed",
+        "response.incomplete",
+        "response.failed",
+    ];
+    if terminal.contains(&kind.as_str()) {
+        event.terminal = response_span;
+    }
+    Ok(Some(event))
 }
 
 /// One generation's share of a chunk.
@@ -524,6 +588,8 @@ pub struct StreamAssembler {
     /// OpenAI generations already finished (id, choice index): a later chunk of one is an
     /// error, not a new generation.
     finished: std::collections::HashSet<(String, u64)>,
+    /// Responses API streams created and not ended yet: (response id, line, events).
+    open_responses: Vec<(String, u64, u64)>,
 }
 
 impl StreamAssembler {
@@ -535,6 +601,9 @@ impl StreamAssembler {
         offset: u64,
         line: u64,
     ) -> RecordResult<Fed> {
+        if format == Format::OpenaiResponses {
+            return self.feed_responses_event(record, offset, line);
+        }
         let Some(chunk) = read_chunk(format, record)? else {
             return Ok(Fed::Whole);
         };
@@ -616,6 +685,47 @@ impl StreamAssembler {
         Ok(Fed::Chunk(done))
     }
 
+    /// A Responses API event: the terminal one hands out its whole `response` (its
+    /// record points at that object, so exports read it like any response).
+    fn feed_responses_event(&mut self, record: &[u8], offset: u64, line: u64) -> RecordResult<Fed> {
+        let Some(event) = read_responses_event(record)? else {
+            return Ok(Fed::Whole);
+        };
+        // Events between `created` and the end name an item, not the response: they count
+        // towards the latest open one.
+        let open = if event.id.is_empty() {
+            self.open_responses.len().checked_sub(1)
+        } else {
+            self.open_responses
+                .iter()
+                .position(|(id, _, _)| *id == event.id)
+        };
+        if let Some(idx) = open {
+            self.open_responses[idx].2 += 1;
+        } else if event.created {
+            self.open_responses.push((event.id.clone(), line, 1));
+        }
+        let Some((start, end)) = event.terminal else {
+            return Ok(Fed::Chunk(Vec::new()));
+        };
+        let (first_line, events) = match open {
+            Some(idx) => {
+                let (_, first_line, events) = self.open_responses.swap_remove(idx);
+                (first_line, events)
+            }
+            None => (line, 1),
+        };
+        let response = record.get(start..end).unwrap_or(&[]);
+        Ok(Fed::Chunk(vec![Assembled {
+            record: response.to_vec(),
+            offset: offset + start as u64,
+            len: response.len() as u64,
+            line: first_line.min(line),
+            sub_idx: 0,
+            chunks: events,
+        }]))
+    }
+
     fn position(&self, id: &str, index: u64) -> Option<usize> {
         self.open
             .iter()
@@ -632,6 +742,11 @@ impl StreamAssembler {
                 chunks: generation.chunks,
             })
             .collect();
+        unfinished.extend(
+            self.open_responses
+                .drain(..)
+                .map(|(_, line, chunks)| Unfinished { line, chunks }),
+        );
         unfinished.sort_by_key(|generation| generation.line);
         self.finished.clear();
         unfinished
@@ -853,6 +968,32 @@ mod tests {
         let record = String::from_utf8(done[0].record.clone()).unwrap();
         assert!(record.contains(r#""thinking":"Hmm""#), "{record}");
         assert!(record.contains(r#""eval_count":2"#), "{record}");
+    }
+
+    #[test]
+    fn responses_events_hand_out_the_completed_response() {
+        let lines = [
+            r#"{"type":"response.created","sequence_number":0,"response":{"id":"resp_1","object":"response","created_at":1,"status":"in_progress","output":[]}}"#,
+            r#"{"type":"response.output_text.delta","sequence_number":1,"item_id":"msg_1","output_index":0,"content_index":0,"delta":"up","logprobs":[{"token":"up","logprob":-0.2,"top_logprobs":[]}]}"#,
+            r#"{"type":"response.completed","sequence_number":2,"response":{"id":"resp_1","object":"response","created_at":1,"status":"completed","output":[{"type":"message","id":"msg_1","role":"assistant","status":"completed","content":[{"type":"output_text","text":"up","annotations":[],"logprobs":[{"token":"up","logprob":-0.2,"bytes":[117,112],"top_logprobs":[{"token":"up","logprob":-0.2,"bytes":[117,112]},{"token":"down","logprob":-1.7,"bytes":[100]}]}]}]}]}}"#,
+        ];
+        let (done, whole, unfinished) = feed_all(Format::OpenaiResponses, &lines);
+        assert!(whole.is_empty() && unfinished.is_empty());
+        assert_eq!(done.len(), 1);
+        let assembled = &done[0];
+        assert_eq!((assembled.line, assembled.chunks), (1, 3));
+        let file = lines.join("\n");
+        let span = &file.as_bytes()
+            [assembled.offset as usize..(assembled.offset + assembled.len) as usize];
+        assert_eq!(span, assembled.record.as_slice());
+        assert!(!is_chunk(Format::OpenaiResponses, span));
+        let trace = &parse_as(Format::OpenaiResponses, span, true).unwrap()[0];
+        assert_eq!(trace.text.as_deref(), Some("up"));
+        assert_eq!(trace.logprobs, vec![-0.2]);
+        // A stream cut off before `response.completed` is reported.
+        let (done, _, unfinished) = feed_all(Format::OpenaiResponses, &lines[..2]);
+        assert!(done.is_empty());
+        assert_eq!(unfinished, vec![Unfinished { line: 1, chunks: 2 }]);
     }
 
     #[test]
