@@ -304,7 +304,7 @@ fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
 
 /// A count: a non-negative whole number, or None for `null` or anything else (a count a
 /// server did not write is not worth failing the record for).
-fn next_count(jiter: &mut Jiter<'_>, field: &str) -> RecordResult<Option<u64>> {
+pub(super) fn next_count(jiter: &mut Jiter<'_>, field: &str) -> RecordResult<Option<u64>> {
     Ok(next_lenient_f64(jiter, field)?
         .filter(|value| *value >= 0.0 && value.fract() == 0.0 && *value < 2f64.powi(53))
         .map(|value| value as u64))
