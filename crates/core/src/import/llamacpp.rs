@@ -64,6 +64,11 @@ pub(crate) const OLD_PROBS: &str = "log-probs are the natural log of the `probs`
      servers before 2025, taken after the sampling chain (temperature, top-k, top-p): not \
      the model's own distribution (count: tokens)";
 
+/// Report note: old-shape tokens sampled from outside their own `probs` list.
+pub(crate) const OLD_SAMPLED_UNLISTED: &str = "llama.cpp tokens (servers before 2025) sampled \
+     from outside the top `n_probs` candidates listed for them have no probability: counted \
+     as invalid tokens (count: tokens)";
+
 /// Report note: results grouped into questions by the prompt they answer.
 pub(crate) const GROUPED_BY_PROMPT: &str = "llama.cpp results grouped into questions by the \
      prompt they answer, with the id `prompt-<hash of model and prompt>`: the server gives \
@@ -87,6 +92,8 @@ struct ProbsRead {
     post_sampling: u64,
     /// Kept entries of the old `{content, probs}` shape.
     old_shape: u64,
+    /// Old-shape entries whose sampled token is not among the listed candidates.
+    old_unlisted: u64,
     /// Kept entries whose value is a probability (either of the above) of exactly 1.
     prob_one: u64,
 }
@@ -290,6 +297,7 @@ fn note_probabilities(
         out.note(POST_SAMPLING_PROBS, probs.post_sampling);
         out.note(OLD_PROBS, probs.old_shape);
     }
+    out.note(OLD_SAMPLED_UNLISTED, probs.old_unlisted);
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -416,6 +424,9 @@ fn read_probabilities(
         any_top |= has_top;
         if old_probs && !has_logprob {
             read.old_shape += 1;
+            if logprob.is_nan() {
+                read.old_unlisted += 1;
+            }
         } else if from_prob {
             read.post_sampling += 1;
         }
@@ -566,7 +577,9 @@ mod tests {
         assert_eq!(trace.label.as_deref(), Some("none"));
         assert_eq!(trace.text.as_deref(), Some("Answer: none"));
         assert_eq!(trace.tokens, strings(&["Answer", ":", " none"]));
-        // " none" was sampled from outside the two listed candidates: NaN.
+        // " none" was sampled from outside the two listed candidates: NaN (the list is the
+        // first `n_probs` candidates after sampling, server.cpp:2399-2423 in the
+        // llama-cpp-python 0.2.85 sdist; the sampled one need not be among them).
         assert_raw(
             &trace.logprobs,
             &[0.982_f64.ln(), 0.9996_f64.ln(), f64::NAN],
@@ -576,6 +589,11 @@ mod tests {
         assert_eq!(
             trace.top_tokens,
             strings(&["Answer", "Final", ":", " is", " down", " up"])
+        );
+        let (_, notes) = parse_with_notes(&records[2]);
+        assert_eq!(
+            notes[1..],
+            [note(OLD_PROBS, 3), note(OLD_SAMPLED_UNLISTED, 1)]
         );
         // Matching needs the token strings even when they are not kept.
         let traces = parse_as(Format::Llamacpp, &records[2], false).unwrap();
