@@ -324,6 +324,17 @@ pub fn Summary(scored: RwSignal<Option<Arc<ScoredSet>>>) -> impl IntoView {
                 })
                 .collect();
             let n_skipped = skipped.len();
+            // What was assembled, left out or regrouped on the way in, by kind.
+            let notes: Vec<String> = report
+                .notes
+                .iter()
+                .map(|note| {
+                    let lines: Vec<String> = note.lines.iter().map(u64::to_string).collect();
+                    let more = if note.records > note.lines.len() as u64 { ", …" } else { "" };
+                    format!("{} — {} ({} records; lines {}{more})", note.what, note.count, note.records, lines.join(", "))
+                })
+                .collect();
+            let has_notes = !notes.is_empty();
             Some(view! {
                 <section class="summary" data-testid="summary">
                     <p>
@@ -335,6 +346,11 @@ pub fn Summary(scored: RwSignal<Option<Arc<ScoredSet>>>) -> impl IntoView {
                     <Show when=move || { n_skipped > 0 }>
                         <ul class="skipped">
                             {skipped.iter().take(50).map(|line| view! { <li>{line.clone()}</li> }).collect_view()}
+                        </ul>
+                    </Show>
+                    <Show when=move || has_notes>
+                        <ul class="skipped" data-testid="import-notes">
+                            {notes.iter().map(|line| view! { <li>{line.clone()}</li> }).collect_view()}
                         </ul>
                     </Show>
                 </section>

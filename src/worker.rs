@@ -470,7 +470,15 @@ fn trace_detail(trace_idx: usize) -> Result<TraceDetail, String> {
 /// decompressing pass that collects the records the export needs.
 struct RecordSource<'a> {
     state: &'a State,
-    from_gzip: std::collections::HashMap<(u32, u64), Vec<u8>>,
+    from_gzip: std::collections::HashMap<RecordKey, Vec<u8>>,
+}
+
+/// A record's bytes by file, offset and length: a generation assembled from a stream spans
+/// its chunks, so two of them can start at the same chunk and overlap.
+type RecordKey = (u32, u64, u64);
+
+fn record_key(record: &RecordRef) -> RecordKey {
+    (record.file_idx, record.offset, record.len)
 }
 
 impl<'a> RecordSource<'a> {
@@ -490,8 +498,8 @@ impl<'a> RecordSource<'a> {
             })
             .map(|(trace, _)| trace.record)
             .collect();
-        wanted.sort_by_key(|record| (record.file_idx, record.offset));
-        wanted.dedup_by_key(|record| (record.file_idx, record.offset));
+        wanted.sort_by_key(record_key);
+        wanted.dedup_by_key(|record| record_key(record));
         let mut from_gzip = std::collections::HashMap::new();
         for (file_idx, blob) in state.blobs.iter().enumerate() {
             let in_file: Vec<&RecordRef> = wanted
@@ -519,7 +527,7 @@ impl<'a> RecordSource<'a> {
         if gzipped {
             return self
                 .from_gzip
-                .remove(&(record.file_idx, record.offset))
+                .remove(&record_key(record))
                 .ok_or_else(|| {
                     "the record could not be read back from the gzip stream".to_owned()
                 });
@@ -537,40 +545,43 @@ impl<'a> RecordSource<'a> {
     }
 }
 
-/// Streams `stream` once, copying out the byte ranges of `records` (sorted by offset).
+/// Streams `stream` once, copying out the byte ranges of `records` (sorted by offset; the
+/// ranges may overlap).
 fn collect_ranges(
     mut stream: impl Read,
     records: &[&RecordRef],
-    out: &mut std::collections::HashMap<(u32, u64), Vec<u8>>,
+    out: &mut std::collections::HashMap<RecordKey, Vec<u8>>,
 ) -> std::io::Result<()> {
     let mut position: u64 = 0;
     let mut chunk = vec![0u8; 1 << 20];
     let mut next = 0;
-    let mut partial: Vec<u8> = Vec::new();
-    while next < records.len() {
+    // Records that have started but not ended, with the bytes read of each so far.
+    let mut open: Vec<(&RecordRef, Vec<u8>)> = Vec::new();
+    while next < records.len() || !open.is_empty() {
         let n = stream.read(&mut chunk)?;
         if n == 0 {
             break;
         }
         let chunk_start = position;
         position += n as u64;
-        while let Some(record) = records.get(next) {
+        while let Some(&record) = records.get(next) {
             if record.offset >= position {
                 break;
             }
+            open.push((record, Vec::new()));
+            next += 1;
+        }
+        open.retain_mut(|(record, bytes)| {
             let end = record.offset + record.len;
             let from = record.offset.max(chunk_start) - chunk_start;
             let to = end.min(position) - chunk_start;
-            partial.extend_from_slice(chunk.get(from as usize..to as usize).unwrap_or(&[]));
+            bytes.extend_from_slice(chunk.get(from as usize..to as usize).unwrap_or(&[]));
             if end > position {
-                break;
+                return true;
             }
-            out.insert(
-                (record.file_idx, record.offset),
-                std::mem::take(&mut partial),
-            );
-            next += 1;
-        }
+            out.insert(record_key(record), std::mem::take(bytes));
+            false
+        });
     }
     Ok(())
 }
