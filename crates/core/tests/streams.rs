@@ -30,21 +30,7 @@ fn assert_close(actual: Option<f64>, expected: f64) {
 
 /// An OpenAI chat stream with `n: 2`, as the server sends it: the choices interleave,
 /// `[DONE]` ends it, and a usage-only chunk has no choices.
-const CHAT_SSE: &str = r#"data: {"id":"chatcmpl-7","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null},{"index":1,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}
-
-data: {"id":"chatcmpl-7","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Final answer: up"},"logprobs":{"content":[{"token":"Final answer: up","logprob":-0.25,"bytes":[70],"top_logprobs":[{"token":"Final answer: up","logprob":-0.25},{"token":"Final answer: down","logprob":-1.5}]}]},"finish_reason":null}]}
-
-data: {"id":"chatcmpl-7","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":1,"delta":{"content":"Final answer: down"},"logprobs":{"content":[{"token":"Final answer: down","logprob":-1.25,"bytes":[70],"top_logprobs":[{"token":"Final answer: down","logprob":-1.25},{"token":"Final answer: up","logprob":-0.5}]}]},"finish_reason":null}]}
-
-data: {"id":"chatcmpl-7","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"."},"logprobs":{"content":[{"token":".","logprob":-0.5,"bytes":[46],"top_logprobs":[{"token":".","logprob":-0.5},{"token":"!","logprob":-1.0}]}]},"finish_reason":"stop"}]}
-
-data: {"id":"chatcmpl-7","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":1,"delta":{},"logprobs":null,"finish_reason":"stop"}]}
-
-data: {"id":"chatcmpl-7","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12}}
-
-data: [DONE]
-
-"#;
+const CHAT_SSE: &str = include_str!("../../../tests/data/formats/openai_chat_stream_n2.sse");
 
 #[test]
 fn an_sse_chat_stream_is_one_question_of_whole_generations() {
