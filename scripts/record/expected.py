@@ -312,6 +312,13 @@ FILES = {
     "openai/completion_echo.jsonl": ("jsonl", "openai-echo"),
     "openai/batch_output.jsonl": ("jsonl", "openai-batch"),
     "openai/responses.jsonl": ("jsonl", "openai-responses"),
+    "vllm/offline_logprobs.jsonl": ("jsonl", "vllm"),
+    "vllm/offline_flat.jsonl": ("jsonl", "vllm"),
+    "vllm/offline_logprobs0.jsonl": ("jsonl", "vllm"),
+    "vllm/completions_echo.jsonl": ("jsonl", "openai-echo"),
+    "vllm/chat_n2.jsonl": ("jsonl", "openai"),
+    "vllm/chat_stream.sse": ("sse", "openai-chunks"),
+    "vllm/run_batch_output.jsonl": ("jsonl", "openai-batch"),
 }
 
 
