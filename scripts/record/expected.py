@@ -5,7 +5,8 @@ For each data file FILE it writes FILE.expected.json:
 
     {"file": name, "how": how it was read,
      "lines": physical lines, "skipped_lines": [line numbers of records that are not traces],
-     "questions": number of questions or null where grouping is a setting,
+     "questions": number of questions (as the provider groups samples; set per file in
+                  FILES where the file alone does not say) or null where it is a setting,
      "invalid_tokens": sentinel log-probs dropped,
      "traces": [{"n_tokens", "invalid_tokens", "msp", "mte"}, …] in input order}
 
@@ -288,6 +289,50 @@ def read_vllm(records):
     return traces, skipped, len(set(ids))
 
 
+def sglang_tokens(meta):
+    """SGLang `meta_info`: `output_token_logprobs` as [logprob, token id, text]; top lists
+    nested in `output_top_logprobs` (a list of [logprob, id, text] or null per position), or
+    flat (`return_flat_raw_output_top_logprobs`): `output_top_logprobs_val_flat` holding
+    `output_top_logprobs_shape` = [rows, k] values after `…_null_prefix` null positions."""
+    entries = meta.get("output_token_logprobs") or []
+    if "output_top_logprobs_val_flat" in meta:
+        values = meta["output_top_logprobs_val_flat"]
+        rows, k = meta["output_top_logprobs_shape"]
+        null_prefix = meta.get("output_top_logprobs_null_prefix", 0)
+        tops = [None] * null_prefix + [values[r * k:(r + 1) * k] for r in range(rows)]
+    else:
+        tops = [None if top is None else [e[0] for e in top]
+                for top in meta.get("output_top_logprobs") or []]
+    tops += [None] * (len(entries) - len(tops))
+    return [(entry[0], top) for entry, top in zip(entries, tops)]
+
+
+def read_sglang(records):
+    traces = []
+    for _line, obj in records:
+        for result in obj if isinstance(obj, list) else [obj]:
+            traces.append(trace(sglang_tokens(result.get("meta_info") or {})))
+    return traces, [], None
+
+
+def read_sglang_stream(records, incremental):
+    """`stream: true`: by default every chunk repeats all log-probs so far and the chunk
+    with a `finish_reason` is the generation; with `--incremental-streaming-output` each
+    chunk holds its new tokens only and the generation is their concatenation."""
+    order, tokens = [], {}
+    for _line, obj in records:
+        meta = obj.get("meta_info") or {}
+        key = meta.get("id")
+        if key not in tokens:
+            order.append(key)
+            tokens[key] = []
+        if incremental:
+            tokens[key] += sglang_tokens(meta)
+        elif meta.get("finish_reason") is not None:
+            tokens[key] = sglang_tokens(meta)
+    return [trace(tokens[key]) for key in order], [], len(order)
+
+
 READERS = {
     "openai": read_openai,
     "openai-echo": lambda records: read_openai(records, echo=True),
@@ -297,6 +342,9 @@ READERS = {
     "llamacpp": read_llamacpp,
     "llamacpp-stream": read_llamacpp_stream,
     "vllm": read_vllm,
+    "sglang": read_sglang,
+    "sglang-stream-cumulative": lambda records: read_sglang_stream(records, False),
+    "sglang-stream-incremental": lambda records: read_sglang_stream(records, True),
 }
 
 FRAMES = {"jsonl": jsonl, "whole": whole, "sse": sse}
@@ -319,11 +367,18 @@ FILES = {
     "vllm/chat_n2.jsonl": ("jsonl", "openai"),
     "vllm/chat_stream.sse": ("sse", "openai-chunks"),
     "vllm/run_batch_output.jsonl": ("jsonl", "openai-batch"),
+    # `<rid>_0`, `<rid>_1` are the n samples of request `<rid>`: one question.
+    "sglang/generate_n2_rid.json": ("whole", "sglang", {"questions": 1}),
+    "sglang/generate.jsonl": ("jsonl", "sglang", {"questions": 2}),
+    "sglang/generate_flat.json": ("whole", "sglang", {"questions": 1}),
+    "sglang/stream_cumulative.sse": ("sse", "sglang-stream-cumulative"),
+    "sglang/stream_incremental.sse": ("sse", "sglang-stream-incremental"),
 }
 
 
 def expect(root, relative):
-    frame, reader = FILES[relative]
+    frame, reader, *overrides = FILES[relative]
+    overrides = overrides[0] if overrides else {}
     with open(os.path.join(root, relative), encoding="utf-8") as file:
         text = file.read()
     traces, skipped, questions = READERS[reader](FRAMES[frame](text))
@@ -332,7 +387,7 @@ def expect(root, relative):
         "how": f"{frame} records read as {reader} (scripts/record/expected.py)",
         "lines": physical_lines(text),
         "skipped_lines": skipped,
-        "questions": questions,
+        "questions": overrides.get("questions", questions),
         "invalid_tokens": sum(t["invalid_tokens"] for t in traces),
         "traces": traces,
     }
