@@ -629,7 +629,10 @@ pub fn check_prompts(
             Ok(PromptSource::Response) => counts.from_responses += 1,
             Err(reason) => {
                 counts.empty += 1;
-                if counts.examples.len() < EMPTY_PROMPT_EXAMPLES {
+                // One example per record: its choices share the reason.
+                let last_line = counts.examples.last().map(|(line, _)| *line);
+                let new_line = last_line != Some(trace.record.line);
+                if new_line && counts.examples.len() < EMPTY_PROMPT_EXAMPLES {
                     counts.examples.push((trace.record.line, reason));
                 }
             }
