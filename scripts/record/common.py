@@ -131,3 +131,4 @@ def write_sources(provider, title, intro, files):
             lines.append("Shapes: " + "; ".join(citations) + ".")
         lines.append("")
     write_text(provider, "SOURCES.md", "\n".join(lines))
+

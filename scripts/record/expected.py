@@ -333,6 +333,28 @@ def read_sglang_stream(records, incremental):
     return [trace(tokens[key]) for key in order], [], len(order)
 
 
+def ollama_tokens(obj):
+    """Ollama top-level `logprobs`: [{token, logprob, bytes, top_logprobs?}] covering every
+    generated token (a thinking model's thinking and tags included)."""
+    return [chat_token(entry) for entry in obj.get("logprobs") or []]
+
+
+def read_ollama(records):
+    return [trace(ollama_tokens(obj)) for _line, obj in records], [], len(records)
+
+
+def read_ollama_stream(records):
+    """The default NDJSON stream: `"done": false` chunks with their tokens' log-probs, then
+    a `"done": true` one; a generation is every chunk up to and including `done`."""
+    traces, tokens = [], []
+    for _line, obj in records:
+        tokens += ollama_tokens(obj)
+        if obj.get("done"):
+            traces.append(trace(tokens))
+            tokens = []
+    return traces, [], len(traces)
+
+
 READERS = {
     "openai": read_openai,
     "openai-echo": lambda records: read_openai(records, echo=True),
@@ -345,6 +367,8 @@ READERS = {
     "sglang": read_sglang,
     "sglang-stream-cumulative": lambda records: read_sglang_stream(records, False),
     "sglang-stream-incremental": lambda records: read_sglang_stream(records, True),
+    "ollama": read_ollama,
+    "ollama-stream": read_ollama_stream,
 }
 
 FRAMES = {"jsonl": jsonl, "whole": whole, "sse": sse}
@@ -373,6 +397,11 @@ FILES = {
     "sglang/generate_flat.json": ("whole", "sglang", {"questions": 1}),
     "sglang/stream_cumulative.sse": ("sse", "sglang-stream-cumulative"),
     "sglang/stream_incremental.sse": ("sse", "sglang-stream-incremental"),
+    "ollama/generate_stream.jsonl": ("jsonl", "ollama-stream"),
+    "ollama/generate.json": ("jsonl", "ollama"),
+    "ollama/generate_no_top.json": ("jsonl", "ollama"),
+    "ollama/chat_thinking_stream.jsonl": ("jsonl", "ollama-stream"),
+    "ollama/chat_thinking.json": ("jsonl", "ollama"),
 }
 
 
