@@ -355,6 +355,41 @@ def read_ollama_stream(records):
     return traces, [], len(traces)
 
 
+def tgi_sequence(fields):
+    """TGI `details` or a `best_of_sequences` entry: `tokens` [{id, text, logprob, special}]
+    (EOS included) with `top_tokens` (one list per token) when `top_n_tokens` was set."""
+    tokens = fields.get("tokens") or []
+    tops = fields.get("top_tokens") or []
+    tops = [[t.get("logprob") for t in top] for top in tops] + [None] * (len(tokens) - len(tops))
+    return trace([(tok.get("logprob"), top) for tok, top in zip(tokens, tops)])
+
+
+def read_tgi(records):
+    """`/generate`: the returned sequence in `details`, then each of `best_of_sequences`
+    (the other candidates of the same request); `prefill` is the prompt."""
+    traces = []
+    for _line, obj in records:
+        for response in obj if isinstance(obj, list) else [obj]:
+            details = response.get("details") or {}
+            traces.append(tgi_sequence(details))
+            traces += [tgi_sequence(other) for other in details.get("best_of_sequences") or []]
+    return traces, [], len(records)
+
+
+def read_tgi_stream(records):
+    """`/generate_stream`: one event per token (`token`, `top_tokens`); the event with
+    `details` ends the generation."""
+    traces, tokens = [], []
+    for _line, obj in records:
+        top = obj.get("top_tokens")
+        tokens.append(((obj.get("token") or {}).get("logprob"),
+                       None if not top else [t.get("logprob") for t in top]))
+        if obj.get("details") is not None:
+            traces.append(trace(tokens))
+            tokens = []
+    return traces, [], len(traces)
+
+
 READERS = {
     "openai": read_openai,
     "openai-echo": lambda records: read_openai(records, echo=True),
@@ -369,6 +404,8 @@ READERS = {
     "sglang-stream-incremental": lambda records: read_sglang_stream(records, True),
     "ollama": read_ollama,
     "ollama-stream": read_ollama_stream,
+    "tgi": read_tgi,
+    "tgi-stream": read_tgi_stream,
 }
 
 FRAMES = {"jsonl": jsonl, "whole": whole, "sse": sse}
@@ -402,6 +439,9 @@ FILES = {
     "ollama/generate_no_top.json": ("jsonl", "ollama"),
     "ollama/chat_thinking_stream.jsonl": ("jsonl", "ollama-stream"),
     "ollama/chat_thinking.json": ("jsonl", "ollama"),
+    "tgi/generate_best_of.json": ("jsonl", "tgi"),
+    "tgi/generate.jsonl": ("jsonl", "tgi"),
+    "tgi/generate_stream.sse": ("sse", "tgi-stream"),
 }
 
 

@@ -127,16 +127,11 @@ fn check_file(expected_path: &Path) -> Vec<String> {
         .collect();
     if rows.len() != expected_traces.len() {
         problems.push(format!(
-            "{} traces, expected {}: n_tokens {:?}, expected {:?}",
+            "{} traces, expected {}: n_tokens {}, expected {}",
             rows.len(),
             expected_traces.len(),
-            rows.iter()
-                .map(|r| r["n_tokens"].clone())
-                .collect::<Vec<_>>(),
-            expected_traces
-                .iter()
-                .map(|t| t["n_tokens"].clone())
-                .collect::<Vec<_>>(),
+            Value::from_iter(rows.iter().map(|r| r["n_tokens"].clone())),
+            Value::from_iter(expected_traces.iter().map(|t| t["n_tokens"].clone())),
         ));
     } else {
         // In input order first; stream assembly may finish generations in another order
