@@ -1,6 +1,7 @@
 //! Settings in the URL fragment, so a link reproduces a view:
 //! `#metric=cocoa_ppl&keep=0.1&scope=per_class&candidates=all&sim=answer&export=canonical`.
-//! Keys: metric keep threshold top scope candidates balanced sim backend classes pattern export;
+//! Keys: metric keep threshold top scope candidates balanced sim backend classes pattern export
+//! allow_empty_prompt;
 //! values as in the CLI.
 
 use tracesift_core::settings::{
@@ -61,6 +62,11 @@ pub fn apply_fragment(fragment: &str, base: &Settings) -> (Settings, Vec<String>
                 Some(export) => settings.export = export,
                 None => bad(),
             },
+            "allow_empty_prompt" => match value.as_str() {
+                "true" | "1" | "" => settings.allow_empty_prompt = true,
+                "false" | "0" => settings.allow_empty_prompt = false,
+                _ => bad(),
+            },
             _ => problems.push(format!("`{key}` is not a setting this app knows")),
         }
     }
@@ -93,6 +99,9 @@ pub fn to_fragment(settings: &Settings) -> String {
         pairs.push(("pattern", pattern.clone()));
     }
     pairs.push(("export", settings.export.name().to_owned()));
+    if settings.allow_empty_prompt {
+        pairs.push(("allow_empty_prompt", "true".to_owned()));
+    }
     let encoded: Vec<String> = pairs
         .into_iter()
         .map(|(key, value)| format!("{key}={}", percent_encode(&value)))
@@ -163,6 +172,7 @@ mod tests {
             balanced: true,
             scope: Scope::Global,
             export: ExportFormat::Sharegpt,
+            allow_empty_prompt: true,
             ..Settings::default()
         };
         settings.set_rule(Rule::Top(25));

@@ -17,6 +17,7 @@ use tracesift_core::dataset::{ScoreOptions, ScoredSet, Scorer};
 use tracesift_core::evaluate::{EvalReport, evaluate};
 use tracesift_core::export::{self, ExportOptions};
 use tracesift_core::filter::{self, FilterOptions};
+use tracesift_core::requests::RequestJoin;
 use tracesift_core::settings::{ExportFormat, Settings};
 use tracesift_core::trace::{RecordRef, classify_logprob};
 use tracesift_gpu::{Engine, Gpu};
@@ -36,6 +37,8 @@ struct State {
     blobs: Vec<Blob>,
     gzipped: Vec<bool>,
     set: ScoredSet,
+    /// The request file joined to the run, whose prompts the downloads carry.
+    requests: Option<std::sync::Arc<RequestJoin>>,
 }
 
 thread_local! {
@@ -141,6 +144,7 @@ fn handle(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
             settings,
             names,
             helper_script,
+            requests_name,
         } => {
             let files: Vec<Blob> = Reflect::get(data, &"files".into())
                 .map(|files| {
@@ -150,10 +154,19 @@ fn handle(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
                         .collect()
                 })
                 .unwrap_or_default();
+            let requests = Reflect::get(data, &"requests".into())
+                .ok()
+                .and_then(|blob| blob.dyn_into::<Blob>().ok())
+                .map(|blob| (requests_name.unwrap_or_else(|| "requests".to_owned()), blob));
             let scope = scope.clone();
             wasm_bindgen_futures::spawn_local(async move {
                 let helper_script = helper_script.as_deref();
-                let scored = score(&scope, run, &settings, &names, files, helper_script).await;
+                let inputs = Inputs {
+                    names: &names,
+                    blobs: files,
+                    requests,
+                };
+                let scored = score(&scope, run, &settings, inputs, helper_script).await;
                 if let Err(message) = scored {
                     post(&scope, &Response::Failed { run, message }, None);
                 }
@@ -179,6 +192,9 @@ fn handle(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
             settings,
             what,
         } => match build_export(&settings, what) {
+            Err(ExportError::Refused(message)) => {
+                post(scope, &Response::ExportRefused { run, message }, None);
+            }
             Ok((bytes, n_traces, file_name)) => {
                 let array = Uint8Array::from(bytes.as_slice());
                 post(
@@ -192,7 +208,9 @@ fn handle(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
                     Some(&array),
                 );
             }
-            Err(message) => post(scope, &Response::Failed { run, message }, None),
+            Err(ExportError::Failed(message)) => {
+                post(scope, &Response::Failed { run, message }, None);
+            }
         },
     }
 }
@@ -225,14 +243,25 @@ fn parse_settings(settings: &str) -> Result<Settings, String> {
     Settings::from_json(settings).map_err(|error| error.to_string())
 }
 
+/// What a run reads: the trace files, and the request file if one was given.
+struct Inputs<'a> {
+    names: &'a [String],
+    blobs: Vec<Blob>,
+    requests: Option<(String, Blob)>,
+}
+
 async fn score(
     scope: &DedicatedWorkerGlobalScope,
     run: u32,
     settings: &str,
-    names: &[String],
-    blobs: Vec<Blob>,
+    inputs: Inputs<'_>,
     helper_script: Option<&str>,
 ) -> Result<(), String> {
+    let Inputs {
+        names,
+        blobs,
+        requests,
+    } = inputs;
     let started = js_sys::Date::now();
     let settings_text = settings;
     let settings = parse_settings(settings)?;
@@ -312,11 +341,20 @@ async fn score(
         files: set.files.clone(),
         report: set.report.clone(),
     };
+    // The request file, joined to this run: the downloads carry its prompts.
+    let (requests, requests_summary) = match &requests {
+        None => (None, None),
+        Some((name, blob)) => match crate::requests::join(blob, name, &set) {
+            Ok((join, summary)) => (Some(join), Some(summary)),
+            Err(message) => (None, Some(message)),
+        },
+    };
     let response = Response::Scored {
         run,
         set: Box::new(without_traces),
         millis,
         workers,
+        requests: requests_summary,
     };
     post(scope, &response, None);
     STATE.with(|state| {
@@ -324,6 +362,7 @@ async fn score(
             blobs,
             gzipped,
             set,
+            requests,
         })
     });
     Ok(())
@@ -360,8 +399,27 @@ fn evaluation(settings: &str) -> Result<Option<Box<EvalReport>>, String> {
     })
 }
 
+/// Why a download was not built.
+enum ExportError {
+    Failed(String),
+    /// An SFT export whose kept traces have empty prompts (see `export::check_prompts`).
+    Refused(String),
+}
+
+impl From<String> for ExportError {
+    fn from(message: String) -> Self {
+        ExportError::Failed(message)
+    }
+}
+
+impl From<&str> for ExportError {
+    fn from(message: &str) -> Self {
+        ExportError::Failed(message.to_owned())
+    }
+}
+
 /// Builds a download from the last run: `(bytes, traces in it, file name)`.
-fn build_export(settings: &str, what: ExportWhat) -> Result<(Vec<u8>, usize, String), String> {
+fn build_export(settings: &str, what: ExportWhat) -> Result<(Vec<u8>, usize, String), ExportError> {
     let settings = parse_settings(settings)?;
     let filter_options = FilterOptions::from_settings(&settings).map_err(|e| e.to_string())?;
     let export_options = ExportOptions::from_settings(&settings).map_err(|e| e.to_string())?;
@@ -383,8 +441,18 @@ fn build_export(settings: &str, what: ExportWhat) -> Result<(Vec<u8>, usize, Str
         };
         let options = ExportOptions {
             format,
+            requests: state.requests.clone(),
             ..export_options
         };
+        if export::is_sft(format) {
+            let mut check_records = RecordSource::new(state, &chosen);
+            export::check_prompts(&state.set, &chosen, &options, |record| {
+                check_records.read(record)
+            })
+            .map_err(|refusal| {
+                ExportError::Refused(format!("{refusal}; {}", crate::requests::EMPTY_PROMPT_HELP))
+            })?;
+        }
         let n_traces = chosen.iter().filter(|kept| **kept).count();
         let mut records = RecordSource::new(state, &chosen);
         let mut bytes = Vec::new();
