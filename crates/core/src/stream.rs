@@ -653,8 +653,10 @@ impl StreamAssembler {
             let generation = &mut self.open[idx];
             generation.chunks += 1;
             generation.end = end;
-            // OpenAI keeps the first chunk's members (id, model, created, user fields);
-            // llama.cpp and Ollama the last one's (totals, timings, done_reason).
+            // OpenAI keeps the first chunk's members (id, model, created, user fields) and
+            // adds those only later chunks have (`usage`, which tells an echoed prompt from
+            // the completion); llama.cpp and Ollama keep the last one's (totals, timings,
+            // done_reason).
             if generation.members.is_empty() || !keyed {
                 generation.members = chunk
                     .members
@@ -662,6 +664,12 @@ impl StreamAssembler {
                     .map(|(name, value)| (name.clone(), value.to_vec()))
                     .collect();
                 generation.chat_message |= chunk.members.iter().any(|(n, _)| n == "message");
+            } else {
+                for (name, value) in &chunk.members {
+                    if !generation.members.iter().any(|(known, _)| known == name) {
+                        generation.members.push((name.clone(), value.to_vec()));
+                    }
+                }
             }
             generation.add(piece);
             if piece.closes {
@@ -933,6 +941,21 @@ mod tests {
         assert_eq!(trace.text.as_deref(), Some(" up."));
         assert_eq!(trace.logprobs, vec![-0.3, -0.05]);
         assert_eq!(trace.top_list(1), &[-0.05, -3.1]);
+    }
+
+    #[test]
+    fn a_streamed_echo_completion_keeps_the_usage_of_its_last_chunk() {
+        // vLLM streams an echoed prompt in the first chunk (null first log-prob) and puts
+        // `usage` on the last one; the completion's own tokens are the ones scored.
+        let lines = [
+            r#"{"id":"cmpl-e","object":"text_completion","choices":[{"index":0,"text":"Q?","logprobs":{"tokens":["Q","?"],"token_logprobs":[null,-1.5],"top_logprobs":[null,{"?":-1.5,"!":-2.0}],"text_offset":[0,1]},"finish_reason":null}]}"#,
+            r#"{"id":"cmpl-e","object":"text_completion","choices":[{"index":0,"text":" up","logprobs":{"tokens":[" up"],"token_logprobs":[-0.25],"top_logprobs":[{" up":-0.25," down":-1.6}],"text_offset":[2]},"finish_reason":"stop"}],"usage":{"prompt_tokens":2,"completion_tokens":1,"total_tokens":3}}"#,
+        ];
+        let (done, _, _) = feed_all(Format::Completions, &lines);
+        assert_eq!(done.len(), 1);
+        let trace = &parse_as(Format::Completions, &done[0].record, true).unwrap()[0];
+        assert_eq!(trace.logprobs, vec![-0.25]);
+        assert_eq!(trace.text.as_deref(), Some(" up"));
     }
 
     #[test]
