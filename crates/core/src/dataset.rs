@@ -241,6 +241,8 @@ pub struct Scorer {
     splitter: RecordSplitter,
     /// Puts the current file's stream chunks back into generations.
     streams: StreamAssembler,
+    /// The response position of each stream of the current file, by stream number.
+    stream_responses: Vec<u64>,
     batch: TraceBatch,
     files: Vec<FileInfo>,
     file_open: bool,
@@ -328,6 +330,7 @@ impl Scorer {
         let mut scorer = Self {
             splitter: RecordSplitter::new(options.max_record_bytes),
             streams: StreamAssembler::default(),
+            stream_responses: Vec::new(),
             options,
             batch: TraceBatch::default(),
             files: Vec::new(),
@@ -403,6 +406,7 @@ impl Scorer {
         self.file_open = false;
         let mut splitter = std::mem::take(&mut self.splitter);
         splitter.finish(&mut |event| self.on_event(event));
+        self.stream_responses.clear();
         for unfinished in self.streams.finish() {
             self.skip(
                 unfinished.line,
@@ -489,10 +493,16 @@ impl Scorer {
     /// finish is imported as one whole response spanning its chunks.
     fn import(&mut self, format: Format, record: Record<'_>) {
         if stream::has_streams(format) {
-            match self
+            let fed = self
                 .streams
-                .feed(format, record.bytes, record.offset, record.line)
-            {
+                .feed(format, record.bytes, record.offset, record.line);
+            // Each stream answers one request: it takes its response position when it
+            // starts, whenever its generations finish.
+            while (self.stream_responses.len() as u64) < self.streams.streams_started() {
+                self.stream_responses.push(self.responses);
+                self.responses += 1;
+            }
+            match fed {
                 Err(error) => {
                     self.skip(record.line, error.message);
                     return;
@@ -507,25 +517,39 @@ impl Scorer {
                             offset: assembled.offset,
                             line: assembled.line,
                         };
-                        self.import_whole(format, span, assembled.len, assembled.sub_idx);
+                        let ordinal = self
+                            .stream_responses
+                            .get(assembled.stream as usize)
+                            .copied();
+                        self.import_whole(format, span, assembled.len, assembled.sub_idx, ordinal);
                     }
                     return;
                 }
                 Ok(Fed::Whole) => {}
             }
         }
-        self.import_whole(format, record, record.bytes.len() as u64, 0);
+        self.import_whole(format, record, record.bytes.len() as u64, 0, None);
     }
 
     /// Imports one whole response. Its traces' [`RecordRef`]s cover `len` bytes from
     /// `record.offset` (for an assembled stream, the span of its chunks) and are numbered
-    /// from `first_sub_idx`.
-    fn import_whole(&mut self, format: Format, record: Record<'_>, len: u64, first_sub_idx: u32) {
+    /// from `first_sub_idx`. `stream_response` is the response position of the stream it
+    /// was assembled from; a whole record takes the next one.
+    fn import_whole(
+        &mut self,
+        format: Format,
+        record: Record<'_>,
+        len: u64,
+        first_sub_idx: u32,
+        stream_response: Option<u64>,
+    ) {
         let options = ImportOptions {
             keep_content: false,
         };
-        let ordinal = self.responses;
-        self.responses += 1;
+        let ordinal = stream_response.unwrap_or_else(|| {
+            self.responses += 1;
+            self.responses - 1
+        });
         let mut batch = std::mem::take(&mut self.batch);
         match import::parse_record(format, record.bytes, options, &mut batch) {
             Err(error) => {

@@ -365,6 +365,8 @@ fn read_flat_chunk(record: &[u8], shape: FlatShape) -> RecordResult<Option<Chunk
 struct Generation {
     id: String,
     index: u64,
+    /// Which stream of the file it belongs to (see [`StreamAssembler::streams_started`]).
+    stream: u64,
     first_offset: u64,
     first_line: u64,
     end: u64,
@@ -563,6 +565,9 @@ pub struct Assembled {
     pub sub_idx: u32,
     /// How many chunks it was made of.
     pub chunks: u64,
+    /// Which stream of the file it belongs to, counted from 0 in the order streams start
+    /// (the choices of one OpenAI stream share it: they answer one request).
+    pub stream: u64,
 }
 
 /// What became of a record fed to the assembler.
@@ -588,8 +593,11 @@ pub struct StreamAssembler {
     /// OpenAI generations already finished (id, choice index): a later chunk of one is an
     /// error, not a new generation.
     finished: std::collections::HashSet<(String, u64)>,
-    /// Responses API streams created and not ended yet: (response id, line, events).
-    open_responses: Vec<(String, u64, u64)>,
+    /// Responses API streams created and not ended yet: (response id, line, events, stream).
+    open_responses: Vec<(String, u64, u64, u64)>,
+    /// Streams started so far, and the stream of each OpenAI id.
+    streams: u64,
+    stream_of_id: std::collections::HashMap<String, u64>,
 }
 
 impl StreamAssembler {
@@ -632,9 +640,21 @@ impl StreamAssembler {
                             0,
                         ));
                     }
+                    let stream = if keyed {
+                        match self.stream_of_id.get(&piece.id) {
+                            Some(&stream) => stream,
+                            None => {
+                                self.stream_of_id.insert(piece.id.clone(), self.streams);
+                                self.next_stream()
+                            }
+                        }
+                    } else {
+                        self.next_stream()
+                    };
                     self.open.push(Generation {
                         id: piece.id.clone(),
                         index: piece.index,
+                        stream,
                         first_offset: offset,
                         first_line: line,
                         end,
@@ -685,6 +705,7 @@ impl StreamAssembler {
                     line: generation.first_line,
                     sub_idx: generation.sub_idx,
                     chunks: generation.chunks,
+                    stream: generation.stream,
                 });
             }
         }
@@ -706,22 +727,24 @@ impl StreamAssembler {
         } else {
             self.open_responses
                 .iter()
-                .position(|(id, _, _)| *id == event.id)
+                .position(|(id, _, _, _)| *id == event.id)
         };
         if let Some(idx) = open {
             self.open_responses[idx].2 += 1;
         } else if event.created {
-            self.open_responses.push((event.id.clone(), line, 1));
+            let stream = self.next_stream();
+            self.open_responses
+                .push((event.id.clone(), line, 1, stream));
         }
         let Some((start, end)) = event.terminal else {
             return Ok(Fed::Chunk(Vec::new()));
         };
-        let (first_line, events) = match open {
+        let (first_line, events, stream) = match open {
             Some(idx) => {
-                let (_, first_line, events) = self.open_responses.swap_remove(idx);
-                (first_line, events)
+                let (_, first_line, events, stream) = self.open_responses.swap_remove(idx);
+                (first_line, events, stream)
             }
-            None => (line, 1),
+            None => (line, 1, self.next_stream()),
         };
         let response = record.get(start..end).unwrap_or(&[]);
         Ok(Fed::Chunk(vec![Assembled {
@@ -731,7 +754,19 @@ impl StreamAssembler {
             line: first_line.min(line),
             sub_idx: 0,
             chunks: events,
+            stream,
         }]))
+    }
+
+    fn next_stream(&mut self) -> u64 {
+        self.streams += 1;
+        self.streams - 1
+    }
+
+    /// How many streams have started so far: each answers one request, whether or not it
+    /// finishes, so a request file joined by position counts them as responses.
+    pub fn streams_started(&self) -> u64 {
+        self.streams
     }
 
     fn position(&self, id: &str, index: u64) -> Option<usize> {
@@ -753,10 +788,12 @@ impl StreamAssembler {
         unfinished.extend(
             self.open_responses
                 .drain(..)
-                .map(|(_, line, chunks)| Unfinished { line, chunks }),
+                .map(|(_, line, chunks, _)| Unfinished { line, chunks }),
         );
         unfinished.sort_by_key(|generation| generation.line);
         self.finished.clear();
+        self.stream_of_id.clear();
+        self.streams = 0;
         unfinished
     }
 }

@@ -117,3 +117,62 @@ fn llamacpp_and_ollama_streams_are_assembled_one_after_another() {
     assert_close(set.traces[0].msp, 0.4);
     assert_eq!(set.class_name(set.traces[0].class), Some("up"));
 }
+
+#[test]
+fn each_stream_is_one_response_for_a_request_file_joined_by_position() {
+    use std::sync::Arc;
+    use tracesift_core::export::{ExportOptions, write_selection};
+    use tracesift_core::requests::{RequestJoin, Requests};
+    use tracesift_core::settings::ExportFormat;
+
+    // Two saved streams back to back: the n = 2 one (its choices answer one request) and a
+    // one-choice stream with another id; the request file has two bodies, in that order.
+    let second = CHAT_SSE
+        .replace("chatcmpl-7", "chatcmpl-8")
+        .replace(r#",{"index":1,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}"#, "");
+    let second: String = second
+        .split("\n\n")
+        .filter(|event| !event.contains(r#""index":1"#))
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    let input = format!("{CHAT_SSE}{second}");
+    let set = score(&input);
+    assert!(set.report.skipped.is_empty(), "{:?}", set.report.skipped);
+    assert_eq!(set.traces.len(), 3);
+    assert_eq!(set.report.responses, 2);
+    let requests = r#"{"messages":[{"role":"user","content":"Knock down PDIA6: SLC35B1?"}]}
+{"messages":[{"role":"user","content":"Knock down ATF6: HSPA5?"}]}
+"#;
+    let options = ExportOptions {
+        format: ExportFormat::Trl,
+        requests: Some(Arc::new(RequestJoin::new(
+            Requests::from_bytes(requests.as_bytes()),
+            &set,
+        ))),
+        ..ExportOptions::default()
+    };
+    let mut out = Vec::new();
+    let read = |record: &tracesift_core::trace::RecordRef| {
+        let start = record.offset as usize;
+        Ok(input.as_bytes()[start..start + record.len as usize].to_vec())
+    };
+    let chosen = vec![true; set.traces.len()];
+    let warnings = write_selection(&set, &chosen, &options, read, &mut out).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let prompts: Vec<String> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            value["prompt"][0]["content"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        prompts,
+        [
+            "Knock down PDIA6: SLC35B1?",
+            "Knock down PDIA6: SLC35B1?",
+            "Knock down ATF6: HSPA5?"
+        ]
+    );
+}
