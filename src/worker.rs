@@ -593,12 +593,9 @@ impl<'a> RecordSource<'a> {
             .copied()
             .unwrap_or(false);
         if gzipped {
-            return self
-                .from_gzip
-                .remove(&record_key(record))
-                .ok_or_else(|| {
-                    "the record could not be read back from the gzip stream".to_owned()
-                });
+            return self.from_gzip.remove(&record_key(record)).ok_or_else(|| {
+                "the record could not be read back from the gzip stream".to_owned()
+            });
         }
         let blob = self
             .state
