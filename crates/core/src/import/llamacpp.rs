@@ -502,6 +502,10 @@ mod tests {
     /// Prompt A alone; one request with prompts [A, B] and `n_cmpl: 2`; C with `n_cmpl: 2`;
     /// two results saved with `response_fields` (no prompt).
     const BATCH: &[u8] = include_bytes!("../../../../tests/data/formats/llamacpp_batch.jsonl");
+    /// Recorded from llama-server (llama-cpp-python 0.3.36 sdist, random-weight model):
+    /// post-sampling at temperature 0; prompts [A, B] with `n_cmpl: 2`; a sampled text with
+    /// byte tokens; a stop word; post-sampling at 0.8; `response_fields` without `prompt`.
+    const REAL: &[u8] = include_bytes!("../../../../tests/data/formats/llamacpp_real.jsonl");
     /// A token that ended inside a UTF-8 character; a stop word.
     const DROPPED: &[u8] = include_bytes!("../../../../tests/data/formats/llamacpp_dropped.jsonl");
 
@@ -864,5 +868,73 @@ mod tests {
         let stats = token_stats(trace);
         assert_eq!((stats.n_valid, stats.n_invalid), (1, 1));
         assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    /// Each result's values as the file writes them: `logprob`, or ln(`prob`).
+    fn values_in_file(record: &[u8]) -> Vec<Vec<f64>> {
+        let value: serde_json::Value = serde_json::from_slice(record).unwrap();
+        let results = match value {
+            serde_json::Value::Array(results) => results,
+            result => vec![result],
+        };
+        results
+            .iter()
+            .map(|result| {
+                let entries = result["completion_probabilities"].as_array().unwrap();
+                entries
+                    .iter()
+                    .map(|entry| match entry.get("logprob") {
+                        Some(logprob) => logprob.as_f64().unwrap(),
+                        None => entry["prob"].as_f64().unwrap().ln(),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn recorded_llama_server_output() {
+        let records = records(REAL);
+        assert_eq!(records.len(), 6);
+        // Greedy post-sampling: every `prob` is 1.0 with a top list of one.
+        let (traces, notes) = parse_with_notes(&records[0]);
+        assert!(traces[0].logprobs.is_empty() && !traces[0].has_logprobs);
+        assert_eq!(
+            notes,
+            vec![note(GROUPED_BY_PROMPT, 1), note(GREEDY_PLACEHOLDERS, 12)]
+        );
+        // Prompts [A, B], two samples each; result 3 lost a token to a split character
+        // (its ` →` entry carries the bytes of both tokens: 32, 226, 134, 146).
+        let (traces, notes) = parse_with_notes(&records[1]);
+        let ids = question_ids(&traces);
+        assert_eq!(
+            (ids[0] == ids[1], ids[2] == ids[3], ids[0] == ids[2]),
+            (true, true, false)
+        );
+        for (trace, expected) in traces.iter().zip(values_in_file(&records[1])) {
+            assert_raw(&trace.logprobs, &expected);
+            // SPEC §5: msp = −Σ ℓ over the valid tokens.
+            let msp = -expected.iter().sum::<f64>();
+            assert!((token_stats(trace).msp().unwrap() - msp).abs() < 1e-9);
+        }
+        assert_eq!(traces[3].logprobs.len(), 11);
+        assert_eq!(
+            notes,
+            vec![note(GROUPED_BY_PROMPT, 4), note(TOKENS_WITHOUT_PROBS, 1)]
+        );
+        // 24 generated, 22 entries; the stop word "e " cut 2 of 4 entries.
+        for (record, missing) in [(&records[2], 2), (&records[3], 2)] {
+            let (traces, notes) = parse_with_notes(record);
+            assert_raw(&traces[0].logprobs, &values_in_file(record)[0]);
+            assert_eq!(notes[1..], [note(TOKENS_WITHOUT_PROBS, missing)]);
+        }
+        // Post-sampling at temperature 0.8: read, and said to be post-sampling.
+        let (traces, notes) = parse_with_notes(&records[4]);
+        assert_raw(&traces[0].logprobs, &values_in_file(&records[4])[0]);
+        assert_eq!(notes[1..], [note(POST_SAMPLING_PROBS, 12)]);
+        // `response_fields` left `prompt` out: the two prompts cannot be told apart.
+        let (traces, notes) = parse_with_notes(&records[5]);
+        assert_eq!(question_ids(&traces), ["(none)", "(none)"]);
+        assert_eq!(notes, vec![note(PROMPTS_UNKNOWN, 2)]);
     }
 }
