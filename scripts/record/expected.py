@@ -149,12 +149,26 @@ def legacy_choice(choice, prompt_tokens):
     return trace(tokens)
 
 
+def echoed_prompt_entries(obj, choice):
+    """How many leading entries of an `echo=true` choice are the prompt's. With one choice,
+    everything before the last `usage.completion_tokens` entries (llama-cpp-python leaves
+    BOS out of the echo but counts it in `usage.prompt_tokens`); with several, `usage`
+    sums the choices' completions, and each choice repeats the `usage.prompt_tokens`
+    prompt tokens."""
+    usage = obj.get("usage") or {}
+    choices = obj.get("choices") or []
+    if len(choices) == 1 and "completion_tokens" in usage:
+        entries = len((choice.get("logprobs") or {}).get("token_logprobs") or [])
+        return entries - usage["completion_tokens"]
+    return usage.get("prompt_tokens", 0)
+
+
 def openai_response(obj, echo=False):
     """A chat completion or a legacy completion: one trace per choice."""
     traces = []
     for choice in obj.get("choices") or []:
         if obj.get("object") == "text_completion" and "tokens" in (choice.get("logprobs") or {}):
-            prompt_tokens = (obj.get("usage") or {}).get("prompt_tokens", 0) if echo else 0
+            prompt_tokens = echoed_prompt_entries(obj, choice) if echo else 0
             traces.append(legacy_choice(choice, prompt_tokens))
         else:
             traces.append(chat_choice(choice))
@@ -234,6 +248,13 @@ def read_llamacpp(records):
     for _line, obj in records:
         for result in obj if isinstance(obj, list) else [obj]:
             entries = result.get("completion_probabilities") or []
+            temperature = (result.get("generation_settings") or {}).get("temperature", 1.0)
+            if temperature <= 0 and any("prob" in e for e in entries):
+                # Post-sampling probabilities of a greedy request: the sampling chain keeps
+                # one candidate, whose probability is 1 by construction. They say nothing
+                # of the model's uncertainty: no token is scored (ln 1 = 0 would read as
+                # certainty).
+                entries = []
             traces.append(trace([llamacpp_token(e) for e in entries]))
             prompts.append(json.dumps(result.get("prompt")))
     return traces, [], len(set(prompts))
@@ -442,6 +463,27 @@ FILES = {
     "tgi/generate_best_of.json": ("jsonl", "tgi"),
     "tgi/generate.jsonl": ("jsonl", "tgi"),
     "tgi/generate_stream.sse": ("sse", "tgi-stream"),
+    "llamacpp-server/completion.jsonl": ("jsonl", "llamacpp"),
+    "llamacpp-server/completion_post_sampling.json": ("whole", "llamacpp"),
+    "llamacpp-server/completion_greedy_post_sampling.json": ("whole", "llamacpp"),
+    "llamacpp-server/completion_multi_prompt.json": ("whole", "llamacpp"),
+    "llamacpp-server/completion_stream.sse": ("sse", "llamacpp-stream"),
+    "llamacpp-server/completion_stop_word.json": ("whole", "llamacpp"),
+    "llamacpp-server/completion_utf8_pieces.json": ("whole", "llamacpp"),
+    # llama.cpp answers /v1/completions `logprobs` in the chat shape (`logprobs.content`),
+    # and ignores `echo`.
+    "llamacpp-server/v1_completions.json": ("whole", "openai"),
+    "llamacpp-server/v1_completions_echo.json": ("whole", "openai"),
+    "llamacpp-server/v1_chat.json": ("whole", "openai"),
+    "llamacpp-server/v1_chat_top0.json": ("whole", "openai"),
+    "llamacpp-server/v1_chat_post_sampling.json": ("whole", "openai"),
+    "llamacpp-server/v1_chat_stream.sse": ("sse", "openai-chunks"),
+    "llamacpp-server/v1_chat_n2.json": ("whole", "openai"),
+    "llama-cpp-python/completion_echo.jsonl": ("jsonl", "openai-echo"),
+    "llama-cpp-python/completion.jsonl": ("jsonl", "openai"),
+    "llama-cpp-python/chat.jsonl": ("jsonl", "openai"),
+    "llama-cpp-python/chat_top0.jsonl": ("jsonl", "openai"),
+    "llama-cpp-python/chat_stream.jsonl": ("jsonl", "openai-chunks"),
 }
 
 

@@ -102,7 +102,7 @@ def main():
     writer.add_bos_token_id(1)
     writer.add_eos_token_id(2)
     writer.add_eot_token_id(4)
-    writer.add_add_bos_token(False)
+    writer.add_add_bos_token(True)
     writer.add_add_eos_token(False)
     writer.add_chat_template(CHATML)
 

@@ -4,9 +4,11 @@
 //! - `test`: installs what the tests need on a fresh machine, then runs every check.
 //! - `bench`: generates a large synthetic trace file and prints `tracesift score` throughput.
 //! - `gen`: writes a synthetic PerturbQA-style trace file.
+//! - `record`: re-creates the real provider output in tests/data/real/ (by hand, not in CI).
 
 mod bench;
 mod generate;
+mod record;
 mod test;
 mod web;
 
@@ -22,6 +24,7 @@ fn main() -> anyhow::Result<()> {
         "test" => test::run(rest),
         "bench" => bench::run(rest),
         "gen" => generate::run(rest),
+        "record" => record::run(rest),
         "serve" => web::serve(rest),
         "help" | "-h" | "--help" => {
             println!("usage: cargo xtask <serve|test|bench|gen> [options]\n");
@@ -36,6 +39,9 @@ fn main() -> anyhow::Result<()> {
             );
             println!(
                 "  gen             write a synthetic PerturbQA-style trace file (see `cargo xtask gen --help`)"
+            );
+            println!(
+                "  record          re-create tests/data/real/ from real clients and servers (by hand, not in CI)"
             );
             Ok(())
         }
