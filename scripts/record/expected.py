@@ -8,6 +8,9 @@ For each data file FILE it writes FILE.expected.json:
      "questions": number of questions (as the provider groups samples; set per file in
                   FILES where the file alone does not say) or null where it is a setting,
      "invalid_tokens": sentinel log-probs dropped,
+     "notes": [{"about": word, "count": N}]: echoed prompt tokens left out ("echo"), stream
+              chunks assembled ("assembled"): the report must hold a note with that word
+              and count,
      "traces": [{"n_tokens", "invalid_tokens", "msp", "mte"}, …] in input order}
 
 Scores follow SPEC §5: a log-prob is valid unless it is null, NaN, ≤ −9999 or > 1e-6
@@ -487,12 +490,31 @@ FILES = {
 }
 
 
+# Readers whose generations are assembled from stream chunks (every record is a chunk).
+ASSEMBLED_STREAMS = {"openai-chunks", "llamacpp-stream", "ollama-stream", "tgi-stream",
+                     "sglang-stream-incremental"}
+
+
+def report_notes(reader, records):
+    """What the run report must count besides skipped lines (SPEC §9: anything assembled or
+    left out), as {"about": a word the report's note contains, "count": N}."""
+    notes = []
+    if reader == "openai-echo":
+        left_out = sum(echoed_prompt_entries(obj, choice)
+                       for _line, obj in records for choice in obj.get("choices") or [])
+        notes.append({"about": "echo", "count": left_out})
+    if reader in ASSEMBLED_STREAMS:
+        notes.append({"about": "assembled", "count": len(records)})
+    return notes
+
+
 def expect(root, relative):
     frame, reader, *overrides = FILES[relative]
     overrides = overrides[0] if overrides else {}
     with open(os.path.join(root, relative), encoding="utf-8") as file:
         text = file.read()
-    traces, skipped, questions = READERS[reader](FRAMES[frame](text))
+    records = FRAMES[frame](text)
+    traces, skipped, questions = READERS[reader](records)
     return {
         "file": os.path.basename(relative),
         "how": f"{frame} records read as {reader} (scripts/record/expected.py)",
@@ -500,6 +522,7 @@ def expect(root, relative):
         "skipped_lines": skipped,
         "questions": overrides.get("questions", questions),
         "invalid_tokens": sum(t["invalid_tokens"] for t in traces),
+        "notes": report_notes(reader, records),
         "traces": traces,
     }
 

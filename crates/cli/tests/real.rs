@@ -1,7 +1,8 @@
 //! Real provider output (tests/data/real/<provider>/, re-created by `cargo xtask record`)
 //! scored by the `tracesift` binary, against what scripts/record/expected.py computed from
 //! the same files without tracesift: trace count, n_tokens, msp and mte of every trace, and
-//! the report's lines, questions, skipped lines and invalid tokens.
+//! the report's lines, questions, skipped lines, invalid tokens and the notes that count
+//! echoed prompt tokens left out and stream chunks assembled.
 
 // Helpers in test crates may panic: a panic here is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -160,6 +161,26 @@ fn check_file(expected_path: &Path) -> Vec<String> {
             problems.push(format!(
                 "report {field}: got {}, expected {wanted}",
                 report[field]
+            ));
+        }
+    }
+    // Left out or assembled: a note of the report that names it, with the expected count.
+    for wanted in expected["notes"].as_array().into_iter().flatten() {
+        let about = wanted["about"].as_str().unwrap_or_default();
+        let found = report["notes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|note| {
+                note["what"]
+                    .as_str()
+                    .is_some_and(|what| what.to_lowercase().contains(about))
+                    && note["count"] == wanted["count"]
+            });
+        if !found {
+            problems.push(format!(
+                "report notes: none about `{about}` with count {}; notes: {}",
+                wanted["count"], report["notes"]
             ));
         }
     }
