@@ -106,6 +106,15 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         work,
     };
     install_python(&paths)?;
+    // A provider's folder is written afresh, so a file no longer recorded does not linger.
+    let real = paths.root.join("tests").join("data").join("real");
+    for provider in PROVIDERS.iter().filter(|provider| wanted(provider)) {
+        let folder = real.join(provider);
+        if folder.exists() {
+            fs::remove_dir_all(&folder)
+                .with_context(|| format!("cannot clear {}", folder.display()))?;
+        }
+    }
 
     if wanted("openai") {
         script(&paths, "openai_sdk.py", &[])?;
@@ -158,7 +167,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     script(&paths, "expected.py", &[])?;
     println!(
         "recorded into {}; run `cargo test -p tracesift-cli --test real` to score them",
-        paths.root.join("tests/data/real").display()
+        real.display()
     );
     Ok(())
 }
