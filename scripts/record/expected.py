@@ -3,7 +3,7 @@ of tracesift: plain Python and `json`, each file read the way its provider docum
 
 For each data file FILE it writes FILE.expected.json:
 
-    {"file": name, "how": how it was read,
+    {"file": name, "how": how it was read, "args": extra `tracesift score` options,
      "lines": physical lines, "skipped_lines": [line numbers of records that are not traces],
      "questions": number of questions (as the provider groups samples; set per file in
                   FILES where the file alone does not say) or null where it is a setting,
@@ -452,8 +452,11 @@ FILES = {
     "vllm/chat_n2.jsonl": ("jsonl", "openai"),
     "vllm/chat_stream.sse": ("sse", "openai-chunks"),
     "vllm/run_batch_output.jsonl": ("jsonl", "openai-batch"),
-    # `<rid>_0`, `<rid>_1` are the n samples of request `<rid>`: one question.
-    "sglang/generate_n2_rid.json": ("whole", "sglang", {"questions": 1}),
+    # `<rid>_0`, `<rid>_1` are the n samples of request `<rid>` here, but SGLang numbers the
+    # prompts of a batch the same way, so the file alone does not say: scored with the
+    # grouping a user sets for it.
+    "sglang/generate_n2_rid.json": ("whole", "sglang",
+                                    {"questions": 1, "args": ["--sample-suffix", "_[0-9]+$"]}),
     "sglang/generate.jsonl": ("jsonl", "sglang", {"questions": 2}),
     "sglang/generate_flat.json": ("whole", "sglang", {"questions": 1}),
     "sglang/stream_cumulative.sse": ("sse", "sglang-stream-cumulative"),
@@ -517,6 +520,7 @@ def expect(root, relative):
     traces, skipped, questions = READERS[reader](records)
     return {
         "file": os.path.basename(relative),
+        "args": overrides.get("args", []),
         "how": f"{frame} records read as {reader} (scripts/record/expected.py)",
         "lines": physical_lines(text),
         "skipped_lines": skipped,

@@ -103,6 +103,13 @@ fn check_file(expected_path: &Path) -> Vec<String> {
     let output = Command::new(env!("CARGO_BIN_EXE_tracesift"))
         .arg("score")
         .arg(&data_path)
+        .args(
+            expected["args"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str),
+        )
         .args(["--backend", "cpu", "--report"])
         .arg(&report_path)
         .arg("--out")
