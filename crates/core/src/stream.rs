@@ -123,6 +123,11 @@ struct Chunk<'a> {
 
 /// Reads `record` as a chunk of `format`; None when it is a whole response.
 fn read_chunk(format: Format, record: &[u8]) -> RecordResult<Option<Chunk<'_>>> {
+    // A chunk is an object; an array (llama.cpp's or SGLang's answer to several prompts)
+    // or anything else is a whole response for the importer to judge.
+    if record.trim_ascii_start().first() != Some(&b'{') {
+        return Ok(None);
+    }
     match format {
         Format::Openai | Format::Completions => read_openai_chunk(record),
         Format::Llamacpp => read_flat_chunk(record, FlatShape::LLAMACPP),
@@ -351,6 +356,12 @@ fn read_flat_chunk(record: &[u8], shape: FlatShape) -> RecordResult<Option<Chunk
     let Some(flag) = flag else {
         return Ok(None);
     };
+    // llama.cpp's `prompt_progress` chunks (`return_progress`) report prompt processing:
+    // their `tokens` entry is not a generated token.
+    if members.iter().any(|(name, _)| name == "prompt_progress") {
+        piece.arrays.clear();
+        piece.content = None;
+    }
     let closes = flag != more_value;
     piece.closes = closes;
     Ok(Some(Chunk {
@@ -1011,6 +1022,26 @@ mod tests {
         let trace = &parse_as(Format::Llamacpp, &done[0].record, true).unwrap()[0];
         assert_eq!(trace.text.as_deref(), Some("Answer"));
         assert_eq!(trace.logprobs, vec![-0.2, -0.4]);
+    }
+
+    #[test]
+    fn llamacpp_progress_chunks_and_arrays_are_not_pieces() {
+        // `return_progress: true` sends prompt-progress chunks whose `tokens` entry is not a
+        // generated token; a JSONL line holding the array answer to several prompts is a
+        // whole response (server-context.cpp:3401, 4337-4358 in llama-cpp-python 0.3.36).
+        let lines = [
+            r#"{"index":0,"content":"","tokens":[0],"stop":false,"id_slot":-1,"tokens_predicted":0,"prompt_progress":{"total":10,"processed":10}}"#,
+            r#"{"index":0,"content":"up","tokens":[7],"stop":false,"id_slot":-1,"tokens_predicted":1,"completion_probabilities":[{"id":7,"token":"up","logprob":-0.5,"top_logprobs":[{"id":7,"token":"up","logprob":-0.5},{"id":8,"token":"down","logprob":-1.5}]}]}"#,
+            r#"{"index":0,"content":"","tokens":[],"stop":true,"id_slot":2,"tokens_predicted":1,"prompt":"Q"}"#,
+            r#"[{"index":0,"content":"up","stop":true,"prompt":"A"},{"index":1,"content":"down","stop":true,"prompt":"B"}]"#,
+        ];
+        let (done, whole, unfinished) = feed_all(Format::Llamacpp, &lines);
+        assert_eq!(whole, [3]);
+        assert!(unfinished.is_empty());
+        assert_eq!(done.len(), 1);
+        let record = String::from_utf8(done[0].record.clone()).unwrap();
+        assert!(record.contains(r#""tokens":[7]"#), "{record}");
+        assert!(record.contains(r#""prompt":"Q""#), "{record}");
     }
 
     #[test]
