@@ -495,7 +495,7 @@ FILES = {
 
 # Readers whose generations are assembled from stream chunks (every record is a chunk).
 ASSEMBLED_STREAMS = {"openai-chunks", "llamacpp-stream", "ollama-stream", "tgi-stream",
-                     "sglang-stream-incremental"}
+                     "sglang-stream-incremental", "sglang-stream-cumulative"}
 
 
 def report_notes(reader, records):

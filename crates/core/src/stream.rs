@@ -29,6 +29,8 @@ pub fn has_streams(format: Format) -> bool {
             | Format::Llamacpp
             | Format::Ollama
             | Format::OpenaiResponses
+            | Format::Tgi
+            | Format::Sglang
     )
 }
 
@@ -109,6 +111,9 @@ struct Piece {
     closes: bool,
     /// `finish_reason` is present and null (a legacy completion chunk says so explicitly).
     open_ended: bool,
+    /// The chunk holds the whole generation so far (SGLang's cumulative chunks, and the
+    /// first of an incremental stream): it replaces what was gathered instead of adding.
+    replaces: bool,
 }
 
 /// A record read as a stream chunk: its pieces and its other top-level members.
@@ -132,8 +137,118 @@ fn read_chunk(format: Format, record: &[u8]) -> RecordResult<Option<Chunk<'_>>> 
         Format::Openai | Format::Completions => read_openai_chunk(record),
         Format::Llamacpp => read_flat_chunk(record, FlatShape::LLAMACPP),
         Format::Ollama => read_flat_chunk(record, FlatShape::OLLAMA),
+        Format::Tgi => read_tgi_chunk(record),
+        Format::Sglang => read_sglang_chunk(record),
         _ => Ok(None),
     }
+}
+
+/// The raw bytes of the whole value at the reader's position, skipped.
+fn raw_value(jiter: &mut Jiter<'_>, field: &str) -> RecordResult<Vec<u8>> {
+    jiter.peek().ctx(field)?;
+    let start = jiter.current_index();
+    jiter.next_skip().ctx(field)?;
+    Ok(jiter.slice_to_current(start).to_vec())
+}
+
+/// A TGI `/generate_stream` event: `{index, token, top_tokens, generated_text, details}`,
+/// one token each; the last has the whole `generated_text` and `details` (router
+/// `StreamResponse`). `index` counts tokens, so one stream is open at a time.
+fn read_tgi_chunk(record: &[u8]) -> RecordResult<Option<Chunk<'_>>> {
+    let members = json::raw_members(record)?;
+    let mut piece = Piece::default();
+    let mut is_event = false;
+    for (name, value) in &members {
+        let mut jiter = json::reader(value);
+        match name.as_str() {
+            "token" => {
+                is_event = true;
+                piece.arrays.push(("tokens", raw_value(&mut jiter, name)?));
+            }
+            // One position's list is one element of the whole response's `top_tokens`;
+            // an empty one (no `top_n_tokens`) adds nothing.
+            "top_tokens" if *value != b"[]".as_slice() => {
+                piece
+                    .arrays
+                    .push(("top_tokens", raw_value(&mut jiter, name)?));
+            }
+            "generated_text" => {
+                if let Some(text) = json::next_opt_string(&mut jiter, name)? {
+                    piece.content = Some(text);
+                    piece.closes = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    if !is_event {
+        return Ok(None);
+    }
+    Ok(Some(Chunk {
+        members,
+        pieces: vec![piece],
+        closes_only_if_open: false,
+    }))
+}
+
+/// An SGLang `/generate` stream chunk: `meta_info.finish_reason` null until the last. With
+/// `incremental_streaming_output` a chunk holds only its new tokens (fewer than
+/// `output_token_logprobs_length`, which counts them all); otherwise each holds the whole
+/// generation so far, and so does the first chunk of an incremental stream.
+fn read_sglang_chunk(record: &[u8]) -> RecordResult<Option<Chunk<'_>>> {
+    let members = json::raw_members(record)?;
+    let mut piece = Piece::default();
+    let mut finish: Option<bool> = None;
+    let mut entries: Option<u64> = None;
+    let mut length: Option<u64> = None;
+    for (name, value) in &members {
+        let mut jiter = json::reader(value);
+        match name.as_str() {
+            "text" => piece.content = json::next_opt_string(&mut jiter, name)?,
+            "meta_info" => {
+                json::for_each_member(&mut jiter, name, |jiter, key| {
+                    match key {
+                        "id" => piece.id = json::next_id(jiter, key)?.unwrap_or_default(),
+                        "finish_reason" => {
+                            finish = Some(jiter.peek().ctx(key)? != Peek::Null);
+                            jiter.next_skip().ctx(key)?;
+                        }
+                        "output_token_logprobs" | "output_top_logprobs" => {
+                            let (joined, count) = raw_elements_counted(jiter, key)?;
+                            if key == "output_token_logprobs" {
+                                entries = Some(count);
+                            }
+                            let name = if key == "output_token_logprobs" {
+                                "output_token_logprobs"
+                            } else {
+                                "output_top_logprobs"
+                            };
+                            piece.arrays.push((name, joined));
+                        }
+                        "output_token_logprobs_length" => {
+                            length = json::next_id(jiter, key)?.and_then(|n| n.parse().ok());
+                        }
+                        _ => jiter.next_skip().ctx(key)?,
+                    }
+                    Ok(())
+                })?;
+            }
+            _ => {}
+        }
+    }
+    let Some(finished) = finish else {
+        return Ok(None);
+    };
+    piece.closes = finished;
+    piece.replaces = match (entries, length) {
+        (Some(entries), Some(length)) => entries >= length,
+        _ => true,
+    };
+    Ok(Some(Chunk {
+        members,
+        pieces: vec![piece],
+        closes_only_if_open: finished,
+    }))
 }
 
 /// OpenAI `chat.completion.chunk` (`choices[].delta`, `choices[].logprobs.content[]`) and
@@ -260,7 +375,13 @@ fn read_chunk_logprobs(jiter: &mut Jiter<'_>, piece: &mut Piece) -> RecordResult
 /// The elements of the array at the reader's position, raw and comma-separated (`null`:
 /// none).
 fn raw_elements(jiter: &mut Jiter<'_>, field: &str) -> RecordResult<Vec<u8>> {
+    raw_elements_counted(jiter, field).map(|(elements, _)| elements)
+}
+
+/// [`raw_elements`] and how many there were.
+fn raw_elements_counted(jiter: &mut Jiter<'_>, field: &str) -> RecordResult<(Vec<u8>, u64)> {
     let mut elements = Vec::new();
+    let mut count = 0;
     match jiter.peek().ctx(field)? {
         Peek::Null => jiter.known_null().ctx(field)?,
         Peek::Array => {
@@ -272,6 +393,7 @@ fn raw_elements(jiter: &mut Jiter<'_>, field: &str) -> RecordResult<Vec<u8>> {
                     elements.push(b',');
                 }
                 elements.extend_from_slice(jiter.slice_to_current(start));
+                count += 1;
                 element = jiter.array_step().ctx(field)?;
             }
         }
@@ -284,7 +406,7 @@ fn raw_elements(jiter: &mut Jiter<'_>, field: &str) -> RecordResult<Vec<u8>> {
             ));
         }
     }
-    Ok(elements)
+    Ok((elements, count))
 }
 
 /// The shape of a one-generation-per-record stream (llama.cpp, Ollama).
@@ -395,6 +517,11 @@ struct Generation {
 
 impl Generation {
     fn add(&mut self, piece: &Piece) {
+        if piece.replaces {
+            self.content.clear();
+            self.reasoning.clear();
+            self.arrays.clear();
+        }
         if let Some(content) = &piece.content {
             self.content.push_str(content);
         }
@@ -434,6 +561,8 @@ impl Generation {
         let skip: &[&str] = match format {
             Format::Openai | Format::Completions => &["choices", "object"],
             Format::Llamacpp => &["content", "completion_probabilities", "tokens", "stop"],
+            Format::Tgi => &["index", "token", "top_tokens", "generated_text", "details"],
+            Format::Sglang => &["text", "meta_info"],
             _ => &["response", "thinking", "message", "logprobs", "done"],
         };
         for (name, value) in &self.members {
@@ -496,6 +625,42 @@ impl Generation {
                 }
                 push_member(&mut out, "stop", b"true");
             }
+            Format::Tgi => {
+                push_member(&mut out, "generated_text", text.as_bytes());
+                // The last event's `details` (finish_reason, generated_tokens, seed) with
+                // the tokens and top lists of every event.
+                let mut details = b"{".to_vec();
+                if let Some(last) = self.member("details") {
+                    for (name, value) in json::raw_members(last).unwrap_or_default() {
+                        if name != "tokens" && name != "top_tokens" {
+                            push_member(&mut details, &name, value);
+                        }
+                    }
+                }
+                for (name, joined) in &self.arrays {
+                    push_array(&mut details, name, joined);
+                }
+                details.push(b'}');
+                push_member(&mut out, "details", &details);
+            }
+            Format::Sglang => {
+                push_member(&mut out, "text", text.as_bytes());
+                // The last chunk's `meta_info` (id, finish_reason, lengths, …) with the
+                // log-probs of every chunk.
+                let mut meta = b"{".to_vec();
+                if let Some(last) = self.member("meta_info") {
+                    for (name, value) in json::raw_members(last).unwrap_or_default() {
+                        if !self.arrays.iter().any(|(array, _)| *array == name) {
+                            push_member(&mut meta, &name, value);
+                        }
+                    }
+                }
+                for (name, joined) in &self.arrays {
+                    push_array(&mut meta, name, joined);
+                }
+                meta.push(b'}');
+                push_member(&mut out, "meta_info", &meta);
+            }
             _ => {
                 if self.chat_message {
                     let mut message =
@@ -524,6 +689,14 @@ impl Generation {
         }
         out.push(b'}');
         out
+    }
+
+    /// The raw value of a top-level member of the kept chunk.
+    fn member(&self, name: &str) -> Option<&[u8]> {
+        self.members
+            .iter()
+            .find(|(member, _)| member == name)
+            .map(|(_, value)| value.as_slice())
     }
 
     fn push_finish_reason(&self, choice: &mut Vec<u8>) {
@@ -626,7 +799,11 @@ impl StreamAssembler {
         let Some(chunk) = read_chunk(format, record)? else {
             return Ok(Fed::Whole);
         };
+        // OpenAI chunks are keyed by id and choice, keep the first chunk's members and
+        // never reopen a finished generation; SGLang's by id, keeping the last chunk's
+        // members; llama.cpp, Ollama and TGI streams carry no id.
         let keyed = matches!(format, Format::Openai | Format::Completions);
+        let by_id = keyed || format == Format::Sglang;
         if chunk.closes_only_if_open {
             let any_open = chunk
                 .pieces
@@ -651,7 +828,7 @@ impl StreamAssembler {
                             0,
                         ));
                     }
-                    let stream = if keyed {
+                    let stream = if by_id {
                         match self.stream_of_id.get(&piece.id) {
                             Some(&stream) => stream,
                             None => {

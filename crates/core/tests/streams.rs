@@ -176,3 +176,58 @@ fn each_stream_is_one_response_for_a_request_file_joined_by_position() {
         ]
     );
 }
+
+#[test]
+fn every_recorded_trace_reads_back_from_its_record_as_it_was_scored() {
+    // What exports and the trace view do: read each trace's record (an assembled stream's
+    // span) again and parse it with its content; the valid log-probs must be the ones that
+    // were scored.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/real");
+    let mut files = Vec::new();
+    for provider in std::fs::read_dir(&root).unwrap() {
+        let provider = provider.unwrap().path();
+        if !provider.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(&provider).unwrap() {
+            let path = file.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.ends_with(".expected.json") || name.ends_with(".md") || name == "VERSION" {
+                continue;
+            }
+            files.push(path);
+        }
+    }
+    assert!(files.len() >= 40, "recorded files: {}", files.len());
+    let mut streams = 0;
+    for path in files {
+        let bytes = std::fs::read(&path).unwrap();
+        let set = score_bytes(&Settings::default(), &[("real", &bytes)]).unwrap();
+        streams += usize::from(
+            set.report
+                .notes
+                .iter()
+                .any(|n| n.what.starts_with("stream")),
+        );
+        for trace in &set.traces {
+            let format = set.files[0].format.unwrap();
+            let start = trace.record.offset as usize;
+            let record = &bytes[start..start + trace.record.len as usize];
+            let full = reparse(trace, format, record)
+                .unwrap_or_else(|reason| panic!("{}: {reason}", path.display()));
+            let valid = full
+                .logprobs
+                .iter()
+                .filter(|&&value| tracesift_core::trace::classify_logprob(value).is_some())
+                .count();
+            assert_eq!(
+                valid,
+                trace.n_tokens as usize,
+                "{} line {}",
+                path.display(),
+                trace.record.line
+            );
+        }
+    }
+    assert!(streams >= 8, "stream files assembled: {streams}");
+}

@@ -32,7 +32,7 @@
 
 use jiter::{Jiter, Peek};
 
-use crate::import::openai::POST_SAMPLING_PROBS;
+use crate::import::openai::{POST_SAMPLING_PROBS, read_api_error};
 use crate::import::{
     ImportOptions, RecordCommon, TokenTexts, TraceBatch, clear_top_lists, for_each_member_or_null,
     for_each_response, read_token_text, read_top_list,
@@ -182,6 +182,7 @@ fn parse_response(
     let mut probs: Option<ProbsRead> = None;
     let mut prompt_span = None;
     let mut model_span = None;
+    let mut server_error = None;
     json::for_each_member(jiter, "(record)", |jiter, key| {
         if key == "prompt" {
             // Read here, not by `RecordCommon`: its hash groups the samples of a prompt
@@ -210,6 +211,8 @@ fn parse_response(
             // Not llama.cpp's (it has `id_slot`): a user's own question id, kept when present.
             "id" => buf.question_id = json::next_id(jiter, key)?,
             FIELD => probs = Some(read_probabilities(jiter, options.keep_content, buf)?),
+            // What the server writes instead of a response when the request failed.
+            "error" => server_error = read_api_error(jiter, key)?,
             "tokens_predicted" => generation.tokens_predicted = next_count(jiter, key)?,
             "tokens" => generation.tokens_len = next_array_len(jiter, key)?,
             "timings" => {
@@ -238,6 +241,12 @@ fn parse_response(
         }
         Ok(())
     })?;
+    if let Some(error) = server_error {
+        return Err(json::RecordError::new(
+            format!("the server answered with an error: {error}"),
+            0,
+        ));
+    }
     let greedy_placeholders = probs
         .as_ref()
         .is_some_and(|probs| are_greedy_placeholders(probs, buf, generation.temperature));
@@ -936,5 +945,29 @@ mod tests {
         let (traces, notes) = parse_with_notes(&records[5]);
         assert_eq!(question_ids(&traces), ["(none)", "(none)"]);
         assert_eq!(notes, vec![note(PROMPTS_UNKNOWN, 2)]);
+    }
+
+    #[test]
+    fn a_server_error_line_is_skipped_with_its_message() {
+        // Ollama writes `{"error": "…"}` into a stream or as the body (server/routes.go);
+        // llama.cpp `{"error": {"code", "message", "type"}}` (server-context.cpp:4403).
+        for record in [
+            &br#"{"error":"model runner has unexpectedly stopped"}"#[..],
+            br#"{"error":{"code":500,"message":"context size exceeded","type":"server_error"}}"#,
+        ] {
+            let error = crate::import::test_support::parse_as(
+                crate::import::Format::Llamacpp,
+                record,
+                true,
+            )
+            .unwrap_err();
+            assert!(
+                error
+                    .message
+                    .starts_with("the server answered with an error: "),
+                "{}",
+                error.message
+            );
+        }
     }
 }

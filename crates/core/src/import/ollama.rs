@@ -25,7 +25,7 @@
 use jiter::Jiter;
 
 use crate::import::llamacpp::next_count;
-use crate::import::openai::read_token_objects;
+use crate::import::openai::{read_api_error, read_token_objects};
 use crate::import::{
     ImportOptions, RecordCommon, TraceBatch, for_each_member_or_null, for_each_response,
 };
@@ -62,6 +62,7 @@ fn parse_response(
     let mut done_reason = None;
     let mut thinking = None;
     let mut eval_count = None;
+    let mut server_error = None;
     json::for_each_member(jiter, "(record)", |jiter, key| {
         if common.read(jiter, key, options)? {
             return Ok(());
@@ -81,6 +82,8 @@ fn parse_response(
             }
             // Not Ollama's: a user's own question id, kept when present.
             "id" => buf.question_id = json::next_id(jiter, key)?,
+            // What the server writes instead of a response when the request failed.
+            "error" => server_error = read_api_error(jiter, key)?,
             "done" => done = json::next_opt_bool(jiter, key)?,
             "done_reason" => done_reason = json::next_opt_string(jiter, key)?,
             "eval_count" => eval_count = next_count(jiter, key)?,
@@ -92,6 +95,12 @@ fn parse_response(
         }
         Ok(())
     })?;
+    if let Some(error) = server_error {
+        return Err(RecordError::new(
+            format!("the server answered with an error: {error}"),
+            0,
+        ));
+    }
     if done == Some(false) {
         return Err(RecordError::new(
             "this is a streaming chunk (`\"done\": false`), one piece of a response; save the \
@@ -295,5 +304,26 @@ mod tests {
         let record = br#"{"model":"qwen3","created_at":"2025-12-02T10:10:00Z","message":{"role":"assistant","content":""},"done":true,"done_reason":"unload"}"#;
         let error = parse(Format::Ollama, record).unwrap_err();
         assert!(error.message.contains("unload"), "{}", error.message);
+    }
+
+    #[test]
+    fn a_server_error_line_is_skipped_with_its_message() {
+        // Ollama writes `{"error": "…"}` into a stream or as the body (server/routes.go);
+        // llama.cpp `{"error": {"code", "message", "type"}}` (server-context.cpp:4403).
+        for record in [
+            &br#"{"error":"model runner has unexpectedly stopped"}"#[..],
+            br#"{"error":{"code":500,"message":"context size exceeded","type":"server_error"}}"#,
+        ] {
+            let error =
+                crate::import::test_support::parse_as(crate::import::Format::Ollama, record, true)
+                    .unwrap_err();
+            assert!(
+                error
+                    .message
+                    .starts_with("the server answered with an error: "),
+                "{}",
+                error.message
+            );
+        }
     }
 }
