@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use flate2::read::MultiGzDecoder;
 use tracesift_core::dataset::ScoredSet;
-use tracesift_core::requests::{RequestJoin, RequestReader};
+use tracesift_core::requests::{RequestJoin, Requests};
 use web_sys::Blob;
 
 use crate::worker::{BlobReader, read_blob};
@@ -34,22 +34,13 @@ pub(crate) fn join(
         .and_then(|head| read_blob(&head).ok())
         .unwrap_or_default();
     let reader = BlobReader::new(blob.clone())?;
-    let mut stream: Box<dyn Read> = if head == [0x1f, 0x8b] {
+    let stream: Box<dyn Read> = if head == [0x1f, 0x8b] {
         Box::new(MultiGzDecoder::new(reader))
     } else {
         Box::new(reader)
     };
-    let mut requests = RequestReader::new();
-    let mut chunk = vec![0u8; 1 << 20];
-    loop {
-        match stream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => requests.feed(chunk.get(..n).unwrap_or(&[])),
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(format!("cannot read {name}: {error}")),
-        }
-    }
-    let requests = requests.finish();
+    let requests = Requests::from_reader(stream, 1 << 20)
+        .map_err(|error| format!("cannot read {name}: {error}"))?;
     let mut summary = format!("Requests: {name}, {} requests", requests.len());
     let problems = requests.problems();
     if !problems.is_empty() {

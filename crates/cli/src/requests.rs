@@ -8,7 +8,7 @@ use std::path::Path;
 use flate2::bufread::MultiGzDecoder;
 use tracesift_core::dataset::ScoredSet;
 use tracesift_core::export::{self, ExportOptions};
-use tracesift_core::requests::{RequestJoin, RequestReader, Requests};
+use tracesift_core::requests::{RequestJoin, Requests};
 
 use crate::input::RecordStore;
 use crate::run::BadArguments;
@@ -37,24 +37,13 @@ pub fn read(path: &Path) -> anyhow::Result<Requests> {
         .fill_buf()
         .map(|head| head.starts_with(&[0x1f, 0x8b]))
         .unwrap_or(false);
-    let mut stream: Box<dyn Read> = if is_gzip {
+    let stream: Box<dyn Read> = if is_gzip {
         Box::new(MultiGzDecoder::new(reader))
     } else {
         Box::new(reader)
     };
-    let mut requests = RequestReader::new();
-    let mut chunk = vec![0u8; 256 << 10];
-    loop {
-        match stream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => requests.feed(chunk.get(..n).unwrap_or(&[])),
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(error) => {
-                return Err(BadArguments(format!("cannot read {name}: {error}")).into());
-            }
-        }
-    }
-    let requests = requests.finish();
+    let requests = Requests::from_reader(stream, 256 << 10)
+        .map_err(|error| BadArguments(format!("cannot read {name}: {error}")))?;
     for problem in requests.problems().iter().take(MAX_PROBLEMS_SHOWN) {
         eprintln!(
             "tracesift: {name}:{}: no prompt: {}",

@@ -192,6 +192,24 @@ impl Requests {
         reader.finish()
     }
 
+    /// Reads a whole request file from a stream (a file, a Blob, a gzip decoder), a chunk
+    /// of `chunk_size` bytes at a time; the stream's own error ends it.
+    pub fn from_reader(
+        mut stream: impl std::io::Read,
+        chunk_size: usize,
+    ) -> std::io::Result<Requests> {
+        let mut requests = RequestReader::new();
+        let mut chunk = vec![0u8; chunk_size.max(1)];
+        loop {
+            match stream.read(&mut chunk) {
+                Ok(0) => return Ok(requests.finish()),
+                Ok(n) => requests.feed(chunk.get(..n).unwrap_or(&[])),
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
     /// Request records read (lines that were not JSON included).
     pub fn len(&self) -> usize {
         self.entries.len()
