@@ -482,19 +482,13 @@ fn trace_detail(trace_idx: usize) -> Result<TraceDetail, String> {
         let state = state.borrow();
         let state = state.as_ref().ok_or("load a file first")?;
         let trace = state.set.traces.get(trace_idx).ok_or("no such trace")?;
-        let format = state
-            .set
-            .files
-            .get(trace.record.file_idx as usize)
-            .and_then(|file| file.format)
-            .ok_or("the trace's file has no known format")?;
         let mut chosen = vec![false; state.set.traces.len()];
         if let Some(slot) = chosen.get_mut(trace_idx) {
             *slot = true;
         }
         let mut records = RecordSource::new(state, &chosen);
         let record = records.read(&trace.record)?;
-        let full = export::reparse(trace, format, &record)?;
+        let full = export::reparse(&state.set, trace, &record)?;
         let has_strings = full.tokens.len() == full.logprobs.len();
         let tokens = full
             .logprobs

@@ -91,6 +91,13 @@ pub struct FileInfo {
     pub name: String,
     /// The format used (detected or given); None if nothing in it was recognised.
     pub format: Option<Format>,
+    /// How its records were framed (a span of it is split the same way when read again).
+    #[serde(default = "lines_framing")]
+    pub framing: Framing,
+}
+
+fn lines_framing() -> Framing {
+    Framing::Lines
 }
 
 /// A line that was not (fully) used, and why.
@@ -374,6 +381,7 @@ impl Scorer {
         self.files.push(FileInfo {
             name: name.to_owned(),
             format: self.format,
+            framing: Framing::Lines,
         });
     }
 
@@ -406,6 +414,9 @@ impl Scorer {
         self.file_open = false;
         let mut splitter = std::mem::take(&mut self.splitter);
         splitter.finish(&mut |event| self.on_event(event));
+        if let Some(file) = self.files.last_mut() {
+            file.framing = splitter.framing();
+        }
         self.stream_responses.clear();
         for unfinished in self.streams.finish() {
             self.skip(
@@ -771,6 +782,7 @@ impl Scorer {
         range.files = vec![FileInfo {
             name: file_name.to_owned(),
             format: range.format,
+            framing: Framing::Lines,
         }];
         range
     }

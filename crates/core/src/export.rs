@@ -215,17 +215,25 @@ pub fn write_selection(
 
 /// A trace's full content (prompt, text, token strings, top-k tokens), read again from its
 /// source record: what exports write and what the app shows when a trace is opened.
-pub fn reparse(trace: &TraceScores, source: Format, record: &[u8]) -> Result<TraceBuf, String> {
+pub fn reparse(set: &ScoredSet, trace: &TraceScores, record: &[u8]) -> Result<TraceBuf, String> {
+    let file = set
+        .files
+        .get(trace.record.file_idx as usize)
+        .ok_or_else(|| format!("line {}: unknown input file", trace.record.line))?;
+    let source = file
+        .format
+        .ok_or_else(|| format!("line {}: the file has no known format", trace.record.line))?;
     let mut batch = TraceBatch::default();
     // A trace assembled from stream chunks: `record` is the span of its chunks.
-    let (record, sub_idx) =
-        if crate::stream::has_streams(source) && crate::stream::is_chunk(source, record) {
-            let whole = crate::stream::reassemble(source, record, trace.record.sub_idx)
-                .map_err(|reason| format!("line {}: {reason}", trace.record.line))?;
-            (std::borrow::Cow::Owned(whole), 0)
-        } else {
-            (std::borrow::Cow::Borrowed(record), trace.record.sub_idx)
-        };
+    let (record, sub_idx) = if crate::stream::has_streams(source)
+        && crate::stream::is_chunk(source, record, file.framing)
+    {
+        let whole = crate::stream::reassemble(source, record, file.framing, trace.record.sub_idx)
+            .map_err(|reason| format!("line {}: {reason}", trace.record.line))?;
+        (std::borrow::Cow::Owned(whole), 0)
+    } else {
+        (std::borrow::Cow::Borrowed(record), trace.record.sub_idx)
+    };
     import::parse_record(
         source,
         &record,
@@ -255,7 +263,7 @@ pub fn write_trace(
     options: &ExportOptions,
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
-    let full = &reparse(trace, source, record)?;
+    let full = &reparse(set, trace, record)?;
     let completion = full
         .text
         .as_deref()
@@ -596,13 +604,6 @@ pub fn check_prompts(
         let resolved = match resolve_prompt_with_source(set, trace, None, options) {
             Ok((_, source)) => Ok(source),
             Err(_) => {
-                let Some(format) = set
-                    .files
-                    .get(trace.record.file_idx as usize)
-                    .and_then(|f| f.format)
-                else {
-                    continue;
-                };
                 let same_record = |record: &crate::trace::RecordRef| {
                     (record.file_idx, record.offset, record.len)
                         == (trace.record.file_idx, trace.record.offset, trace.record.len)
@@ -615,7 +616,7 @@ pub fn check_prompts(
                         Err(_) => continue,
                     },
                 };
-                let resolved = match reparse(trace, format, &record) {
+                let resolved = match reparse(set, trace, &record) {
                     Ok(full) => resolve_prompt_with_source(set, trace, Some(&full), options)
                         .map(|(_, source)| source),
                     Err(_) => continue,
@@ -707,14 +708,20 @@ fn canonical_from_trace(
             .filter_map(|&i| full.logprobs.get(i).copied().and_then(classify_logprob))
             .collect()
     });
-    let top_logprobs: Option<Vec<Vec<f64>>> = full.has_top().then(|| {
+    let top_logprobs: Option<Vec<Vec<Option<f64>>>> = full.has_top().then(|| {
         valid
             .iter()
             .map(|&i| {
+                // Standard JSON has no −∞ or NaN: −∞ (probability 0) is written as the
+                // −9999 sentinel and anything else non-finite as null, so every list keeps
+                // its length (mte needs k ≥ 2 entries) and reads back the same.
                 full.top_list(i)
                     .iter()
-                    .copied()
-                    .filter(|v| v.is_finite())
+                    .map(|&v| match v {
+                        f64::NEG_INFINITY => Some(crate::trace::SENTINEL_LOGPROB),
+                        v if v.is_finite() => Some(v),
+                        _ => None,
+                    })
                     .collect()
             })
             .collect()
@@ -730,7 +737,9 @@ fn canonical_from_trace(
         trace_id: &trace.trace_id,
         greedy: trace.greedy,
         prompt: full.prompt.as_deref(),
-        text: full.text.as_deref(),
+        // A canonical record needs a text or an answer (SPEC §2): a generation with neither
+        // (a refusal, a tool call) is written with an empty text.
+        text: full.text.as_deref().or(answer.is_none().then_some("")),
         answer: answer.as_deref(),
         tokens,
         logprobs,
@@ -759,7 +768,7 @@ struct CanonicalRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     logprobs: Option<Vec<f64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    top_logprobs: Option<Vec<Vec<f64>>>,
+    top_logprobs: Option<Vec<Vec<Option<f64>>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     label: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -20,7 +20,8 @@ pub enum SplitEvent<'a> {
 }
 
 /// How the stream is framed, decided from its first bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Framing {
     /// Not decided yet (only whitespace seen).
     Undecided,
@@ -182,6 +183,18 @@ impl RecordSplitter {
             at_stream_start: false,
             ..Self::new(max_record_bytes)
         }
+    }
+
+    /// A splitter for a span cut out of a stream framed as `framing` (starting at a record,
+    /// inside the array for `Array`), so that the span splits as it did in the whole.
+    pub fn for_span(framing: Framing) -> Self {
+        let mut splitter = Self::new(DEFAULT_MAX_RECORD_BYTES);
+        splitter.at_stream_start = false;
+        if framing != Framing::Undecided {
+            splitter.framing = framing;
+        }
+        splitter.array_opened = framing == Framing::Array;
+        splitter
     }
 
     pub fn framing(&self) -> Framing {

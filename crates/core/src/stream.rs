@@ -15,6 +15,7 @@ use jiter::{Jiter, Peek};
 
 use crate::import::Format;
 use crate::json::{self, Ctx, RecordError, RecordResult};
+use crate::split::{Framing, RecordSplitter, SplitEvent};
 
 /// The report's note for assembled streams.
 pub const ASSEMBLED: &str = "stream chunks assembled into whole generations (count: chunk \
@@ -986,58 +987,46 @@ impl StreamAssembler {
     }
 }
 
-/// The records of a span of a stream: JSON values one after another, separated by
-/// whitespace, commas (a JSON array of chunks) or server-sent-event framing.
-fn span_records(span: &[u8]) -> Vec<(usize, &[u8])> {
+/// The records of a span of a stream framed as `framing`, split exactly as the whole
+/// stream was (so a line that was not a record then is not one now), with their offsets in
+/// the span.
+fn span_records(span: &[u8], framing: Framing) -> Vec<(usize, Vec<u8>)> {
+    let mut splitter = RecordSplitter::for_span(framing);
     let mut records = Vec::new();
-    let mut pos = 0;
-    while pos < span.len() {
-        let rest = span.get(pos..).unwrap_or(&[]);
-        let Some(&first) = rest.first() else {
-            break;
-        };
-        if first.is_ascii_whitespace() || first == b',' {
-            pos += 1;
-            continue;
+    let mut on_event = |event: SplitEvent<'_>| {
+        if let SplitEvent::Record(record) = event {
+            records.push((record.offset as usize, record.bytes.to_vec()));
         }
-        if first != b'{' {
-            // An SSE field (`data: ` before a value, or an `event:`/`id:`/comment line).
-            if let Some(data) = rest.strip_prefix(b"data:") {
-                pos += rest.len() - data.len();
-            } else {
-                pos += memchr::memchr(b'\n', rest).map_or(rest.len(), |newline| newline + 1);
-            }
-            continue;
-        }
-        let mut jiter = json::reader(rest);
-        if jiter.next_skip().is_err() {
-            break;
-        }
-        let len = jiter.current_index();
-        records.push((pos, rest.get(..len).unwrap_or(&[])));
-        pos += len.max(1);
-    }
+    };
+    splitter.feed(span, &mut on_event);
+    splitter.finish(&mut on_event);
     records
 }
 
 /// Whether `record` is a stream chunk of `format` (so a trace read from it was assembled
 /// and its span must go through [`reassemble`]).
-pub fn is_chunk(format: Format, span: &[u8]) -> bool {
-    let Some(&(_, first)) = span_records(span).first() else {
+pub fn is_chunk(format: Format, span: &[u8], framing: Framing) -> bool {
+    let Some((_, first)) = span_records(span, framing).into_iter().next() else {
         return false;
     };
-    matches!(read_chunk(format, first), Ok(Some(chunk)) if !chunk.closes_only_if_open)
+    matches!(read_chunk(format, &first), Ok(Some(chunk)) if !chunk.closes_only_if_open)
 }
 
 /// Assembles the generation a trace came from again, from the bytes of its span (its
 /// [`RecordRef`](crate::trace::RecordRef)): the `sub_idx`-th generation of the span's first
 /// chunk.
-pub fn reassemble(format: Format, span: &[u8], sub_idx: u32) -> Result<Vec<u8>, String> {
+pub fn reassemble(
+    format: Format,
+    span: &[u8],
+    framing: Framing,
+    sub_idx: u32,
+) -> Result<Vec<u8>, String> {
     let mut assembler = StreamAssembler::default();
-    for (offset, record) in span_records(span) {
-        let fed = assembler
-            .feed(format, record, offset as u64, 0)
-            .map_err(|error| error.message)?;
+    for (offset, record) in span_records(span, framing) {
+        // A record the first pass could not read was skipped there too.
+        let Ok(fed) = assembler.feed(format, &record, offset as u64, 0) else {
+            continue;
+        };
         if let Fed::Chunk(done) = fed
             && let Some(found) = done
                 .into_iter()
@@ -1114,7 +1103,8 @@ mod tests {
         for assembled in &done {
             let span = &file.as_bytes()
                 [assembled.offset as usize..(assembled.offset + assembled.len) as usize];
-            let again = reassemble(Format::Openai, span, assembled.sub_idx).unwrap();
+            let again =
+                reassemble(Format::Openai, span, Framing::Lines, assembled.sub_idx).unwrap();
             assert_eq!(again, assembled.record);
         }
         let texts: Vec<String> = done
@@ -1254,7 +1244,7 @@ mod tests {
         let span = &file.as_bytes()
             [assembled.offset as usize..(assembled.offset + assembled.len) as usize];
         assert_eq!(span, assembled.record.as_slice());
-        assert!(!is_chunk(Format::OpenaiResponses, span));
+        assert!(!is_chunk(Format::OpenaiResponses, span, Framing::Lines));
         let trace = &parse_as(Format::OpenaiResponses, span, true).unwrap()[0];
         assert_eq!(trace.text.as_deref(), Some("up"));
         assert_eq!(trace.logprobs, vec![-0.2]);
@@ -1265,11 +1255,20 @@ mod tests {
     }
 
     #[test]
-    fn span_records_read_sse_jsonl_and_arrays() {
+    fn span_records_split_as_the_whole_stream_did() {
         let sse = b"{\"a\":1}\n\nevent: x\ndata: {\"b\":2}\n\n: comment\ndata:{\"c\":3}\n\ndata: [DONE]\n";
-        let records: Vec<&[u8]> = span_records(sse).into_iter().map(|(_, r)| r).collect();
+        let records: Vec<Vec<u8>> = span_records(sse, Framing::Lines)
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect();
         assert_eq!(records, [&b"{\"a\":1}"[..], b"{\"b\":2}", b"{\"c\":3}"]);
-        let array = b"{\"a\":1},\n  {\"b\":[1,2]}";
-        assert_eq!(span_records(array).len(), 2);
+        // A line that was not one record in the whole file is not one in its span either.
+        let junk = b"{\"a\":1} trailing\n{\"b\":2}\n";
+        let records = span_records(junk, Framing::Lines);
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].1, b"{\"a\":1} trailing");
+        // Chunks saved as a JSON array: the span starts inside it.
+        let array = b"{\"a\":1},\n  {\"b\":[1,2]}\n]";
+        assert_eq!(span_records(array, Framing::Array).len(), 2);
     }
 }

@@ -6,7 +6,6 @@
 
 use tracesift_core::dataset::{ScoredSet, TraceScores, score_bytes};
 use tracesift_core::export::reparse;
-use tracesift_core::import::Format;
 use tracesift_core::settings::Settings;
 
 fn score(input: &str) -> ScoredSet {
@@ -58,10 +57,10 @@ fn an_sse_chat_stream_is_one_question_of_whole_generations() {
     // Six chunk records (the usage-only one too) made two generations.
     assert_eq!((note.count, note.records), (6, 2));
     // Export and the trace view read each generation back from its span.
-    let full = reparse(up, Format::Openai, span(CHAT_SSE, up)).unwrap();
+    let full = reparse(&set, up, span(CHAT_SSE, up)).unwrap();
     assert_eq!(full.text.as_deref(), Some("Final answer: up."));
     assert_eq!(full.tokens, ["Final answer: up", "."]);
-    let full = reparse(down, Format::Openai, span(CHAT_SSE, down)).unwrap();
+    let full = reparse(&set, down, span(CHAT_SSE, down)).unwrap();
     assert_eq!(full.text.as_deref(), Some("Final answer: down"));
 }
 
@@ -103,7 +102,7 @@ fn llamacpp_and_ollama_streams_are_assembled_one_after_another() {
     let lines: Vec<u64> = set.traces.iter().map(|t| t.record.line).collect();
     assert_eq!(lines, [1, 4, 6]);
     let first = &set.traces[0];
-    let full = reparse(first, Format::Llamacpp, span(llama, first)).unwrap();
+    let full = reparse(&set, first, span(llama, first)).unwrap();
     assert_eq!(full.text.as_deref(), Some("Answer: up"));
 
     // Ollama's default: NDJSON chunks with `done: false`, then a `done: true` summary.
@@ -210,10 +209,9 @@ fn every_recorded_trace_reads_back_from_its_record_as_it_was_scored() {
                 .any(|n| n.what.starts_with("stream")),
         );
         for trace in &set.traces {
-            let format = set.files[0].format.unwrap();
             let start = trace.record.offset as usize;
             let record = &bytes[start..start + trace.record.len as usize];
-            let full = reparse(trace, format, record)
+            let full = reparse(&set, trace, record)
                 .unwrap_or_else(|reason| panic!("{}: {reason}", path.display()));
             let valid = full
                 .logprobs
