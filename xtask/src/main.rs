@@ -2,6 +2,7 @@
 //!
 //! - `serve`: installs what the app needs, then serves it on http://127.0.0.1:8080.
 //! - `test`: installs what the tests need on a fresh machine, then runs every check.
+//! - `fuzz`: runs every fuzz target for longer (`--minutes N` each).
 //! - `bench`: generates a large synthetic trace file and prints `tracesift score` throughput.
 //! - `gen`: writes a synthetic PerturbQA-style trace file.
 //! - `record`: re-creates the real provider output in tests/data/real/ (by hand, not in CI).
@@ -22,6 +23,7 @@ fn main() -> anyhow::Result<()> {
     };
     match task {
         "test" => test::run(rest),
+        "fuzz" => test::run_fuzz(rest),
         "bench" => bench::run(rest),
         "gen" => generate::run(rest),
         "record" => record::run(rest),
@@ -33,6 +35,9 @@ fn main() -> anyhow::Result<()> {
             );
             println!(
                 "  test            install missing tools, then fmt, clippy, tests, wasm32 build, fuzz"
+            );
+            println!(
+                "  fuzz            run every fuzz target longer than the tests do (--minutes N each)"
             );
             println!(
                 "  bench           generate a synthetic file and print tracesift score MB/s, traces/s, peak RSS"
