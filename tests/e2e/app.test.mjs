@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
+import zlib from 'node:zlib';
 import { execFileSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
 import { serveDist, CHROMIUM_ARGS, WEBGPU_ARGS } from './serve.mjs';
@@ -131,6 +132,32 @@ test('the request file gives the downloads their prompts, as tracesift filter --
   assertOnlyOwnOrigin(requests);
   assert.deepEqual(errors, []);
   await context.close();
+});
+
+test('a saved stream is assembled in the worker, plain or gzipped, as the CLI does', async () => {
+  // n = 2 choices interleaved in one SSE body: their spans overlap, so the gzip read-back
+  // must keep both ranges open at once.
+  const sse = fixture('formats/openai_chat_stream_n2.sse');
+  const gzipped = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tracesift-')), 'stream.sse.gz');
+  fs.writeFileSync(gzipped, zlib.gzipSync(fs.readFileSync(sse)));
+  const flags = ['--metric', 'msp', '--keep', '1', '--scope', 'global', '--export', 'canonical'];
+  const expected = execFileSync(cli, ['filter', sse, ...flags], { stdio: ['ignore', 'pipe', 'ignore'] }).toString('utf8');
+  assert.equal(expected.trim().split('\n').length, 2);
+  for (const file of [sse, gzipped]) {
+    const { context, page, requests, errors } = await openApp('#metric=msp&keep=1&scope=global&export=canonical');
+    await page.getByTestId('file-input').setInputFiles(file);
+    const text = await summaryText(page, '2 traces');
+    assert.match(text, /2 traces, 1 questions, 2 classes, format openai; 14 lines read, 0 skipped\./);
+    assert.match(await page.getByTestId('import-notes').textContent(), /stream chunks assembled into whole generations/);
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByTestId('download-kept').click(),
+    ]);
+    assert.equal(fs.readFileSync(await download.path()).toString('utf8'), expected, `download of ${path.basename(file)}`);
+    assertOnlyOwnOrigin(requests);
+    assert.deepEqual(errors, []);
+    await context.close();
+  }
 });
 
 test('the demo data loads, scores and reports its timing', async () => {
