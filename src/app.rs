@@ -37,29 +37,9 @@ pub enum Status {
     Failed(String),
 }
 
-/// One sentence per control and metric, for the side panel and hover titles.
+/// One sentence per metric, for the side panel and hover titles (from the core's table).
 pub fn explain_metric(metric: Metric) -> &'static str {
-    match metric {
-        Metric::Msp => {
-            "Negative log-probability of the whole trace: long or unlikely traces score high."
-        }
-        Metric::Ppl => {
-            "Mean negative log-probability per token (log-perplexity): how surprised the model was on average."
-        }
-        Metric::Mte => {
-            "Mean entropy of each token's top-k alternatives: how spread the model's choices were."
-        }
-        Metric::Inconsistency => {
-            "Share of the question's other samples that disagree with this trace."
-        }
-        Metric::CocoaMsp => {
-            "Sequence surprise × inconsistency: confident and agreed-on traces score near 0."
-        }
-        Metric::CocoaPpl => {
-            "Perplexity × inconsistency — the paper's CoCoA: keep the lowest ~10 % per class."
-        }
-        Metric::CocoaMte => "Token entropy × inconsistency.",
-    }
+    metric.info().summary
 }
 
 #[component]

@@ -54,6 +54,12 @@ pub struct ScoreOptions {
     /// auto|cpu|gpu
     #[arg(long)]
     pub backend: Option<String>,
+    /// DeepConf's sliding window in tokens, for conf_tail, conf_bottom10, conf_lowest (default 2048).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub window: Option<u32>,
+    /// Metrics whose percentile ranks `combo` averages, comma-separated (default cocoa_ppl,conf_mean).
+    #[arg(long, value_name = "LIST")]
+    pub combine: Option<String>,
     /// Threads that parse a plain JSONL file of 64 MiB or more (default: every core, for
     /// files of 256 MiB or more).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -78,13 +84,12 @@ pub struct ScoreArgs {
 /// The filter rule and scope (SPEC §6).
 #[derive(Debug, Args)]
 pub struct FilterRuleArgs {
-    /// msp|ppl|mte|inconsistency|cocoa_msp|cocoa_ppl|cocoa_mte
-    #[arg(long)]
+    #[arg(long, value_name = "NAME", help = metric_help())]
     pub metric: Option<String>,
-    /// Keep this fraction of each scope group (0 < Q ≤ 1).
+    /// Keep this fraction of each scope group (0 < Q ≤ 1), most trustworthy first.
     #[arg(long, value_name = "Q", group = "rule")]
     pub keep: Option<f64>,
-    /// Keep traces whose metric is ≤ X.
+    /// Keep traces whose metric is ≤ X (an uncertainty) or ≥ X (a confidence).
     #[arg(long, value_name = "X", group = "rule", allow_negative_numbers = true)]
     pub threshold: Option<f64>,
     /// Keep the first N of each scope group.
@@ -131,4 +136,16 @@ pub struct EvalArgs {
     /// The rule used for the kept-vs-dropped accuracies (default: keep 0.1 per class).
     #[command(flatten)]
     pub rule: FilterRuleArgs,
+}
+
+/// `--metric`'s help: every name of the core's metric table, with its direction.
+fn metric_help() -> String {
+    let names: Vec<String> = tracesift_core::metrics::Metric::ALL
+        .iter()
+        .map(|metric| format!("{} {}", metric.name(), metric.direction().arrow()))
+        .collect();
+    format!(
+        "Metric to rank by (↑u: lower is kept first, ↑c: higher is kept first): {}",
+        names.join(", ")
+    )
 }

@@ -162,6 +162,16 @@ fn settings_from(common: &ScoreOptions, rule: Option<&FilterRuleArgs>) -> anyhow
     if let Some(suffix) = &common.sample_suffix {
         settings.sample_suffix = Some(suffix.clone());
     }
+    if let Some(window) = common.window {
+        settings.window = window;
+    }
+    if let Some(combine) = &common.combine {
+        settings.combine = combine.clone();
+    }
+    settings.window().map_err(|error| bad(error.to_string()))?;
+    settings
+        .combine_metrics()
+        .map_err(|error| bad(error.to_string()))?;
     if let Some(rule_args) = rule {
         if let Some(name) = &rule_args.metric {
             settings.metric = parse_name(name, "metric", Metric::from_name, Metric::names)?;
