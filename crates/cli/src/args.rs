@@ -23,7 +23,8 @@ pub enum Command {
     Score(ScoreArgs),
     /// Write the kept traces, in input order, in the export format.
     Filter(FilterArgs),
-    /// With gold labels: AUROC, PRR and selective accuracy of every metric, as one JSON object.
+    /// Every metric's AUROC, PRR and selective accuracy on the labelled traces, the metrics
+    /// ranked with bootstrap intervals, and how strongly they agree; one JSON object.
     Eval(EvalArgs),
 }
 
@@ -136,6 +137,12 @@ pub struct EvalArgs {
     /// The rule used for the kept-vs-dropped accuracies (default: keep 0.1 per class).
     #[command(flatten)]
     pub rule: FilterRuleArgs,
+    /// Bootstrap resamples of the labelled traces behind the ranking's intervals.
+    #[arg(long, value_name = "N", default_value_t = tracesift_core::compare::DEFAULT_RESAMPLES)]
+    pub resamples: u32,
+    /// Seed of the bootstrap.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
 }
 
 /// `--metric`'s help: every name of the core's metric table, with its direction.

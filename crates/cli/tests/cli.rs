@@ -393,7 +393,7 @@ fn eval_reports_every_metric() {
         positions.windows(2).all(|w| w[0] < w[1]),
         "SPEC §7's order: {text}"
     );
-    for metric in table {
+    for &metric in &table {
         let entry = &report["metrics"][metric];
         assert_eq!(
             entry["selective_accuracy"].as_array().unwrap().len(),
@@ -407,6 +407,39 @@ fn eval_reports_every_metric() {
     // mte exists only for q1-g, which is right: no errors → AUROC is null.
     assert_eq!(report["metrics"]["mte"]["n"], 1);
     assert_eq!(report["metrics"]["mte"]["auroc"], serde_json::Value::Null);
+    // Which signal fits: every metric ranked, best first, with bootstrap intervals.
+    let ranking = &report["ranking"];
+    assert_eq!(ranking["n"], 6);
+    assert_eq!(ranking["resamples"], 1000);
+    let ranked = ranking["metrics"].as_array().unwrap();
+    assert_eq!(ranked.len(), table.len());
+    assert_eq!(ranking["best"], ranked[0]["metric"]);
+    assert_eq!(ranked[0]["prr"], 1.0);
+    assert!(ranked[0]["prr_ci"]["low"].as_f64().unwrap() <= 1.0);
+    assert!(stderr(&output).contains("best on the 6 labelled traces: "));
+    // The same seed gives the same intervals; another seed other ones.
+    let again = tracesift(&["eval", &small(), "--seed", "0"], None);
+    assert_eq!(stdout(&again), stdout(&output));
+    // How the metrics agree, with or without labels: a matrix over the table's metrics.
+    let agreement = &report["agreement"];
+    assert_eq!(agreement["metrics"].as_array().unwrap().len(), table.len());
+    assert_eq!(agreement["spearman"][1][1], 1.0, "ppl with itself");
+    let unlabelled = std::fs::read_to_string(fixture("small.jsonl"))
+        .unwrap()
+        .replace(",\"label\":\"up\"", "")
+        .replace(",\"label\":\"down\"", "");
+    let output = tracesift(
+        &["eval", "-", "--resamples", "10"],
+        Some(unlabelled.as_bytes()),
+    );
+    assert_exit(&output, 0);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(report["n"], 0);
+    assert_eq!(report["ranking"], serde_json::Value::Null);
+    assert_eq!(
+        report["agreement"]["spearman"][0][1],
+        agreement["spearman"][0][1]
+    );
 }
 
 #[test]

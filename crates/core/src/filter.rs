@@ -291,8 +291,9 @@ pub fn random_sample(set: &ScoredSet, options: &FilterOptions, n: usize, seed: u
     chosen
 }
 
-/// SplitMix64 (Steele, Lea & Flood 2014).
-fn split_mix_64(state: &mut u64) -> u64 {
+/// SplitMix64 (Steele, Lea & Flood 2014): the generator of every seeded draw (the random
+/// baseline here, the bootstrap of `compare`).
+pub(crate) fn split_mix_64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

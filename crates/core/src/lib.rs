@@ -3,6 +3,7 @@
 //! diagnostics out, so the CLI and the browser app run exactly the same code.
 
 pub mod answer;
+pub mod compare;
 pub mod dataset;
 pub mod eval;
 pub mod evaluate;
