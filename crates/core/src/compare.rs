@@ -315,6 +315,43 @@ pub fn rank_metrics(set: &ScoredSet, resamples: u32, seed: u64) -> Ranking {
     }
 }
 
+/// The curves worth drawing on one selective-accuracy chart: `chosen` (the filter's
+/// metric) and the best others by PRR, then AUROC, `n` in all, in table order. Nineteen
+/// curves on one chart would hide each other.
+pub fn curves_to_show(
+    report: &crate::evaluate::EvalReport,
+    chosen: Metric,
+    n: usize,
+) -> crate::evaluate::EvalReport {
+    let mut by_quality: Vec<(usize, Metric, Option<f64>, Option<f64>)> = report
+        .metrics
+        .0
+        .iter()
+        .enumerate()
+        .filter(|(_, (metric, evaluation))| *metric != chosen && evaluation.n > 0)
+        .map(|(idx, (metric, evaluation))| (idx, *metric, evaluation.prr, evaluation.auroc))
+        .collect();
+    let descending = |value: Option<f64>| value.map_or(f64::INFINITY, |v| -v);
+    by_quality.sort_by(|a, b| {
+        descending(a.2)
+            .total_cmp(&descending(b.2))
+            .then(descending(a.3).total_cmp(&descending(b.3)))
+            .then(a.0.cmp(&b.0))
+    });
+    let mut shown: Vec<Metric> = by_quality
+        .iter()
+        .take(n.saturating_sub(1))
+        .map(|entry| entry.1)
+        .collect();
+    shown.push(chosen);
+    let mut subset = report.clone();
+    subset
+        .metrics
+        .0
+        .retain(|(metric, _)| shown.contains(metric));
+    subset
+}
+
 /// Mid-ranks (ties share their average rank) of `values`, 1-based.
 fn mid_ranks(values: &[f64], ranks: &mut Vec<f64>, order: &mut Vec<usize>) {
     order.clear();
@@ -589,6 +626,22 @@ mod tests {
         let (rho, _) = at(Metric::Ppl, Metric::Inconsistency);
         assert!(rho.unwrap().abs() < 1.0);
         assert_eq!(agreement.spearman[3][5], agreement.spearman[5][3]);
+    }
+
+    #[test]
+    fn the_chart_shows_the_chosen_metric_and_the_best() {
+        let text = labelled_file();
+        let settings = Settings::default();
+        let set = score_bytes(&settings, &[("in.jsonl", text.as_bytes())]).unwrap();
+        let options = crate::filter::FilterOptions::from_settings(&settings).unwrap();
+        let report = crate::evaluate::evaluate(&set, &options);
+        let shown = curves_to_show(&report, Metric::AnswerEntropy, 4);
+        let names: Vec<Metric> = shown.metrics.0.iter().map(|(m, _)| *m).collect();
+        assert_eq!(names.len(), 4);
+        assert!(names.contains(&Metric::AnswerEntropy) && names.contains(&Metric::Ppl));
+        let mut in_table_order = names.clone();
+        in_table_order.sort_by_key(|m| Metric::ALL.iter().position(|x| x == m));
+        assert_eq!(names, in_table_order);
     }
 
     #[test]
