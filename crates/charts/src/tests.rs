@@ -783,3 +783,35 @@ fn inconsistent_inputs_never_panic() {
         to_svg(width, height, |area| selective_accuracy(area, &report)).unwrap();
     }
 }
+
+#[test]
+fn a_confidence_cut_off_is_its_smallest_kept_value() {
+    // conf_mean keeps the highest first: with keep 0.5 the cut-off is the lower kept value.
+    let jsonl: String = (0..6)
+        .map(|i| {
+            let top = -0.5 - i as f64 * 0.25;
+            format!(
+                "{{\"question_id\":\"q{i}\",\"answer\":\"up\",\"logprobs\":[-0.1],\"top_logprobs\":[[{top},{top}]]}}\n"
+            )
+        })
+        .collect();
+    let set = scored(&jsonl);
+    let options = FilterOptions {
+        metric: Metric::ConfMean,
+        rule: tracesift_core::settings::Rule::Keep(0.5),
+        ..options(Scope::PerClass)
+    };
+    let selection = select(&set, &options);
+    assert_eq!(
+        selection.groups[0].cutoff,
+        Some(1.25),
+        "C = 0.5, 0.75, …, 1.75: keep 1.75, 1.5, 1.25"
+    );
+    let svg = render(|area| per_class_histograms(area, &set, &selection, Metric::ConfMean));
+    let texts = texts(&svg);
+    assert!(texts.contains(&"cut-off 1.250"), "{texts:?}");
+    assert!(
+        !texts.iter().any(|t| t.contains("cut-off not shown")),
+        "{texts:?}"
+    );
+}
