@@ -24,6 +24,7 @@ symmetric, so expm(-tL) = U diag(exp(-t mu)) U^T from numpy's eigh is the same m
 import json
 import math
 import sys
+import warnings
 
 import numpy as np
 
@@ -233,7 +234,10 @@ def graph_signals(W, msp, ppl):
         return out
     eigv = float(eig_val_laplacian(W))
     ecc = eccentricity_per_sample(W)
-    kle = float(kernel_language_entropy(W))
+    with warnings.catch_warnings():
+        # np.linalg.eig may return a zero imaginary part that .astype drops, as upstream.
+        warnings.simplefilter("ignore", getattr(np, "exceptions", np).ComplexWarning)
+        kle = float(kernel_language_entropy(W))
     with_msp = [j for j in range(M) if msp[j] is not None]
     sar = {}
     if with_msp:
