@@ -95,3 +95,67 @@ pub fn fill_combo(traces: &mut [TraceScores], combine: &[Metric]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::dataset::score_bytes;
+    use crate::metrics::Metric;
+    use crate::settings::Settings;
+
+    fn combos(combine: &str, lines: &[(&str, f64, Option<f64>)]) -> Vec<Option<f64>> {
+        // One token per trace: ppl = −ℓ; a top list [c, c] gives conf_mean −c.
+        let jsonl: String = lines
+            .iter()
+            .map(|(id, logprob, top)| {
+                let top = top.map_or(String::new(), |c| format!(",\"top_logprobs\":[[{c},{c}]]"));
+                format!(
+                    "{{\"question_id\":\"{id}\",\"trace_id\":\"{id}\",\"answer\":\"up\",\"logprobs\":[{logprob}]{top}}}\n"
+                )
+            })
+            .collect();
+        let settings = Settings {
+            combine: combine.to_owned(),
+            ..Settings::default()
+        };
+        let set = score_bytes(&settings, &[("c.jsonl", jsonl.as_bytes())]).unwrap();
+        set.traces.iter().map(|t| t.metric(Metric::Combo)).collect()
+    }
+
+    #[test]
+    fn ranks_with_ties_by_hand() {
+        // ppl 1, 2, 2, 3: below-counts 0, 1, 1, 3 and one equal other for the tied pair →
+        // (0, 1.5, 1.5, 3) / 3.
+        let got = combos(
+            "ppl",
+            &[
+                ("a", -1.0, None),
+                ("b", -2.0, None),
+                ("c", -2.0, None),
+                ("d", -3.0, None),
+            ],
+        );
+        assert_eq!(got, [Some(0.0), Some(0.5), Some(0.5), Some(1.0)]);
+        // With conf_mean (a confidence, ranked by its negation): conf 2, 1, 1, null → d
+        // drops out (n = 3). ppl ranks over a, b, c: 0, 0.75, 0.75; −conf: −2, −1, −1 →
+        // 0, 0.75, 0.75. The mean is the same.
+        let got = combos(
+            "ppl,conf_mean",
+            &[
+                ("a", -1.0, Some(-2.0)),
+                ("b", -2.0, Some(-1.0)),
+                ("c", -2.0, Some(-1.0)),
+                ("d", -3.0, None),
+            ],
+        );
+        assert_eq!(got, [Some(0.0), Some(0.75), Some(0.75), None]);
+        // One trace: 0.5. All equal: 0.5 each.
+        assert_eq!(combos("ppl", &[("a", -1.0, None)]), [Some(0.5)]);
+        assert_eq!(
+            combos(
+                "ppl",
+                &[("a", -1.0, None), ("b", -1.0, None), ("c", -1.0, None)]
+            ),
+            [Some(0.5); 3]
+        );
+    }
+}
