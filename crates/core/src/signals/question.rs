@@ -302,11 +302,11 @@ pub fn similarity_graph(
     let kernel =
         &heat.eigenvectors * DMatrix::from_diagonal(&decays) * heat.eigenvectors.transpose();
     let roots: Vec<f64> = (0..n_members)
-        .map(|idx| kernel[(idx, idx)].max(0.0).sqrt() + KERNEL_EPS)
+        .map(|idx| kernel.get((idx, idx)).map_or(0.0, |k| k.max(0.0)).sqrt() + KERNEL_EPS)
         .collect();
     let root = |idx: usize| roots.get(idx).copied().unwrap_or(1.0);
     let normalised = DMatrix::from_fn(n_members, n_members, |row, col| {
-        kernel[(row, col)] / (root(row) * root(col)) / total
+        kernel.get((row, col)).copied().unwrap_or(0.0) / (root(row) * root(col)) / total
     });
     let Some(kernel_spectrum) = SymmetricEigen::try_new(normalised, f64::EPSILON, max_iterations)
     else {
@@ -329,7 +329,7 @@ pub fn similarity_graph(
             .iter()
             .zip(&centre)
             .fold(0.0, |sum, (&col, &mean)| {
-                let offset = vectors[(position, col)] - mean;
+                let offset = vectors.get((position, col)).copied().unwrap_or(0.0) - mean;
                 sum + offset * offset
             })
             .sqrt();
