@@ -147,7 +147,10 @@ fn main() -> Result<(), String> {
         traces.len(),
         sizes.len()
     );
-    println!("  whole score_bytes run (answer similarity): {:.1} ms", ms(whole));
+    println!(
+        "  whole score_bytes run (answer similarity): {:.1} ms",
+        ms(whole)
+    );
     println!("  importer alone:                 {:.1} ms", ms(parse));
     println!(
         "  §5 token sums (msp, ppl, mte):  {:.1} ms ({:.1} % of the run)",
