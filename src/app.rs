@@ -55,6 +55,10 @@ pub fn App() -> impl IntoView {
     let notice = RwSignal::new(link_problems.join("; "));
     let run = StoredValue::new(0u32);
     let inputs: StoredValue<Vec<(String, Blob)>, LocalStorage> = StoredValue::new_local(Vec::new());
+    // The request file, if one was given: its prompts go into the downloads.
+    let requests_input: StoredValue<Option<(String, Blob)>, LocalStorage> =
+        StoredValue::new_local(None);
+    let requests_summary: RwSignal<Option<String>> = RwSignal::new(None);
 
     let opened: RwSignal<Option<(usize, Arc<TraceDetail>)>> = RwSignal::new(None);
     let downloaded = RwSignal::new(false);
@@ -75,6 +79,7 @@ pub fn App() -> impl IntoView {
         evaluation,
         comparison,
         parts: StoredValue::new_local((0, Vec::new())),
+        requests_summary,
     });
     let open_trace = Callback::new(move |trace_idx: usize| {
         post_request(
@@ -131,7 +136,7 @@ pub fn App() -> impl IntoView {
     Effect::new(move |previous: Option<()>| {
         scoring_key.track();
         if previous.is_some() && inputs.with_value(|i| !i.is_empty()) {
-            send_score(&worker, settings, status, run, inputs);
+            send_score(&worker, settings, status, run, inputs, requests_input);
         }
     });
 
@@ -180,7 +185,19 @@ pub fn App() -> impl IntoView {
             return;
         }
         inputs.set_value(files);
-        send_score(&worker, settings, status, run, inputs);
+        send_score(&worker, settings, status, run, inputs, requests_input);
+    };
+    // A request file given after the traces scores them again, with its prompts joined.
+    let on_requests = move |ev: leptos::ev::Event| {
+        let input: web_sys::HtmlInputElement = event_target(&ev);
+        let file = input
+            .files()
+            .and_then(|list| file_list(&list).into_iter().next());
+        requests_summary.set(None);
+        requests_input.set_value(file);
+        if inputs.with_value(|i| !i.is_empty()) {
+            send_score(&worker, settings, status, run, inputs, requests_input);
+        }
     };
     let on_files = move |ev: leptos::ev::Event| {
         let input: web_sys::HtmlInputElement = event_target(&ev);
@@ -232,6 +249,13 @@ pub fn App() -> impl IntoView {
                 <p>"Drop trace files here (JSONL, JSON, .gz — OpenAI, OpenAI Batch, vLLM, TGI, llama.cpp, SGLang, Ollama or canonical), or "</p>
                 <input type="file" multiple accept=".jsonl,.json,.gz,.ndjson" data-testid="file-input" on:change=on_files />
                 <button data-testid="demo" on:click=load_demo>"Try the demo data"</button>
+                <label class="requests" title="The requests the responses answered: the OpenAI Batch input JSONL (joined by custom_id), or the request bodies as JSONL (joined by id, else one per response in order). The openai, trl, sharegpt and alpaca downloads then carry their system and user messages.">
+                    "Requests (optional) "
+                    <input type="file" accept=".jsonl,.json,.gz,.ndjson" data-testid="requests-input" on:change=on_requests />
+                </label>
+                <Show when=move || requests_summary.with(Option::is_some)>
+                    <p class="requests-summary" data-testid="requests-summary">{move || requests_summary.get().unwrap_or_default()}</p>
+                </Show>
                 <StatusLine status=status />
             </section>
             <Guide scored=scored downloaded=downloaded opened_any=opened_any />
@@ -328,6 +352,17 @@ pub fn Summary(scored: RwSignal<Option<Arc<ScoredSet>>>) -> impl IntoView {
                 })
                 .collect();
             let n_skipped = skipped.len();
+            // What was assembled, left out or regrouped on the way in, by kind.
+            let notes: Vec<String> = report
+                .notes
+                .iter()
+                .map(|note| {
+                    let lines: Vec<String> = note.lines.iter().map(u64::to_string).collect();
+                    let more = if note.records > note.lines.len() as u64 { ", …" } else { "" };
+                    format!("{} — {} ({} records; lines {}{more})", note.what, note.count, note.records, lines.join(", "))
+                })
+                .collect();
+            let has_notes = !notes.is_empty();
             Some(view! {
                 <section class="summary" data-testid="summary">
                     <p>
@@ -339,6 +374,11 @@ pub fn Summary(scored: RwSignal<Option<Arc<ScoredSet>>>) -> impl IntoView {
                     <Show when=move || { n_skipped > 0 }>
                         <ul class="skipped">
                             {skipped.iter().take(50).map(|line| view! { <li>{line.clone()}</li> }).collect_view()}
+                        </ul>
+                    </Show>
+                    <Show when=move || has_notes>
+                        <ul class="skipped" data-testid="import-notes">
+                            {notes.iter().map(|line| view! { <li>{line.clone()}</li> }).collect_view()}
                         </ul>
                     </Show>
                 </section>
@@ -508,6 +548,14 @@ pub fn SettingsPanel(settings: RwSignal<Settings>) -> impl IntoView {
             <label title="The format of the downloaded set">"Export "
                 {enum_select(settings, "export", |s| s.export, |s, value| s.export = value)}
             </label>
+            <label title="An openai, trl, sharegpt or alpaca download in which a kept trace has no prompt would train on nothing, so it is refused; tick to download it anyway">
+                <input type="checkbox" data-testid="allow-empty-prompt" prop:checked=move || settings.with(|s| s.allow_empty_prompt)
+                    on:change=move |ev| {
+                        let input: web_sys::HtmlInputElement = event_target(&ev);
+                        settings.update(|s| s.allow_empty_prompt = input.checked());
+                    } />
+                " allow empty prompts"
+            </label>
         </section>
     }
 }
@@ -593,6 +641,7 @@ fn send_score(
     status: RwSignal<Status>,
     run: StoredValue<u32>,
     inputs: StoredValue<Vec<(String, Blob)>, LocalStorage>,
+    requests: StoredValue<Option<(String, Blob)>, LocalStorage>,
 ) {
     let next_run = run.get_value() + 1;
     run.set_value(next_run);
@@ -608,13 +657,19 @@ fn send_score(
         }
         (names, files)
     });
+    let requests = requests.get_value();
     let request = Request::Score {
         run: next_run,
         settings: settings.with(Settings::to_json_pretty),
         names,
         helper_script: worker_source().ok(),
+        requests_name: requests.as_ref().map(|(name, _)| name.clone()),
     };
-    post_request(worker, &request, Some(&files));
+    let message = request_message(&request, Some(&files));
+    if let Some((_, blob)) = &requests {
+        let _ = Reflect::set(&message, &"requests".into(), blob);
+    }
+    deliver(worker, message);
 }
 
 /// The worker and what was asked of it before its wasm had loaded (a worker drops messages
@@ -630,12 +685,22 @@ fn post_request(
     request: &Request,
     files: Option<&Array>,
 ) {
+    deliver(worker, request_message(request, files));
+}
+
+/// A message for the worker: the request as JSON, and the files beside it.
+fn request_message(request: &Request, files: Option<&Array>) -> Object {
     let message = Object::new();
     let text = serde_json::to_string(request).unwrap_or_default();
     let _ = Reflect::set(&message, &"request".into(), &text.into());
     if let Some(files) = files {
         let _ = Reflect::set(&message, &"files".into(), files);
     }
+    message
+}
+
+/// Posts a message, or queues it until the worker is ready.
+fn deliver(worker: &StoredValue<Option<WorkerHandle>, LocalStorage>, message: Object) {
     worker.update_value(|handle| {
         if let Some(handle) = handle {
             if handle.ready {
@@ -661,6 +726,8 @@ struct WorkerSinks {
     comparison: RwSignal<Option<Comparison>>,
     /// The traces of the run being received (its number, the parts so far).
     parts: StoredValue<(u32, Vec<TraceScores>), LocalStorage>,
+    /// What the request file gave, for the line under its slot.
+    requests_summary: RwSignal<Option<String>>,
 }
 
 fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalStorage> {
@@ -674,6 +741,7 @@ fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalSt
         evaluation,
         comparison,
         parts,
+        requests_summary,
     } = sinks;
     let worker = match spawn_worker() {
         Ok(worker) => worker,
@@ -746,7 +814,9 @@ fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalSt
                 mut set,
                 millis,
                 workers,
+                requests,
             } if run == current => {
+                requests_summary.set(requests);
                 set.traces = parts
                     .try_update_value(|(parts_run, received)| {
                         if *parts_run == run {
@@ -800,6 +870,7 @@ fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalSt
                 opened.set(Some((trace_idx, Arc::new(*detail))));
             }
             Response::Failed { message, .. } => status.set(Status::Failed(message)),
+            Response::ExportRefused { message, .. } => notice.set(message),
             _ => {}
         }
     });

@@ -1,7 +1,7 @@
 //! Settings in the URL fragment, so a link reproduces a view:
 //! `#metric=cocoa_ppl&keep=0.1&scope=per_class&candidates=all&sim=answer&export=canonical`.
 //! Keys: metric keep threshold top scope candidates balanced sim backend classes pattern export
-//! window combine; values as in the CLI.
+//! window combine allow_empty_prompt; values as in the CLI.
 
 use tracesift_core::settings::{
     Backend, Candidates, ExportFormat, Metric, Rule, Scope, Settings, Similarity,
@@ -70,6 +70,11 @@ pub fn apply_fragment(fragment: &str, base: &Settings) -> (Settings, Vec<String>
                 Ok(_) => settings.combine = value,
                 Err(_) => bad(),
             },
+            "allow_empty_prompt" => match value.as_str() {
+                "true" | "1" | "" => settings.allow_empty_prompt = true,
+                "false" | "0" => settings.allow_empty_prompt = false,
+                _ => bad(),
+            },
             _ => problems.push(format!("`{key}` is not a setting this app knows")),
         }
     }
@@ -108,6 +113,9 @@ pub fn to_fragment(settings: &Settings) -> String {
     }
     if settings.combine != defaults.combine {
         pairs.push(("combine", settings.combine.clone()));
+    }
+    if settings.allow_empty_prompt {
+        pairs.push(("allow_empty_prompt", "true".to_owned()));
     }
     let encoded: Vec<String> = pairs
         .into_iter()
@@ -181,6 +189,7 @@ mod tests {
             export: ExportFormat::Sharegpt,
             window: 512,
             combine: "cocoa_ppl,conf_bottom10,eigv".into(),
+            allow_empty_prompt: true,
             ..Settings::default()
         };
         settings.set_rule(Rule::Top(25));

@@ -6,5 +6,6 @@ pub mod charts_view;
 pub mod fragment;
 pub mod helpers;
 pub mod protocol;
+pub mod requests;
 pub mod traces;
 pub mod worker;

@@ -18,6 +18,10 @@ pub enum Request {
         /// The worker's own bootstrap script, to start helper workers for large files.
         #[serde(default)]
         helper_script: Option<String>,
+        /// The name of the request file sent alongside (as the message's `requests`
+        /// Blob), whose prompts the downloads carry.
+        #[serde(default)]
+        requests_name: Option<String>,
     },
     /// To a helper worker: score a part of a file (the message's `part` Blob), which
     /// starts at byte `start` of the file.
@@ -93,6 +97,9 @@ pub enum Response {
         millis: f64,
         /// How many workers parsed the input: 1, or the helpers of a large file.
         workers: u32,
+        /// What the request file gave and how it was joined (or why it could not be read).
+        #[serde(default)]
+        requests: Option<String>,
     },
     /// From a helper worker.
     PartScored {
@@ -122,6 +129,11 @@ pub enum Response {
         n_traces: usize,
     },
     Failed {
+        run: u32,
+        message: String,
+    },
+    /// A download refused: an SFT export whose kept traces have empty prompts.
+    ExportRefused {
         run: u32,
         message: String,
     },

@@ -18,6 +18,7 @@ use tracesift_core::dataset::{ScoreOptions, ScoredSet, Scorer};
 use tracesift_core::evaluate::{EvalReport, evaluate};
 use tracesift_core::export::{self, ExportOptions};
 use tracesift_core::filter::{self, FilterOptions};
+use tracesift_core::requests::RequestJoin;
 use tracesift_core::settings::{ExportFormat, Settings};
 use tracesift_core::trace::{RecordRef, classify_logprob};
 use tracesift_gpu::{Engine, Gpu};
@@ -37,6 +38,8 @@ struct State {
     blobs: Vec<Blob>,
     gzipped: Vec<bool>,
     set: ScoredSet,
+    /// The request file joined to the run, whose prompts the downloads carry.
+    requests: Option<std::sync::Arc<RequestJoin>>,
 }
 
 thread_local! {
@@ -142,6 +145,7 @@ fn handle(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
             settings,
             names,
             helper_script,
+            requests_name,
         } => {
             let files: Vec<Blob> = Reflect::get(data, &"files".into())
                 .map(|files| {
@@ -151,10 +155,19 @@ fn handle(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
                         .collect()
                 })
                 .unwrap_or_default();
+            let requests = Reflect::get(data, &"requests".into())
+                .ok()
+                .and_then(|blob| blob.dyn_into::<Blob>().ok())
+                .map(|blob| (requests_name.unwrap_or_else(|| "requests".to_owned()), blob));
             let scope = scope.clone();
             wasm_bindgen_futures::spawn_local(async move {
                 let helper_script = helper_script.as_deref();
-                let scored = score(&scope, run, &settings, &names, files, helper_script).await;
+                let inputs = Inputs {
+                    names: &names,
+                    blobs: files,
+                    requests,
+                };
+                let scored = score(&scope, run, &settings, inputs, helper_script).await;
                 if let Err(message) = scored {
                     post(&scope, &Response::Failed { run, message }, None);
                 }
@@ -191,6 +204,9 @@ fn handle(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
             settings,
             what,
         } => match build_export(&settings, what) {
+            Err(ExportError::Refused(message)) => {
+                post(scope, &Response::ExportRefused { run, message }, None);
+            }
             Ok((bytes, n_traces, file_name)) => {
                 let array = Uint8Array::from(bytes.as_slice());
                 post(
@@ -204,7 +220,9 @@ fn handle(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
                     Some(&array),
                 );
             }
-            Err(message) => post(scope, &Response::Failed { run, message }, None),
+            Err(ExportError::Failed(message)) => {
+                post(scope, &Response::Failed { run, message }, None);
+            }
         },
     }
 }
@@ -237,14 +255,25 @@ fn parse_settings(settings: &str) -> Result<Settings, String> {
     Settings::from_json(settings).map_err(|error| error.to_string())
 }
 
+/// What a run reads: the trace files, and the request file if one was given.
+struct Inputs<'a> {
+    names: &'a [String],
+    blobs: Vec<Blob>,
+    requests: Option<(String, Blob)>,
+}
+
 async fn score(
     scope: &DedicatedWorkerGlobalScope,
     run: u32,
     settings: &str,
-    names: &[String],
-    blobs: Vec<Blob>,
+    inputs: Inputs<'_>,
     helper_script: Option<&str>,
 ) -> Result<(), String> {
+    let Inputs {
+        names,
+        blobs,
+        requests,
+    } = inputs;
     let started = js_sys::Date::now();
     let settings_text = settings;
     let settings = parse_settings(settings)?;
@@ -324,11 +353,20 @@ async fn score(
         files: set.files.clone(),
         report: set.report.clone(),
     };
+    // The request file, joined to this run: the downloads carry its prompts.
+    let (requests, requests_summary) = match &requests {
+        None => (None, None),
+        Some((name, blob)) => match crate::requests::join(blob, name, &set) {
+            Ok((join, summary)) => (Some(join), Some(summary)),
+            Err(message) => (None, Some(message)),
+        },
+    };
     let response = Response::Scored {
         run,
         set: Box::new(without_traces),
         millis,
         workers,
+        requests: requests_summary,
     };
     post(scope, &response, None);
     STATE.with(|state| {
@@ -336,6 +374,7 @@ async fn score(
             blobs,
             gzipped,
             set,
+            requests,
         })
     });
     Ok(())
@@ -393,8 +432,27 @@ fn comparison(settings: &str) -> Result<Comparison, String> {
     })
 }
 
+/// Why a download was not built.
+enum ExportError {
+    Failed(String),
+    /// An SFT export whose kept traces have empty prompts (see `export::check_prompts`).
+    Refused(String),
+}
+
+impl From<String> for ExportError {
+    fn from(message: String) -> Self {
+        ExportError::Failed(message)
+    }
+}
+
+impl From<&str> for ExportError {
+    fn from(message: &str) -> Self {
+        ExportError::Failed(message.to_owned())
+    }
+}
+
 /// Builds a download from the last run: `(bytes, traces in it, file name)`.
-fn build_export(settings: &str, what: ExportWhat) -> Result<(Vec<u8>, usize, String), String> {
+fn build_export(settings: &str, what: ExportWhat) -> Result<(Vec<u8>, usize, String), ExportError> {
     let settings = parse_settings(settings)?;
     let filter_options = FilterOptions::from_settings(&settings).map_err(|e| e.to_string())?;
     let export_options = ExportOptions::from_settings(&settings).map_err(|e| e.to_string())?;
@@ -416,8 +474,18 @@ fn build_export(settings: &str, what: ExportWhat) -> Result<(Vec<u8>, usize, Str
         };
         let options = ExportOptions {
             format,
+            requests: state.requests.clone(),
             ..export_options
         };
+        if export::is_sft(format) {
+            let mut check_records = RecordSource::new(state, &chosen);
+            export::check_prompts(&state.set, &chosen, &options, |record| {
+                check_records.read(record)
+            })
+            .map_err(|refusal| {
+                ExportError::Refused(format!("{refusal}; {}", crate::requests::EMPTY_PROMPT_HELP))
+            })?;
+        }
         let n_traces = chosen.iter().filter(|kept| **kept).count();
         let mut records = RecordSource::new(state, &chosen);
         let mut bytes = Vec::new();
@@ -447,19 +515,13 @@ fn trace_detail(trace_idx: usize) -> Result<TraceDetail, String> {
         let state = state.borrow();
         let state = state.as_ref().ok_or("load a file first")?;
         let trace = state.set.traces.get(trace_idx).ok_or("no such trace")?;
-        let format = state
-            .set
-            .files
-            .get(trace.record.file_idx as usize)
-            .and_then(|file| file.format)
-            .ok_or("the trace's file has no known format")?;
         let mut chosen = vec![false; state.set.traces.len()];
         if let Some(slot) = chosen.get_mut(trace_idx) {
             *slot = true;
         }
         let mut records = RecordSource::new(state, &chosen);
         let record = records.read(&trace.record)?;
-        let full = export::reparse(trace, format, &record)?;
+        let full = export::reparse(&state.set, trace, &record)?;
         let has_strings = full.tokens.len() == full.logprobs.len();
         let tokens = full
             .logprobs
@@ -503,7 +565,15 @@ fn trace_detail(trace_idx: usize) -> Result<TraceDetail, String> {
 /// decompressing pass that collects the records the export needs.
 struct RecordSource<'a> {
     state: &'a State,
-    from_gzip: std::collections::HashMap<(u32, u64), Vec<u8>>,
+    from_gzip: std::collections::HashMap<RecordKey, Vec<u8>>,
+}
+
+/// A record's bytes by file, offset and length: a generation assembled from a stream spans
+/// its chunks, so two of them can start at the same chunk and overlap.
+type RecordKey = (u32, u64, u64);
+
+fn record_key(record: &RecordRef) -> RecordKey {
+    (record.file_idx, record.offset, record.len)
 }
 
 impl<'a> RecordSource<'a> {
@@ -523,8 +593,8 @@ impl<'a> RecordSource<'a> {
             })
             .map(|(trace, _)| trace.record)
             .collect();
-        wanted.sort_by_key(|record| (record.file_idx, record.offset));
-        wanted.dedup_by_key(|record| (record.file_idx, record.offset));
+        wanted.sort_by_key(record_key);
+        wanted.dedup_by_key(|record| record_key(record));
         let mut from_gzip = std::collections::HashMap::new();
         for (file_idx, blob) in state.blobs.iter().enumerate() {
             let in_file: Vec<&RecordRef> = wanted
@@ -550,12 +620,9 @@ impl<'a> RecordSource<'a> {
             .copied()
             .unwrap_or(false);
         if gzipped {
-            return self
-                .from_gzip
-                .remove(&(record.file_idx, record.offset))
-                .ok_or_else(|| {
-                    "the record could not be read back from the gzip stream".to_owned()
-                });
+            return self.from_gzip.remove(&record_key(record)).ok_or_else(|| {
+                "the record could not be read back from the gzip stream".to_owned()
+            });
         }
         let blob = self
             .state
@@ -570,40 +637,43 @@ impl<'a> RecordSource<'a> {
     }
 }
 
-/// Streams `stream` once, copying out the byte ranges of `records` (sorted by offset).
+/// Streams `stream` once, copying out the byte ranges of `records` (sorted by offset; the
+/// ranges may overlap).
 fn collect_ranges(
     mut stream: impl Read,
     records: &[&RecordRef],
-    out: &mut std::collections::HashMap<(u32, u64), Vec<u8>>,
+    out: &mut std::collections::HashMap<RecordKey, Vec<u8>>,
 ) -> std::io::Result<()> {
     let mut position: u64 = 0;
     let mut chunk = vec![0u8; 1 << 20];
     let mut next = 0;
-    let mut partial: Vec<u8> = Vec::new();
-    while next < records.len() {
+    // Records that have started but not ended, with the bytes read of each so far.
+    let mut open: Vec<(&RecordRef, Vec<u8>)> = Vec::new();
+    while next < records.len() || !open.is_empty() {
         let n = stream.read(&mut chunk)?;
         if n == 0 {
             break;
         }
         let chunk_start = position;
         position += n as u64;
-        while let Some(record) = records.get(next) {
+        while let Some(&record) = records.get(next) {
             if record.offset >= position {
                 break;
             }
+            open.push((record, Vec::new()));
+            next += 1;
+        }
+        open.retain_mut(|(record, bytes)| {
             let end = record.offset + record.len;
             let from = record.offset.max(chunk_start) - chunk_start;
             let to = end.min(position) - chunk_start;
-            partial.extend_from_slice(chunk.get(from as usize..to as usize).unwrap_or(&[]));
+            bytes.extend_from_slice(chunk.get(from as usize..to as usize).unwrap_or(&[]));
             if end > position {
-                break;
+                return true;
             }
-            out.insert(
-                (record.file_idx, record.offset),
-                std::mem::take(&mut partial),
-            );
-            next += 1;
-        }
+            out.insert(record_key(record), std::mem::take(bytes));
+            false
+        });
     }
     Ok(())
 }

@@ -81,8 +81,9 @@ test('settings from the URL give the same download as tracesift filter', async (
   const cases = [
     ['#metric=cocoa_ppl&keep=0.5&scope=per_class&candidates=all&sim=answer&export=canonical',
       ['--metric', 'cocoa_ppl', '--keep', '0.5', '--scope', 'per_class', '--candidates', 'all', '--sim', 'answer', '--export', 'canonical']],
-    ['#metric=msp&top=2&scope=global&sim=rouge_l&export=openai',
-      ['--metric', 'msp', '--top', '2', '--scope', 'global', '--sim', 'rouge_l', '--export', 'openai']],
+    // One of the two kept traces has no prompt: written only when asked for.
+    ['#metric=msp&top=2&scope=global&sim=rouge_l&export=openai&allow_empty_prompt=true',
+      ['--metric', 'msp', '--top', '2', '--scope', 'global', '--sim', 'rouge_l', '--export', 'openai', '--allow-empty-prompt']],
   ];
   for (const [fragment, flags] of cases) {
     const { context, page, requests, errors } = await openApp(fragment);
@@ -102,6 +103,34 @@ test('settings from the URL give the same download as tracesift filter', async (
     assert.deepEqual(errors, []);
     await context.close();
   }
+});
+
+test('the request file gives the downloads their prompts, as tracesift filter --requests', async () => {
+  const traces = fixture('formats/openai_batch.jsonl');
+  const requestsFile = fixture('requests/openai_batch_input.jsonl');
+  const { context, page, requests, errors } = await openApp('#metric=ppl&keep=1&scope=global&export=sharegpt');
+  await page.getByTestId('file-input').setInputFiles(traces);
+  await summaryText(page, '3 traces');
+  // Without the requests the SFT download is refused, and the page says how to go on.
+  await page.getByTestId('download-kept').click();
+  await page.waitForFunction(() => document.querySelector('.notice')?.textContent.includes('refusing the sharegpt export'));
+  assert.match(await page.locator('.notice').textContent(), /Requests \(optional\)/);
+  // With them the traces are scored again and the download equals the CLI's.
+  await page.getByTestId('requests-input').setInputFiles(requestsFile);
+  await page.getByTestId('requests-summary').waitFor({ timeout: 60_000 });
+  assert.match(await page.getByTestId('requests-summary').textContent(), /4 requests; joined by id/);
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByTestId('download-kept').click(),
+  ]);
+  const downloaded = fs.readFileSync(await download.path(), 'utf8');
+  const expected = execFileSync(cli, ['filter', traces, '--requests', requestsFile, '--metric', 'ppl', '--keep', '1',
+    '--scope', 'global', '--export', 'sharegpt'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString('utf8');
+  assert.match(expected, /"from":"system"/);
+  assert.equal(downloaded, expected);
+  assertOnlyOwnOrigin(requests);
+  assert.deepEqual(errors, []);
+  await context.close();
 });
 
 test('the demo data loads, scores and reports its timing', async () => {

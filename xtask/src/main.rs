@@ -2,11 +2,14 @@
 //!
 //! - `serve`: installs what the app needs, then serves it on http://127.0.0.1:8080.
 //! - `test`: installs what the tests need on a fresh machine, then runs every check.
+//! - `fuzz`: runs every fuzz target for longer (`--minutes N` each).
 //! - `bench`: generates a large synthetic trace file and prints `tracesift score` throughput.
 //! - `gen`: writes a synthetic PerturbQA-style trace file.
+//! - `record`: re-creates the real provider output in tests/data/real/ (by hand, not in CI).
 
 mod bench;
 mod generate;
+mod record;
 mod test;
 mod web;
 
@@ -20,8 +23,10 @@ fn main() -> anyhow::Result<()> {
     };
     match task {
         "test" => test::run(rest),
+        "fuzz" => test::run_fuzz(rest),
         "bench" => bench::run(rest),
         "gen" => generate::run(rest),
+        "record" => record::run(rest),
         "serve" => web::serve(rest),
         "help" | "-h" | "--help" => {
             println!("usage: cargo xtask <serve|test|bench|gen> [options]\n");
@@ -32,10 +37,16 @@ fn main() -> anyhow::Result<()> {
                 "  test            install missing tools, then fmt, clippy, tests, wasm32 build, fuzz"
             );
             println!(
+                "  fuzz            run every fuzz target longer than the tests do (--minutes N each)"
+            );
+            println!(
                 "  bench           generate a synthetic file and print tracesift score MB/s, traces/s, peak RSS"
             );
             println!(
                 "  gen             write a synthetic PerturbQA-style trace file (see `cargo xtask gen --help`)"
+            );
+            println!(
+                "  record          re-create tests/data/real/ from real clients and servers (by hand, not in CI)"
             );
             Ok(())
         }

@@ -9,8 +9,8 @@ use anyhow::{Context, bail};
 
 use crate::web;
 
-/// Seconds of fuzzing unless `--fuzz-seconds N` says otherwise.
-const DEFAULT_FUZZ_SECONDS: u64 = 60;
+/// Seconds of fuzzing per target unless `--fuzz-seconds N` says otherwise.
+const DEFAULT_FUZZ_SECONDS: u64 = 40;
 
 /// The crates built natively (the app is checked for wasm32 in its own steps); clippy and
 /// the tests run over the same list.
@@ -142,9 +142,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         Ok(())
     })?;
     steps.run("install: nightly and cargo-fuzz", ensure_fuzz_tools)?;
-    steps.run(&format!("fuzz importers for {fuzz_seconds} s"), || {
-        fuzz(fuzz_seconds)
-    })?;
+    steps.run(
+        &format!("fuzz import, stream, export for {fuzz_seconds} s each"),
+        || fuzz(fuzz_seconds),
+    )?;
 
     println!(
         "\n== cargo xtask test: all {} steps passed in {:.0} s",
@@ -308,26 +309,52 @@ fn ensure_fuzz_tools() -> anyhow::Result<()> {
     cmd("cargo", &["install", "cargo-fuzz", "--locked"])
 }
 
-/// Fuzzes the import path, seeded with the repository's fixtures; a crash fails the step
-/// and libFuzzer leaves the input under fuzz/artifacts/.
-fn fuzz(seconds: u64) -> anyhow::Result<()> {
-    let corpus = workspace_root().join("fuzz/corpus/import");
-    std::fs::create_dir_all(&corpus).context("cannot create the fuzz corpus folder")?;
-    let max_time = format!("-max_total_time={seconds}");
-    cmd(
-        "cargo",
-        &[
-            "+nightly",
-            "fuzz",
-            "run",
-            "import",
-            "fuzz/corpus/import",
-            "tests/data",
-            "--",
-            &max_time,
-            "-rss_limit_mb=2048",
-            "-max_len=65536",
-            "-timeout=10",
-        ],
-    )
+/// The fuzz targets (fuzz/fuzz_targets/NAME.rs), each seeded with its own corpus and the
+/// repository's fixtures: the import path, stream assembly, and every export format.
+pub const FUZZ_TARGETS: [&str; 3] = ["import", "stream", "export"];
+
+/// Runs every fuzz target for `seconds` each; a crash fails the step and libFuzzer leaves
+/// the input under fuzz/artifacts/NAME/.
+pub fn fuzz(seconds: u64) -> anyhow::Result<()> {
+    for target in FUZZ_TARGETS {
+        let corpus = format!("fuzz/corpus/{target}");
+        std::fs::create_dir_all(workspace_root().join(&corpus))
+            .context("cannot create the fuzz corpus folder")?;
+        let max_time = format!("-max_total_time={seconds}");
+        cmd(
+            "cargo",
+            &[
+                "+nightly",
+                "fuzz",
+                "run",
+                target,
+                &corpus,
+                "tests/data",
+                "--",
+                &max_time,
+                "-rss_limit_mb=2048",
+                "-max_len=65536",
+                "-timeout=10",
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// `cargo xtask fuzz --minutes N`: every target for N minutes each (default 10), longer
+/// than the test run's short pass.
+pub fn run_fuzz(args: &[String]) -> anyhow::Result<()> {
+    let mut minutes: u64 = 10;
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--minutes" => {
+                let value = rest.next().context("--minutes needs a number")?;
+                minutes = value.parse().context("--minutes needs a number")?;
+            }
+            other => bail!("unknown option `{other}` for `cargo xtask fuzz`"),
+        }
+    }
+    ensure_fuzz_tools()?;
+    fuzz(minutes * 60)
 }

@@ -1,6 +1,6 @@
 //! Command-line arguments, exactly the commands and flags of SPEC §10 (plus a few
 //! documented extras: `--question-field`, `--sample-suffix`, `--unfiltered`,
-//! `--system-prompt`, `--threads`).
+//! `--system-prompt`, `--threads`, `--requests`, `--allow-empty-prompt`).
 
 use std::path::PathBuf;
 
@@ -125,9 +125,18 @@ pub struct FilterArgs {
     /// Also write every candidate trace, unfiltered, in the same format to FILE.
     #[arg(long, value_name = "FILE")]
     pub unfiltered: Option<PathBuf>,
-    /// System message for openai / sharegpt / alpaca exports.
+    /// System message for openai / sharegpt / alpaca exports, where the prompt has none.
     #[arg(long)]
     pub system_prompt: Option<String>,
+    /// The requests the responses answered (gzip ok): the OpenAI Batch input JSONL (joined
+    /// by custom_id), or request bodies as JSONL (joined by id, else by position), so
+    /// openai/trl/sharegpt/alpaca exports carry the real system and user messages.
+    #[arg(long, value_name = "FILE")]
+    pub requests: Option<PathBuf>,
+    /// Write openai/trl/sharegpt/alpaca exports even when a kept trace has an empty prompt
+    /// (refused by default).
+    #[arg(long)]
+    pub allow_empty_prompt: bool,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 mod args;
 mod backend;
 mod input;
+mod requests;
 mod run;
 
 use std::process::ExitCode;

@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use tracesift_core::compare::{EvalOutput, Interval, agreement, rank_metrics};
@@ -63,23 +64,37 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(system_prompt) = &args.system_prompt {
                 settings.system_prompt = Some(system_prompt.clone());
             }
+            if args.allow_empty_prompt {
+                settings.allow_empty_prompt = true;
+            }
+            // Read before scoring, so a missing file fails fast.
+            let requests = args
+                .requests
+                .as_deref()
+                .map(crate::requests::read)
+                .transpose()?;
             let options =
                 FilterOptions::from_settings(&settings).map_err(|e| bad(e.to_string()))?;
             let (set, mut store) = score_inputs(&args.common, &settings, true)?;
             let selection = filter::select(&set, &options);
-            let export_options =
+            let mut export_options =
                 ExportOptions::from_settings(&settings).map_err(|e| bad(e.to_string()))?;
+            export_options.requests =
+                requests.map(|requests| Arc::new(crate::requests::join(requests, &set)));
+            crate::requests::check_prompts(&set, &selection.kept, &export_options, &mut store)?;
             let mut out = output(args.common.out.as_deref())?;
             write_export(&set, &selection.kept, &export_options, &mut store, &mut out)?;
             out.flush()?;
             if let Some(path) = &args.random_baseline {
                 let sample = filter::random_sample(&set, &options, selection.n_kept, settings.seed);
+                crate::requests::check_prompts(&set, &sample, &export_options, &mut store)?;
                 let mut file = output(Some(path))?;
                 write_export(&set, &sample, &export_options, &mut store, &mut file)?;
                 file.flush()?;
             }
             if let Some(path) = &args.unfiltered {
                 let everything = filter::unfiltered(&set, &options);
+                crate::requests::check_prompts(&set, &everything, &export_options, &mut store)?;
                 let mut file = output(Some(path))?;
                 write_export(&set, &everything, &export_options, &mut store, &mut file)?;
                 file.flush()?;
@@ -169,8 +184,13 @@ fn settings_from(common: &ScoreOptions, rule: Option<&FilterRuleArgs>) -> anyhow
     };
     if let Some(name) = &common.format {
         settings.format = FormatChoice::from_name(name).ok_or_else(|| {
+            let names: Vec<&str> = tracesift_core::import::Format::ALL
+                .iter()
+                .map(|format| format.name())
+                .collect();
             bad(format!(
-                "unknown --format `{name}`; expected auto|canonical|openai|openai-batch|completions|vllm|tgi|llamacpp|sglang|ollama"
+                "unknown --format `{name}`; expected auto|{}",
+                names.join("|")
             ))
         })?;
     }
@@ -286,6 +306,21 @@ fn score_inputs(
         eprintln!(
             "tracesift: … and {} more skipped lines (all are listed by --report)",
             report.skipped.len() - MAX_SKIPS_SHOWN
+        );
+    }
+    for note in &report.notes {
+        let lines: Vec<String> = note.lines.iter().map(u64::to_string).collect();
+        let more = if note.records > note.lines.len() as u64 {
+            ", …"
+        } else {
+            ""
+        };
+        eprintln!(
+            "tracesift: note: {} — {} in {} records (lines {}{more})",
+            note.what,
+            note.count,
+            note.records,
+            lines.join(", ")
         );
     }
     if let Some(path) = &common.report {

@@ -247,13 +247,15 @@ fn export_formats() {
                 format,
                 "--system-prompt",
                 "Be brief.",
+                "--allow-empty-prompt",
             ],
             None,
         );
         assert_exit(&output, 0);
         stdout(&output)
     };
-    // Global top 1 by cocoa_ppl is q2-g (0.025), which has no prompt and only an answer.
+    // Global top 1 by cocoa_ppl is q2-g (0.025), which has no prompt and only an answer
+    // (written because empty prompts are allowed; tests/requests.rs has the refusal).
     assert_eq!(
         run("openai"),
         "{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":\"\"},{\"role\":\"assistant\",\"content\":\"Down\"}]}\n"
@@ -304,7 +306,7 @@ fn config_file_with_flag_overrides() {
     let config = dir.path().join("settings.json");
     std::fs::write(
         &config,
-        r#"{"metric":"msp","keep":null,"top":1,"scope":"global","export":"trl"}"#,
+        r#"{"metric":"msp","keep":null,"top":1,"scope":"global","export":"trl","allow_empty_prompt":true}"#,
     )
     .unwrap();
     let from_config = tracesift(
@@ -579,6 +581,7 @@ fn gpu_backend_agrees_with_the_cpu_and_names_its_adapter() {
                 "rouge_l",
                 "--export",
                 "trl",
+                "--allow-empty-prompt",
                 "--backend",
                 backend,
             ],

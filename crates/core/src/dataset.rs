@@ -47,6 +47,9 @@ pub struct TraceScores {
     /// The §5b signals.
     #[serde(default)]
     pub signals: Signals,
+    /// What finds the trace's request in a request file (`--requests`).
+    #[serde(default)]
+    pub request: crate::requests::RequestKey,
 }
 
 impl TraceScores {
@@ -87,6 +90,13 @@ pub struct FileInfo {
     pub name: String,
     /// The format used (detected or given); None if nothing in it was recognised.
     pub format: Option<Format>,
+    /// How its records were framed (a span of it is split the same way when read again).
+    #[serde(default = "lines_framing")]
+    pub framing: Framing,
+}
+
+fn lines_framing() -> Framing {
+    Framing::Lines
 }
 
 /// A line that was not (fully) used, and why.
@@ -152,6 +162,9 @@ pub struct Report {
     /// What was assembled, left out or regrouped on the way in, by kind.
     #[serde(default)]
     pub notes: Vec<ReportNote>,
+    /// Whole responses read (an assembled stream generation is one), failed ones included.
+    #[serde(default)]
+    pub responses: u64,
 }
 
 /// Everything a run produced (serialisable: the app's worker hands it to the page).
@@ -240,6 +253,8 @@ pub struct Scorer {
     splitter: RecordSplitter,
     /// Puts the current file's stream chunks back into generations.
     streams: StreamAssembler,
+    /// The response position of each stream of the current file, by stream number.
+    stream_responses: Vec<u64>,
     batch: TraceBatch,
     files: Vec<FileInfo>,
     file_open: bool,
@@ -266,6 +281,11 @@ pub struct Scorer {
     is_range: bool,
     /// Buffers of the token signals, reused from trace to trace.
     token_scratch: TokenScratch,
+    /// Whole responses read so far, failed ones included: a request file joined by
+    /// position pairs the n-th request with the n-th response.
+    responses: u64,
+    /// The response being imported: its position and how many traces it gave.
+    current_response: (u64, u32),
 }
 
 /// A part of a file scored on its own (see [`Scorer::range_scorer`]), for
@@ -281,6 +301,8 @@ pub struct ScoredPart {
     skipped: Vec<Skipped>,
     #[serde(default)]
     notes: Vec<ReportNote>,
+    #[serde(default)]
+    responses: u64,
     lines: u64,
     invalid_tokens: u64,
 }
@@ -322,6 +344,7 @@ impl Scorer {
         let mut scorer = Self {
             splitter: RecordSplitter::new(options.max_record_bytes),
             streams: StreamAssembler::default(),
+            stream_responses: Vec::new(),
             options,
             batch: TraceBatch::default(),
             files: Vec::new(),
@@ -344,6 +367,8 @@ impl Scorer {
             absorbed_lines: 0,
             is_range: false,
             token_scratch: TokenScratch::default(),
+            responses: 0,
+            current_response: (0, 1),
         };
         for class in scorer.options.class_map.classes().to_vec() {
             scorer.class_idx(class);
@@ -364,6 +389,7 @@ impl Scorer {
         self.files.push(FileInfo {
             name: name.to_owned(),
             format: self.format,
+            framing: Framing::Lines,
         });
     }
 
@@ -396,6 +422,10 @@ impl Scorer {
         self.file_open = false;
         let mut splitter = std::mem::take(&mut self.splitter);
         splitter.finish(&mut |event| self.on_event(event));
+        if let Some(file) = self.files.last_mut() {
+            file.framing = splitter.framing();
+        }
+        self.stream_responses.clear();
         for unfinished in self.streams.finish() {
             self.skip(
                 unfinished.line,
@@ -482,10 +512,16 @@ impl Scorer {
     /// finish is imported as one whole response spanning its chunks.
     fn import(&mut self, format: Format, record: Record<'_>) {
         if stream::has_streams(format) {
-            match self
+            let fed = self
                 .streams
-                .feed(format, record.bytes, record.offset, record.line)
-            {
+                .feed(format, record.bytes, record.offset, record.line);
+            // Each stream answers one request: it takes its response position when it
+            // starts, whenever its generations finish.
+            while (self.stream_responses.len() as u64) < self.streams.streams_started() {
+                self.stream_responses.push(self.responses);
+                self.responses += 1;
+            }
+            match fed {
                 Err(error) => {
                     self.skip(record.line, error.message);
                     return;
@@ -500,23 +536,39 @@ impl Scorer {
                             offset: assembled.offset,
                             line: assembled.line,
                         };
-                        self.import_whole(format, span, assembled.len, assembled.sub_idx);
+                        let ordinal = self
+                            .stream_responses
+                            .get(assembled.stream as usize)
+                            .copied();
+                        self.import_whole(format, span, assembled.len, assembled.sub_idx, ordinal);
                     }
                     return;
                 }
                 Ok(Fed::Whole) => {}
             }
         }
-        self.import_whole(format, record, record.bytes.len() as u64, 0);
+        self.import_whole(format, record, record.bytes.len() as u64, 0, None);
     }
 
     /// Imports one whole response. Its traces' [`RecordRef`]s cover `len` bytes from
     /// `record.offset` (for an assembled stream, the span of its chunks) and are numbered
-    /// from `first_sub_idx`.
-    fn import_whole(&mut self, format: Format, record: Record<'_>, len: u64, first_sub_idx: u32) {
+    /// from `first_sub_idx`. `stream_response` is the response position of the stream it
+    /// was assembled from; a whole record takes the next one.
+    fn import_whole(
+        &mut self,
+        format: Format,
+        record: Record<'_>,
+        len: u64,
+        first_sub_idx: u32,
+        stream_response: Option<u64>,
+    ) {
         let options = ImportOptions {
             keep_content: false,
         };
+        let ordinal = stream_response.unwrap_or_else(|| {
+            self.responses += 1;
+            self.responses - 1
+        });
         let mut batch = std::mem::take(&mut self.batch);
         match import::parse_record(format, record.bytes, options, &mut batch) {
             Err(error) => {
@@ -533,6 +585,7 @@ impl Scorer {
                     add_note(&mut self.notes, note.what, note.count, &[record.line], 1);
                 }
                 let n_traces = batch.traces().len();
+                self.current_response = (ordinal, u32::try_from(n_traces).unwrap_or(u32::MAX));
                 for (sub_idx, trace) in batch.traces_mut().iter_mut().enumerate() {
                     let record_ref = RecordRef {
                         file_idx: u32::try_from(self.files.len().saturating_sub(1)).unwrap_or(0),
@@ -588,7 +641,21 @@ impl Scorer {
                 }
             },
         };
+        // The response's own id, kept apart only where the question id may differ from it.
+        let has_own_id = trace.question_id.is_some();
+        let question_may_differ =
+            self.options.question_field.is_some() || self.options.sample_suffix.is_some();
+        let own_id = question_may_differ
+            .then(|| trace.question_id.clone())
+            .flatten();
         let question_id = self.question_id(format, record, record_ref.line, trace)?;
+        let request = crate::requests::RequestKey::new(
+            self.current_response,
+            record_ref.sub_idx,
+            has_own_id,
+            own_id,
+            &question_id,
+        );
         let question_idx = self.question_idx(question_id);
         let stats = match self.deferred.as_mut() {
             Some(deferred) => {
@@ -643,6 +710,7 @@ impl Scorer {
                 self_certainty: token.self_certainty.into(),
                 ..Signals::default()
             },
+            request,
         });
         self.payloads.push(payload);
         Ok(())
@@ -733,6 +801,7 @@ impl Scorer {
         range.files = vec![FileInfo {
             name: file_name.to_owned(),
             format: range.format,
+            framing: Framing::Lines,
         }];
         range
     }
@@ -749,6 +818,7 @@ impl Scorer {
             classes: self.classes,
             skipped: self.skipped,
             notes: self.notes,
+            responses: self.responses,
             lines: self.lines,
             invalid_tokens: self.invalid_tokens,
         }
@@ -784,6 +854,8 @@ impl Scorer {
     pub fn absorb_part(&mut self, range: ScoredPart) {
         let line_shift = self.splitter.lines_seen() + self.absorbed_lines;
         self.absorbed_lines += range.lines;
+        let response_shift = self.responses;
+        self.responses += range.responses;
         let file_idx = u32::try_from(self.files.len().saturating_sub(1)).unwrap_or(0);
         let class_map: Vec<u32> = range
             .classes
@@ -817,6 +889,7 @@ impl Scorer {
             trace.label = trace.label.map(|label| map(&class_map, label));
             trace.record.line += line_shift;
             trace.record.file_idx = file_idx;
+            trace.request.ordinal += response_shift;
             if let Some(question) = self.questions.get_mut(trace.question_idx as usize) {
                 if defaulted {
                     trace.trace_id = format!("{}#{}", question.id, question.n_traces);
@@ -958,6 +1031,7 @@ impl Scorer {
             invalid_tokens: self.invalid_tokens,
             backend: "cpu".to_owned(),
             notes: self.notes,
+            responses: self.responses,
         };
         ScoredSet {
             traces: self.traces,

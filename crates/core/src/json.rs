@@ -298,6 +298,30 @@ pub fn for_each_element(
     }
 }
 
+/// Skips the value at the reader's position and returns its byte range (from its first
+/// byte, past any whitespace before it).
+pub fn value_span(jiter: &mut Jiter<'_>, field: &str) -> RecordResult<(usize, usize)> {
+    jiter.peek().ctx(field)?;
+    let start = jiter.current_index();
+    jiter.next_skip().ctx(field)?;
+    Ok((start, jiter.current_index()))
+}
+
+/// Runs `read` on a reader over `record[start..end]` (a span from [`value_span`]); its
+/// errors point into the whole record.
+pub fn reread<T>(
+    record: &[u8],
+    start: usize,
+    end: usize,
+    read: impl FnOnce(&mut Jiter<'_>) -> RecordResult<T>,
+) -> RecordResult<T> {
+    let mut sub = reader(record.get(start..end).unwrap_or(&[]));
+    read(&mut sub).map_err(|mut error| {
+        error.index += start;
+        error
+    })
+}
+
 /// Checks that nothing but whitespace follows the record's value.
 pub fn finish(jiter: &mut Jiter<'_>) -> RecordResult<()> {
     jiter.finish().ctx("")

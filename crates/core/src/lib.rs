@@ -3,6 +3,7 @@
 //! diagnostics out, so the CLI and the browser app run exactly the same code.
 
 pub mod answer;
+pub mod chat_template;
 pub mod compare;
 pub mod dataset;
 pub mod eval;
@@ -12,6 +13,7 @@ pub mod filter;
 pub mod import;
 pub mod json;
 pub mod metrics;
+pub mod requests;
 pub mod score;
 pub mod settings;
 pub mod signals;

@@ -43,12 +43,16 @@ pub struct Settings {
     pub export: ExportFormat,
     /// Seed of the matched-size random baseline.
     pub seed: u64,
-    /// System message for chat-style exports (OpenAI, ShareGPT); none by default.
+    /// System message for chat-style exports (OpenAI, ShareGPT), where the prompt has
+    /// none; none by default.
     pub system_prompt: Option<String>,
     /// DeepConf's sliding window w, in tokens (SPEC §5b).
     pub window: u32,
     /// The metrics `combo` averages the ranks of, comma-separated (SPEC §5b).
     pub combine: String,
+    /// Write SFT exports (openai, trl, sharegpt, alpaca) even when a kept trace has an
+    /// empty prompt; by default such an export is refused.
+    pub allow_empty_prompt: bool,
 }
 
 impl Default for Settings {
@@ -73,6 +77,7 @@ impl Default for Settings {
             system_prompt: None,
             window: DEFAULT_WINDOW,
             combine: DEFAULT_COMBINE.to_owned(),
+            allow_empty_prompt: false,
         }
     }
 }

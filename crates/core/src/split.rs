@@ -20,7 +20,8 @@ pub enum SplitEvent<'a> {
 }
 
 /// How the stream is framed, decided from its first bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Framing {
     /// Not decided yet (only whitespace seen).
     Undecided,
@@ -184,6 +185,18 @@ impl RecordSplitter {
         }
     }
 
+    /// A splitter for a span cut out of a stream framed as `framing` (starting at a record,
+    /// inside the array for `Array`), so that the span splits as it did in the whole.
+    pub fn for_span(framing: Framing) -> Self {
+        let mut splitter = Self::new(DEFAULT_MAX_RECORD_BYTES);
+        splitter.at_stream_start = false;
+        if framing != Framing::Undecided {
+            splitter.framing = framing;
+        }
+        splitter.array_opened = framing == Framing::Array;
+        splitter
+    }
+
     pub fn framing(&self) -> Framing {
         self.framing
     }
@@ -299,12 +312,13 @@ impl RecordSplitter {
         self.framing = if first == b'[' {
             let rest = self.buf.get(first_idx..).unwrap_or(&[]);
             match rest.iter().position(|&b| b == b'\n') {
-                // JSONL whose lines are arrays (batched TGI/SGLang responses): the first
-                // line is a whole value and more lines follow.
+                // JSONL whose lines are arrays (batched TGI/SGLang/llama.cpp responses),
+                // maybe mixed with objects: the first line is a whole value and more lines
+                // follow.
                 Some(newline) => {
                     let first_line = rest.get(..newline).unwrap_or(&[]);
                     let more = rest.get(newline + 1..).unwrap_or(&[]).trim_ascii_start();
-                    if is_balanced(first_line) && more.first() == Some(&b'[') {
+                    if is_balanced(first_line) && matches!(more.first(), Some(b'[' | b'{')) {
                         Framing::Lines
                     } else if more.is_empty() && !at_end {
                         return false;
@@ -369,7 +383,9 @@ impl RecordSplitter {
                 let blank = data.iter().take_while(|b| b.is_ascii_whitespace()).count();
                 start += data_start + blank;
                 trimmed = data.get(blank..).unwrap_or(&[]);
-                if trimmed.is_empty() || trimmed == b"[DONE]" {
+                // `[DONE]` ends an OpenAI stream; llama.cpp sends `null` for the start of
+                // each further prompt's stream.
+                if trimmed.is_empty() || trimmed == b"[DONE]" || trimmed == b"null" {
                     return;
                 }
             }
@@ -650,6 +666,27 @@ mod tests {
             "{\"a\":[1,2}\n{\"b\":2}\nnot json\n",
             &[(1, "{\"a\":[1,2}"), (2, "{\"b\":2}"), (3, "not json")],
             3,
+        );
+    }
+
+    #[test]
+    fn server_sent_events_are_read_as_their_data_lines() {
+        // `event:`/`id:`/comment lines and `data: [DONE]` (OpenAI) or `data: null`
+        // (llama.cpp's start of a further prompt) are framing, not records.
+        check(
+            "event: x\ndata: {\"a\":1}\n\n: ping\ndata:{\"b\":2}\n\ndata: null\n\ndata: [DONE]\n",
+            &[(2, "{\"a\":1}"), (5, "{\"b\":2}")],
+            9,
+        );
+    }
+
+    #[test]
+    fn jsonl_whose_first_line_is_an_array_and_then_objects_is_jsonl() {
+        // llama.cpp answers several prompts with an array; single prompts with an object.
+        check(
+            "[{\"a\":1},{\"a\":2}]\n{\"b\":3}\n",
+            &[(1, "[{\"a\":1},{\"a\":2}]"), (2, "{\"b\":3}")],
+            2,
         );
     }
 

@@ -15,6 +15,7 @@ use jiter::{Jiter, Peek};
 
 use crate::import::Format;
 use crate::json::{self, Ctx, RecordError, RecordResult};
+use crate::split::{Framing, RecordSplitter, SplitEvent};
 
 /// The report's note for assembled streams.
 pub const ASSEMBLED: &str = "stream chunks assembled into whole generations (count: chunk \
@@ -24,8 +25,74 @@ pub const ASSEMBLED: &str = "stream chunks assembled into whole generations (cou
 pub fn has_streams(format: Format) -> bool {
     matches!(
         format,
-        Format::Openai | Format::Completions | Format::Llamacpp | Format::Ollama
+        Format::Openai
+            | Format::Completions
+            | Format::Llamacpp
+            | Format::Ollama
+            | Format::OpenaiResponses
+            | Format::Tgi
+            | Format::Sglang
     )
+}
+
+/// A Responses API stream event (`{"type": "response.…", "sequence_number": n, …}`). The
+/// terminal events (`response.completed`, `response.incomplete`, `response.failed`) carry the
+/// whole response, which is the generation; the others only repeat pieces of it.
+#[derive(Debug, Default)]
+struct ResponsesEvent {
+    /// The response's id (from `response.id`), for matching `created` with its end.
+    id: String,
+    created: bool,
+    /// Where the whole `response` object of a terminal event sits in the record.
+    terminal: Option<(usize, usize)>,
+}
+
+/// Reads `record` as a Responses stream event; None when it is not one.
+fn read_responses_event(record: &[u8]) -> RecordResult<Option<ResponsesEvent>> {
+    let mut jiter = json::reader(record);
+    if jiter.peek().ctx("(record)")? != Peek::Object {
+        return Ok(None);
+    }
+    let mut event = ResponsesEvent::default();
+    let mut kind: Option<String> = None;
+    let mut sequenced = false;
+    let mut response_span = None;
+    json::for_each_member(&mut jiter, "(record)", |jiter, key| {
+        match key {
+            "type" => kind = json::next_opt_string(jiter, key)?,
+            "sequence_number" => {
+                sequenced = true;
+                jiter.next_skip().ctx(key)?;
+            }
+            "response" => {
+                jiter.peek().ctx(key)?;
+                let start = jiter.current_index();
+                json::for_each_member(jiter, key, |jiter, key| {
+                    match key {
+                        "id" => event.id = json::next_id(jiter, "response.id")?.unwrap_or_default(),
+                        _ => jiter.next_skip().ctx(key)?,
+                    }
+                    Ok(())
+                })?;
+                response_span = Some((start, jiter.current_index()));
+            }
+            _ => jiter.next_skip().ctx(key)?,
+        }
+        Ok(())
+    })?;
+    let Some(kind) = kind.filter(|kind| sequenced && kind.starts_with("response.")) else {
+        return Ok(None);
+    };
+    event.created = kind == "response.created";
+    let terminal = [
+        "response.completed",
+        "response.incomplete",
+        "response.failed",
+    ];
+    if terminal.contains(&kind.as_str()) {
+        event.terminal = response_span;
+    }
+    Ok(Some(event))
 }
 
 /// One generation's share of a chunk.
@@ -45,6 +112,9 @@ struct Piece {
     closes: bool,
     /// `finish_reason` is present and null (a legacy completion chunk says so explicitly).
     open_ended: bool,
+    /// The chunk holds the whole generation so far (SGLang's cumulative chunks, and the
+    /// first of an incremental stream): it replaces what was gathered instead of adding.
+    replaces: bool,
 }
 
 /// A record read as a stream chunk: its pieces and its other top-level members.
@@ -59,12 +129,127 @@ struct Chunk<'a> {
 
 /// Reads `record` as a chunk of `format`; None when it is a whole response.
 fn read_chunk(format: Format, record: &[u8]) -> RecordResult<Option<Chunk<'_>>> {
+    // A chunk is an object; an array (llama.cpp's or SGLang's answer to several prompts)
+    // or anything else is a whole response for the importer to judge.
+    if record.trim_ascii_start().first() != Some(&b'{') {
+        return Ok(None);
+    }
     match format {
         Format::Openai | Format::Completions => read_openai_chunk(record),
         Format::Llamacpp => read_flat_chunk(record, FlatShape::LLAMACPP),
         Format::Ollama => read_flat_chunk(record, FlatShape::OLLAMA),
+        Format::Tgi => read_tgi_chunk(record),
+        Format::Sglang => read_sglang_chunk(record),
         _ => Ok(None),
     }
+}
+
+/// The raw bytes of the whole value at the reader's position, skipped.
+fn raw_value(jiter: &mut Jiter<'_>, field: &str) -> RecordResult<Vec<u8>> {
+    jiter.peek().ctx(field)?;
+    let start = jiter.current_index();
+    jiter.next_skip().ctx(field)?;
+    Ok(jiter.slice_to_current(start).to_vec())
+}
+
+/// A TGI `/generate_stream` event: `{index, token, top_tokens, generated_text, details}`,
+/// one token each; the last has the whole `generated_text` and `details` (router
+/// `StreamResponse`). `index` counts tokens, so one stream is open at a time.
+fn read_tgi_chunk(record: &[u8]) -> RecordResult<Option<Chunk<'_>>> {
+    let members = json::raw_members(record)?;
+    let mut piece = Piece::default();
+    let mut is_event = false;
+    for (name, value) in &members {
+        let mut jiter = json::reader(value);
+        match name.as_str() {
+            "token" => {
+                is_event = true;
+                piece.arrays.push(("tokens", raw_value(&mut jiter, name)?));
+            }
+            // One position's list is one element of the whole response's `top_tokens`;
+            // an empty one (no `top_n_tokens`) adds nothing.
+            "top_tokens" if *value != b"[]".as_slice() => {
+                piece
+                    .arrays
+                    .push(("top_tokens", raw_value(&mut jiter, name)?));
+            }
+            "generated_text" => {
+                if let Some(text) = json::next_opt_string(&mut jiter, name)? {
+                    piece.content = Some(text);
+                    piece.closes = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    if !is_event {
+        return Ok(None);
+    }
+    Ok(Some(Chunk {
+        members,
+        pieces: vec![piece],
+        closes_only_if_open: false,
+    }))
+}
+
+/// An SGLang `/generate` stream chunk: `meta_info.finish_reason` null until the last. With
+/// `incremental_streaming_output` a chunk holds only its new tokens (fewer than
+/// `output_token_logprobs_length`, which counts them all); otherwise each holds the whole
+/// generation so far, and so does the first chunk of an incremental stream.
+fn read_sglang_chunk(record: &[u8]) -> RecordResult<Option<Chunk<'_>>> {
+    let members = json::raw_members(record)?;
+    let mut piece = Piece::default();
+    let mut finish: Option<bool> = None;
+    let mut entries: Option<u64> = None;
+    let mut length: Option<u64> = None;
+    for (name, value) in &members {
+        let mut jiter = json::reader(value);
+        match name.as_str() {
+            "text" => piece.content = json::next_opt_string(&mut jiter, name)?,
+            "meta_info" => {
+                json::for_each_member(&mut jiter, name, |jiter, key| {
+                    match key {
+                        "id" => piece.id = json::next_id(jiter, key)?.unwrap_or_default(),
+                        "finish_reason" => {
+                            finish = Some(jiter.peek().ctx(key)? != Peek::Null);
+                            jiter.next_skip().ctx(key)?;
+                        }
+                        "output_token_logprobs" | "output_top_logprobs" => {
+                            let (joined, count) = raw_elements_counted(jiter, key)?;
+                            if key == "output_token_logprobs" {
+                                entries = Some(count);
+                            }
+                            let name = if key == "output_token_logprobs" {
+                                "output_token_logprobs"
+                            } else {
+                                "output_top_logprobs"
+                            };
+                            piece.arrays.push((name, joined));
+                        }
+                        "output_token_logprobs_length" => {
+                            length = json::next_id(jiter, key)?.and_then(|n| n.parse().ok());
+                        }
+                        _ => jiter.next_skip().ctx(key)?,
+                    }
+                    Ok(())
+                })?;
+            }
+            _ => {}
+        }
+    }
+    let Some(finished) = finish else {
+        return Ok(None);
+    };
+    piece.closes = finished;
+    piece.replaces = match (entries, length) {
+        (Some(entries), Some(length)) => entries >= length,
+        _ => true,
+    };
+    Ok(Some(Chunk {
+        members,
+        pieces: vec![piece],
+        closes_only_if_open: finished,
+    }))
 }
 
 /// OpenAI `chat.completion.chunk` (`choices[].delta`, `choices[].logprobs.content[]`) and
@@ -191,7 +376,13 @@ fn read_chunk_logprobs(jiter: &mut Jiter<'_>, piece: &mut Piece) -> RecordResult
 /// The elements of the array at the reader's position, raw and comma-separated (`null`:
 /// none).
 fn raw_elements(jiter: &mut Jiter<'_>, field: &str) -> RecordResult<Vec<u8>> {
+    raw_elements_counted(jiter, field).map(|(elements, _)| elements)
+}
+
+/// [`raw_elements`] and how many there were.
+fn raw_elements_counted(jiter: &mut Jiter<'_>, field: &str) -> RecordResult<(Vec<u8>, u64)> {
     let mut elements = Vec::new();
+    let mut count = 0;
     match jiter.peek().ctx(field)? {
         Peek::Null => jiter.known_null().ctx(field)?,
         Peek::Array => {
@@ -203,6 +394,7 @@ fn raw_elements(jiter: &mut Jiter<'_>, field: &str) -> RecordResult<Vec<u8>> {
                     elements.push(b',');
                 }
                 elements.extend_from_slice(jiter.slice_to_current(start));
+                count += 1;
                 element = jiter.array_step().ctx(field)?;
             }
         }
@@ -215,7 +407,7 @@ fn raw_elements(jiter: &mut Jiter<'_>, field: &str) -> RecordResult<Vec<u8>> {
             ));
         }
     }
-    Ok(elements)
+    Ok((elements, count))
 }
 
 /// The shape of a one-generation-per-record stream (llama.cpp, Ollama).
@@ -287,6 +479,12 @@ fn read_flat_chunk(record: &[u8], shape: FlatShape) -> RecordResult<Option<Chunk
     let Some(flag) = flag else {
         return Ok(None);
     };
+    // llama.cpp's `prompt_progress` chunks (`return_progress`) report prompt processing:
+    // their `tokens` entry is not a generated token.
+    if members.iter().any(|(name, _)| name == "prompt_progress") {
+        piece.arrays.clear();
+        piece.content = None;
+    }
     let closes = flag != more_value;
     piece.closes = closes;
     Ok(Some(Chunk {
@@ -301,6 +499,8 @@ fn read_flat_chunk(record: &[u8], shape: FlatShape) -> RecordResult<Option<Chunk
 struct Generation {
     id: String,
     index: u64,
+    /// Which stream of the file it belongs to (see [`StreamAssembler::streams_started`]).
+    stream: u64,
     first_offset: u64,
     first_line: u64,
     end: u64,
@@ -318,6 +518,11 @@ struct Generation {
 
 impl Generation {
     fn add(&mut self, piece: &Piece) {
+        if piece.replaces {
+            self.content.clear();
+            self.reasoning.clear();
+            self.arrays.clear();
+        }
         if let Some(content) = &piece.content {
             self.content.push_str(content);
         }
@@ -357,6 +562,8 @@ impl Generation {
         let skip: &[&str] = match format {
             Format::Openai | Format::Completions => &["choices", "object"],
             Format::Llamacpp => &["content", "completion_probabilities", "tokens", "stop"],
+            Format::Tgi => &["index", "token", "top_tokens", "generated_text", "details"],
+            Format::Sglang => &["text", "meta_info"],
             _ => &["response", "thinking", "message", "logprobs", "done"],
         };
         for (name, value) in &self.members {
@@ -419,6 +626,42 @@ impl Generation {
                 }
                 push_member(&mut out, "stop", b"true");
             }
+            Format::Tgi => {
+                push_member(&mut out, "generated_text", text.as_bytes());
+                // The last event's `details` (finish_reason, generated_tokens, seed) with
+                // the tokens and top lists of every event.
+                let mut details = b"{".to_vec();
+                if let Some(last) = self.member("details") {
+                    for (name, value) in json::raw_members(last).unwrap_or_default() {
+                        if name != "tokens" && name != "top_tokens" {
+                            push_member(&mut details, &name, value);
+                        }
+                    }
+                }
+                for (name, joined) in &self.arrays {
+                    push_array(&mut details, name, joined);
+                }
+                details.push(b'}');
+                push_member(&mut out, "details", &details);
+            }
+            Format::Sglang => {
+                push_member(&mut out, "text", text.as_bytes());
+                // The last chunk's `meta_info` (id, finish_reason, lengths, …) with the
+                // log-probs of every chunk.
+                let mut meta = b"{".to_vec();
+                if let Some(last) = self.member("meta_info") {
+                    for (name, value) in json::raw_members(last).unwrap_or_default() {
+                        if !self.arrays.iter().any(|(array, _)| *array == name) {
+                            push_member(&mut meta, &name, value);
+                        }
+                    }
+                }
+                for (name, joined) in &self.arrays {
+                    push_array(&mut meta, name, joined);
+                }
+                meta.push(b'}');
+                push_member(&mut out, "meta_info", &meta);
+            }
             _ => {
                 if self.chat_message {
                     let mut message =
@@ -447,6 +690,14 @@ impl Generation {
         }
         out.push(b'}');
         out
+    }
+
+    /// The raw value of a top-level member of the kept chunk.
+    fn member(&self, name: &str) -> Option<&[u8]> {
+        self.members
+            .iter()
+            .find(|(member, _)| member == name)
+            .map(|(_, value)| value.as_slice())
     }
 
     fn push_finish_reason(&self, choice: &mut Vec<u8>) {
@@ -499,6 +750,9 @@ pub struct Assembled {
     pub sub_idx: u32,
     /// How many chunks it was made of.
     pub chunks: u64,
+    /// Which stream of the file it belongs to, counted from 0 in the order streams start
+    /// (the choices of one OpenAI stream share it: they answer one request).
+    pub stream: u64,
 }
 
 /// What became of a record fed to the assembler.
@@ -524,6 +778,11 @@ pub struct StreamAssembler {
     /// OpenAI generations already finished (id, choice index): a later chunk of one is an
     /// error, not a new generation.
     finished: std::collections::HashSet<(String, u64)>,
+    /// Responses API streams created and not ended yet: (response id, line, events, stream).
+    open_responses: Vec<(String, u64, u64, u64)>,
+    /// Streams started so far, and the stream of each OpenAI id.
+    streams: u64,
+    stream_of_id: std::collections::HashMap<String, u64>,
 }
 
 impl StreamAssembler {
@@ -535,10 +794,17 @@ impl StreamAssembler {
         offset: u64,
         line: u64,
     ) -> RecordResult<Fed> {
+        if format == Format::OpenaiResponses {
+            return self.feed_responses_event(record, offset, line);
+        }
         let Some(chunk) = read_chunk(format, record)? else {
             return Ok(Fed::Whole);
         };
+        // OpenAI chunks are keyed by id and choice, keep the first chunk's members and
+        // never reopen a finished generation; SGLang's by id, keeping the last chunk's
+        // members; llama.cpp, Ollama and TGI streams carry no id.
         let keyed = matches!(format, Format::Openai | Format::Completions);
+        let by_id = keyed || format == Format::Sglang;
         if chunk.closes_only_if_open {
             let any_open = chunk
                 .pieces
@@ -563,9 +829,21 @@ impl StreamAssembler {
                             0,
                         ));
                     }
+                    let stream = if by_id {
+                        match self.stream_of_id.get(&piece.id) {
+                            Some(&stream) => stream,
+                            None => {
+                                self.stream_of_id.insert(piece.id.clone(), self.streams);
+                                self.next_stream()
+                            }
+                        }
+                    } else {
+                        self.next_stream()
+                    };
                     self.open.push(Generation {
                         id: piece.id.clone(),
                         index: piece.index,
+                        stream,
                         first_offset: offset,
                         first_line: line,
                         end,
@@ -584,8 +862,10 @@ impl StreamAssembler {
             let generation = &mut self.open[idx];
             generation.chunks += 1;
             generation.end = end;
-            // OpenAI keeps the first chunk's members (id, model, created, user fields);
-            // llama.cpp and Ollama the last one's (totals, timings, done_reason).
+            // OpenAI keeps the first chunk's members (id, model, created, user fields) and
+            // adds those only later chunks have (`usage`, which tells an echoed prompt from
+            // the completion); llama.cpp and Ollama keep the last one's (totals, timings,
+            // done_reason).
             if generation.members.is_empty() || !keyed {
                 generation.members = chunk
                     .members
@@ -593,6 +873,12 @@ impl StreamAssembler {
                     .map(|(name, value)| (name.clone(), value.to_vec()))
                     .collect();
                 generation.chat_message |= chunk.members.iter().any(|(n, _)| n == "message");
+            } else {
+                for (name, value) in &chunk.members {
+                    if !generation.members.iter().any(|(known, _)| known == name) {
+                        generation.members.push((name.clone(), value.to_vec()));
+                    }
+                }
             }
             generation.add(piece);
             if piece.closes {
@@ -608,12 +894,68 @@ impl StreamAssembler {
                     line: generation.first_line,
                     sub_idx: generation.sub_idx,
                     chunks: generation.chunks,
+                    stream: generation.stream,
                 });
             }
         }
         // Generations finished by one chunk are handed out in their order in it.
         done.sort_by_key(|assembled| assembled.sub_idx);
         Ok(Fed::Chunk(done))
+    }
+
+    /// A Responses API event: the terminal one hands out its whole `response` (its
+    /// record points at that object, so exports read it like any response).
+    fn feed_responses_event(&mut self, record: &[u8], offset: u64, line: u64) -> RecordResult<Fed> {
+        let Some(event) = read_responses_event(record)? else {
+            return Ok(Fed::Whole);
+        };
+        // Events between `created` and the end name an item, not the response: they count
+        // towards the latest open one.
+        let open = if event.id.is_empty() {
+            self.open_responses.len().checked_sub(1)
+        } else {
+            self.open_responses
+                .iter()
+                .position(|(id, _, _, _)| *id == event.id)
+        };
+        if let Some(idx) = open {
+            self.open_responses[idx].2 += 1;
+        } else if event.created {
+            let stream = self.next_stream();
+            self.open_responses
+                .push((event.id.clone(), line, 1, stream));
+        }
+        let Some((start, end)) = event.terminal else {
+            return Ok(Fed::Chunk(Vec::new()));
+        };
+        let (first_line, events, stream) = match open {
+            Some(idx) => {
+                let (_, first_line, events, stream) = self.open_responses.swap_remove(idx);
+                (first_line, events, stream)
+            }
+            None => (line, 1, self.next_stream()),
+        };
+        let response = record.get(start..end).unwrap_or(&[]);
+        Ok(Fed::Chunk(vec![Assembled {
+            record: response.to_vec(),
+            offset: offset + start as u64,
+            len: response.len() as u64,
+            line: first_line.min(line),
+            sub_idx: 0,
+            chunks: events,
+            stream,
+        }]))
+    }
+
+    fn next_stream(&mut self) -> u64 {
+        self.streams += 1;
+        self.streams - 1
+    }
+
+    /// How many streams have started so far: each answers one request, whether or not it
+    /// finishes, so a request file joined by position counts them as responses.
+    pub fn streams_started(&self) -> u64 {
+        self.streams
     }
 
     fn position(&self, id: &str, index: u64) -> Option<usize> {
@@ -632,64 +974,59 @@ impl StreamAssembler {
                 chunks: generation.chunks,
             })
             .collect();
+        unfinished.extend(
+            self.open_responses
+                .drain(..)
+                .map(|(_, line, chunks, _)| Unfinished { line, chunks }),
+        );
         unfinished.sort_by_key(|generation| generation.line);
         self.finished.clear();
+        self.stream_of_id.clear();
+        self.streams = 0;
         unfinished
     }
 }
 
-/// The records of a span of a stream: JSON values one after another, separated by
-/// whitespace, commas (a JSON array of chunks) or server-sent-event framing.
-fn span_records(span: &[u8]) -> Vec<(usize, &[u8])> {
+/// The records of a span of a stream framed as `framing`, split exactly as the whole
+/// stream was (so a line that was not a record then is not one now), with their offsets in
+/// the span.
+fn span_records(span: &[u8], framing: Framing) -> Vec<(usize, Vec<u8>)> {
+    let mut splitter = RecordSplitter::for_span(framing);
     let mut records = Vec::new();
-    let mut pos = 0;
-    while pos < span.len() {
-        let rest = span.get(pos..).unwrap_or(&[]);
-        let Some(&first) = rest.first() else {
-            break;
-        };
-        if first.is_ascii_whitespace() || first == b',' {
-            pos += 1;
-            continue;
+    let mut on_event = |event: SplitEvent<'_>| {
+        if let SplitEvent::Record(record) = event {
+            records.push((record.offset as usize, record.bytes.to_vec()));
         }
-        if first != b'{' {
-            // An SSE field (`data: ` before a value, or an `event:`/`id:`/comment line).
-            if let Some(data) = rest.strip_prefix(b"data:") {
-                pos += rest.len() - data.len();
-            } else {
-                pos += memchr::memchr(b'\n', rest).map_or(rest.len(), |newline| newline + 1);
-            }
-            continue;
-        }
-        let mut jiter = json::reader(rest);
-        if jiter.next_skip().is_err() {
-            break;
-        }
-        let len = jiter.current_index();
-        records.push((pos, rest.get(..len).unwrap_or(&[])));
-        pos += len.max(1);
-    }
+    };
+    splitter.feed(span, &mut on_event);
+    splitter.finish(&mut on_event);
     records
 }
 
 /// Whether `record` is a stream chunk of `format` (so a trace read from it was assembled
 /// and its span must go through [`reassemble`]).
-pub fn is_chunk(format: Format, span: &[u8]) -> bool {
-    let Some(&(_, first)) = span_records(span).first() else {
+pub fn is_chunk(format: Format, span: &[u8], framing: Framing) -> bool {
+    let Some((_, first)) = span_records(span, framing).into_iter().next() else {
         return false;
     };
-    matches!(read_chunk(format, first), Ok(Some(chunk)) if !chunk.closes_only_if_open)
+    matches!(read_chunk(format, &first), Ok(Some(chunk)) if !chunk.closes_only_if_open)
 }
 
 /// Assembles the generation a trace came from again, from the bytes of its span (its
 /// [`RecordRef`](crate::trace::RecordRef)): the `sub_idx`-th generation of the span's first
 /// chunk.
-pub fn reassemble(format: Format, span: &[u8], sub_idx: u32) -> Result<Vec<u8>, String> {
+pub fn reassemble(
+    format: Format,
+    span: &[u8],
+    framing: Framing,
+    sub_idx: u32,
+) -> Result<Vec<u8>, String> {
     let mut assembler = StreamAssembler::default();
-    for (offset, record) in span_records(span) {
-        let fed = assembler
-            .feed(format, record, offset as u64, 0)
-            .map_err(|error| error.message)?;
+    for (offset, record) in span_records(span, framing) {
+        // A record the first pass could not read was skipped there too.
+        let Ok(fed) = assembler.feed(format, &record, offset as u64, 0) else {
+            continue;
+        };
         if let Fed::Chunk(done) = fed
             && let Some(found) = done
                 .into_iter()
@@ -766,7 +1103,8 @@ mod tests {
         for assembled in &done {
             let span = &file.as_bytes()
                 [assembled.offset as usize..(assembled.offset + assembled.len) as usize];
-            let again = reassemble(Format::Openai, span, assembled.sub_idx).unwrap();
+            let again =
+                reassemble(Format::Openai, span, Framing::Lines, assembled.sub_idx).unwrap();
             assert_eq!(again, assembled.record);
         }
         let texts: Vec<String> = done
@@ -821,6 +1159,21 @@ mod tests {
     }
 
     #[test]
+    fn a_streamed_echo_completion_keeps_the_usage_of_its_last_chunk() {
+        // vLLM streams an echoed prompt in the first chunk (null first log-prob) and puts
+        // `usage` on the last one; the completion's own tokens are the ones scored.
+        let lines = [
+            r#"{"id":"cmpl-e","object":"text_completion","choices":[{"index":0,"text":"Q?","logprobs":{"tokens":["Q","?"],"token_logprobs":[null,-1.5],"top_logprobs":[null,{"?":-1.5,"!":-2.0}],"text_offset":[0,1]},"finish_reason":null}]}"#,
+            r#"{"id":"cmpl-e","object":"text_completion","choices":[{"index":0,"text":" up","logprobs":{"tokens":[" up"],"token_logprobs":[-0.25],"top_logprobs":[{" up":-0.25," down":-1.6}],"text_offset":[2]},"finish_reason":"stop"}],"usage":{"prompt_tokens":2,"completion_tokens":1,"total_tokens":3}}"#,
+        ];
+        let (done, _, _) = feed_all(Format::Completions, &lines);
+        assert_eq!(done.len(), 1);
+        let trace = &parse_as(Format::Completions, &done[0].record, true).unwrap()[0];
+        assert_eq!(trace.logprobs, vec![-0.25]);
+        assert_eq!(trace.text.as_deref(), Some(" up"));
+    }
+
+    #[test]
     fn llamacpp_pieces_until_stop() {
         let lines = [
             r#"{"index":0,"content":"Ans","tokens":[5],"stop":false,"id_slot":0,"completion_probabilities":[{"id":5,"token":"Ans","logprob":-0.2,"bytes":[65],"top_logprobs":[{"id":5,"token":"Ans","logprob":-0.2},{"id":7,"token":"So","logprob":-2.0}]}]}"#,
@@ -836,6 +1189,26 @@ mod tests {
         let trace = &parse_as(Format::Llamacpp, &done[0].record, true).unwrap()[0];
         assert_eq!(trace.text.as_deref(), Some("Answer"));
         assert_eq!(trace.logprobs, vec![-0.2, -0.4]);
+    }
+
+    #[test]
+    fn llamacpp_progress_chunks_and_arrays_are_not_pieces() {
+        // `return_progress: true` sends prompt-progress chunks whose `tokens` entry is not a
+        // generated token; a JSONL line holding the array answer to several prompts is a
+        // whole response (server-context.cpp:3401, 4337-4358 in llama-cpp-python 0.3.36).
+        let lines = [
+            r#"{"index":0,"content":"","tokens":[0],"stop":false,"id_slot":-1,"tokens_predicted":0,"prompt_progress":{"total":10,"processed":10}}"#,
+            r#"{"index":0,"content":"up","tokens":[7],"stop":false,"id_slot":-1,"tokens_predicted":1,"completion_probabilities":[{"id":7,"token":"up","logprob":-0.5,"top_logprobs":[{"id":7,"token":"up","logprob":-0.5},{"id":8,"token":"down","logprob":-1.5}]}]}"#,
+            r#"{"index":0,"content":"","tokens":[],"stop":true,"id_slot":2,"tokens_predicted":1,"prompt":"Q"}"#,
+            r#"[{"index":0,"content":"up","stop":true,"prompt":"A"},{"index":1,"content":"down","stop":true,"prompt":"B"}]"#,
+        ];
+        let (done, whole, unfinished) = feed_all(Format::Llamacpp, &lines);
+        assert_eq!(whole, [3]);
+        assert!(unfinished.is_empty());
+        assert_eq!(done.len(), 1);
+        let record = String::from_utf8(done[0].record.clone()).unwrap();
+        assert!(record.contains(r#""tokens":[7]"#), "{record}");
+        assert!(record.contains(r#""prompt":"Q""#), "{record}");
     }
 
     #[test]
@@ -856,11 +1229,46 @@ mod tests {
     }
 
     #[test]
-    fn span_records_read_sse_jsonl_and_arrays() {
+    fn responses_events_hand_out_the_completed_response() {
+        let lines = [
+            r#"{"type":"response.created","sequence_number":0,"response":{"id":"resp_1","object":"response","created_at":1,"status":"in_progress","output":[]}}"#,
+            r#"{"type":"response.output_text.delta","sequence_number":1,"item_id":"msg_1","output_index":0,"content_index":0,"delta":"up","logprobs":[{"token":"up","logprob":-0.2,"top_logprobs":[]}]}"#,
+            r#"{"type":"response.completed","sequence_number":2,"response":{"id":"resp_1","object":"response","created_at":1,"status":"completed","output":[{"type":"message","id":"msg_1","role":"assistant","status":"completed","content":[{"type":"output_text","text":"up","annotations":[],"logprobs":[{"token":"up","logprob":-0.2,"bytes":[117,112],"top_logprobs":[{"token":"up","logprob":-0.2,"bytes":[117,112]},{"token":"down","logprob":-1.7,"bytes":[100]}]}]}]}]}}"#,
+        ];
+        let (done, whole, unfinished) = feed_all(Format::OpenaiResponses, &lines);
+        assert!(whole.is_empty() && unfinished.is_empty());
+        assert_eq!(done.len(), 1);
+        let assembled = &done[0];
+        assert_eq!((assembled.line, assembled.chunks), (1, 3));
+        let file = lines.join("\n");
+        let span = &file.as_bytes()
+            [assembled.offset as usize..(assembled.offset + assembled.len) as usize];
+        assert_eq!(span, assembled.record.as_slice());
+        assert!(!is_chunk(Format::OpenaiResponses, span, Framing::Lines));
+        let trace = &parse_as(Format::OpenaiResponses, span, true).unwrap()[0];
+        assert_eq!(trace.text.as_deref(), Some("up"));
+        assert_eq!(trace.logprobs, vec![-0.2]);
+        // A stream cut off before `response.completed` is reported.
+        let (done, _, unfinished) = feed_all(Format::OpenaiResponses, &lines[..2]);
+        assert!(done.is_empty());
+        assert_eq!(unfinished, vec![Unfinished { line: 1, chunks: 2 }]);
+    }
+
+    #[test]
+    fn span_records_split_as_the_whole_stream_did() {
         let sse = b"{\"a\":1}\n\nevent: x\ndata: {\"b\":2}\n\n: comment\ndata:{\"c\":3}\n\ndata: [DONE]\n";
-        let records: Vec<&[u8]> = span_records(sse).into_iter().map(|(_, r)| r).collect();
+        let records: Vec<Vec<u8>> = span_records(sse, Framing::Lines)
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect();
         assert_eq!(records, [&b"{\"a\":1}"[..], b"{\"b\":2}", b"{\"c\":3}"]);
-        let array = b"{\"a\":1},\n  {\"b\":[1,2]}";
-        assert_eq!(span_records(array).len(), 2);
+        // A line that was not one record in the whole file is not one in its span either.
+        let junk = b"{\"a\":1} trailing\n{\"b\":2}\n";
+        let records = span_records(junk, Framing::Lines);
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].1, b"{\"a\":1} trailing");
+        // Chunks saved as a JSON array: the span starts inside it.
+        let array = b"{\"a\":1},\n  {\"b\":[1,2]}\n]";
+        assert_eq!(span_records(array, Framing::Array).len(), 2);
     }
 }

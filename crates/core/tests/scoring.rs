@@ -413,3 +413,46 @@ fn eval_covers_every_labelled_trace_whatever_the_candidates() {
     assert_eq!(msp.kept, 1);
     assert_close(msp.kept_accuracy, 1.0);
 }
+
+#[test]
+fn a_canonical_export_scores_again_as_it_was_scored() {
+    use tracesift_core::export::{ExportOptions, write_selection};
+    use tracesift_core::settings::{ExportFormat, FormatChoice};
+    // A chat response whose top lists hold −∞ (written as the −9999 sentinel, so each list
+    // keeps its two entries and mte is unchanged), and one with no text at all.
+    let input = r#"{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Final answer: up"},"logprobs":{"content":[{"token":"Final answer: up","logprob":-0.5,"top_logprobs":[{"token":"a","logprob":-0.5},{"token":"b","logprob":-Infinity}]}]},"finish_reason":"stop"}]}
+{"id":"c2","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":null},"logprobs":{"content":[{"token":"x","logprob":-1.5,"top_logprobs":[{"token":"x","logprob":-1.5},{"token":"y","logprob":-0.3}]}]},"finish_reason":"tool_calls"}]}
+"#;
+    let set = score(&Settings::default(), input);
+    assert_eq!(set.traces.len(), 2);
+    let chosen = vec![true; set.traces.len()];
+    let read = |record: &tracesift_core::trace::RecordRef| {
+        let start = record.offset as usize;
+        Ok(input.as_bytes()[start..start + record.len as usize].to_vec())
+    };
+    let options = ExportOptions {
+        format: ExportFormat::Canonical,
+        ..ExportOptions::default()
+    };
+    let mut out = Vec::new();
+    let warnings = write_selection(&set, &chosen, &options, read, &mut out).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let exported = String::from_utf8(out).unwrap();
+    let settings = Settings {
+        format: FormatChoice::Fixed(tracesift_core::import::Format::Canonical),
+        ..Settings::default()
+    };
+    let again = score(&settings, &exported);
+    assert!(
+        again.report.skipped.is_empty(),
+        "{:?}",
+        again.report.skipped
+    );
+    assert_eq!(again.traces.len(), 2);
+    for (before, after) in set.traces.iter().zip(&again.traces) {
+        assert_eq!(before.n_tokens, after.n_tokens);
+        assert_eq!(before.msp, after.msp);
+        assert_eq!(before.mte, after.mte);
+    }
+    assert_eq!(set.traces[0].mte, Some(0.0));
+}

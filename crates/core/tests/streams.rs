@@ -6,7 +6,6 @@
 
 use tracesift_core::dataset::{ScoredSet, TraceScores, score_bytes};
 use tracesift_core::export::reparse;
-use tracesift_core::import::Format;
 use tracesift_core::settings::Settings;
 
 fn score(input: &str) -> ScoredSet {
@@ -30,21 +29,7 @@ fn assert_close(actual: Option<f64>, expected: f64) {
 
 /// An OpenAI chat stream with `n: 2`, as the server sends it: the choices interleave,
 /// `[DONE]` ends it, and a usage-only chunk has no choices.
-const CHAT_SSE: &str = r#"data: {"id":"chatcmpl-7","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null},{"index":1,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}
-
-data: {"id":"chatcmpl-7","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Final answer: up"},"logprobs":{"content":[{"token":"Final answer: up","logprob":-0.25,"bytes":[70],"top_logprobs":[{"token":"Final answer: up","logprob":-0.25},{"token":"Final answer: down","logprob":-1.5}]}]},"finish_reason":null}]}
-
-data: {"id":"chatcmpl-7","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":1,"delta":{"content":"Final answer: down"},"logprobs":{"content":[{"token":"Final answer: down","logprob":-1.25,"bytes":[70],"top_logprobs":[{"token":"Final answer: down","logprob":-1.25},{"token":"Final answer: up","logprob":-0.5}]}]},"finish_reason":null}]}
-
-data: {"id":"chatcmpl-7","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"."},"logprobs":{"content":[{"token":".","logprob":-0.5,"bytes":[46],"top_logprobs":[{"token":".","logprob":-0.5},{"token":"!","logprob":-1.0}]}]},"finish_reason":"stop"}]}
-
-data: {"id":"chatcmpl-7","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":1,"delta":{},"logprobs":null,"finish_reason":"stop"}]}
-
-data: {"id":"chatcmpl-7","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12}}
-
-data: [DONE]
-
-"#;
+const CHAT_SSE: &str = include_str!("../../../tests/data/formats/openai_chat_stream_n2.sse");
 
 #[test]
 fn an_sse_chat_stream_is_one_question_of_whole_generations() {
@@ -72,10 +57,10 @@ fn an_sse_chat_stream_is_one_question_of_whole_generations() {
     // Six chunk records (the usage-only one too) made two generations.
     assert_eq!((note.count, note.records), (6, 2));
     // Export and the trace view read each generation back from its span.
-    let full = reparse(up, Format::Openai, span(CHAT_SSE, up)).unwrap();
+    let full = reparse(&set, up, span(CHAT_SSE, up)).unwrap();
     assert_eq!(full.text.as_deref(), Some("Final answer: up."));
     assert_eq!(full.tokens, ["Final answer: up", "."]);
-    let full = reparse(down, Format::Openai, span(CHAT_SSE, down)).unwrap();
+    let full = reparse(&set, down, span(CHAT_SSE, down)).unwrap();
     assert_eq!(full.text.as_deref(), Some("Final answer: down"));
 }
 
@@ -117,7 +102,7 @@ fn llamacpp_and_ollama_streams_are_assembled_one_after_another() {
     let lines: Vec<u64> = set.traces.iter().map(|t| t.record.line).collect();
     assert_eq!(lines, [1, 4, 6]);
     let first = &set.traces[0];
-    let full = reparse(first, Format::Llamacpp, span(llama, first)).unwrap();
+    let full = reparse(&set, first, span(llama, first)).unwrap();
     assert_eq!(full.text.as_deref(), Some("Answer: up"));
 
     // Ollama's default: NDJSON chunks with `done: false`, then a `done: true` summary.
@@ -130,4 +115,117 @@ fn llamacpp_and_ollama_streams_are_assembled_one_after_another() {
     assert_eq!(set.traces.len(), 1);
     assert_close(set.traces[0].msp, 0.4);
     assert_eq!(set.class_name(set.traces[0].class), Some("up"));
+}
+
+#[test]
+fn each_stream_is_one_response_for_a_request_file_joined_by_position() {
+    use std::sync::Arc;
+    use tracesift_core::export::{ExportOptions, write_selection};
+    use tracesift_core::requests::{RequestJoin, Requests};
+    use tracesift_core::settings::ExportFormat;
+
+    // Two saved streams back to back: the n = 2 one (its choices answer one request) and a
+    // one-choice stream with another id; the request file has two bodies, in that order.
+    let second = CHAT_SSE
+        .replace("chatcmpl-7", "chatcmpl-8")
+        .replace(r#",{"index":1,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}"#, "");
+    let second: String = second
+        .split("\n\n")
+        .filter(|event| !event.contains(r#""index":1"#))
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    let input = format!("{CHAT_SSE}{second}");
+    let set = score(&input);
+    assert!(set.report.skipped.is_empty(), "{:?}", set.report.skipped);
+    assert_eq!(set.traces.len(), 3);
+    assert_eq!(set.report.responses, 2);
+    let requests = r#"{"messages":[{"role":"user","content":"Knock down PDIA6: SLC35B1?"}]}
+{"messages":[{"role":"user","content":"Knock down ATF6: HSPA5?"}]}
+"#;
+    let options = ExportOptions {
+        format: ExportFormat::Trl,
+        requests: Some(Arc::new(RequestJoin::new(
+            Requests::from_bytes(requests.as_bytes()),
+            &set,
+        ))),
+        ..ExportOptions::default()
+    };
+    let mut out = Vec::new();
+    let read = |record: &tracesift_core::trace::RecordRef| {
+        let start = record.offset as usize;
+        Ok(input.as_bytes()[start..start + record.len as usize].to_vec())
+    };
+    let chosen = vec![true; set.traces.len()];
+    let warnings = write_selection(&set, &chosen, &options, read, &mut out).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let prompts: Vec<String> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            value["prompt"][0]["content"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        prompts,
+        [
+            "Knock down PDIA6: SLC35B1?",
+            "Knock down PDIA6: SLC35B1?",
+            "Knock down ATF6: HSPA5?"
+        ]
+    );
+}
+
+#[test]
+fn every_recorded_trace_reads_back_from_its_record_as_it_was_scored() {
+    // What exports and the trace view do: read each trace's record (an assembled stream's
+    // span) again and parse it with its content; the valid log-probs must be the ones that
+    // were scored.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/real");
+    let mut files = Vec::new();
+    for provider in std::fs::read_dir(&root).unwrap() {
+        let provider = provider.unwrap().path();
+        if !provider.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(&provider).unwrap() {
+            let path = file.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.ends_with(".expected.json") || name.ends_with(".md") || name == "VERSION" {
+                continue;
+            }
+            files.push(path);
+        }
+    }
+    assert!(files.len() >= 40, "recorded files: {}", files.len());
+    let mut streams = 0;
+    for path in files {
+        let bytes = std::fs::read(&path).unwrap();
+        let set = score_bytes(&Settings::default(), &[("real", &bytes)]).unwrap();
+        streams += usize::from(
+            set.report
+                .notes
+                .iter()
+                .any(|n| n.what.starts_with("stream")),
+        );
+        for trace in &set.traces {
+            let start = trace.record.offset as usize;
+            let record = &bytes[start..start + trace.record.len as usize];
+            let full = reparse(&set, trace, record)
+                .unwrap_or_else(|reason| panic!("{}: {reason}", path.display()));
+            let valid = full
+                .logprobs
+                .iter()
+                .filter(|&&value| tracesift_core::trace::classify_logprob(value).is_some())
+                .count();
+            assert_eq!(
+                valid,
+                trace.n_tokens as usize,
+                "{} line {}",
+                path.display(),
+                trace.record.line
+            );
+        }
+    }
+    assert!(streams >= 8, "stream files assembled: {streams}");
 }

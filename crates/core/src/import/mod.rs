@@ -235,7 +235,10 @@ fn detect_object(jiter: &mut Jiter<'_>) -> Option<Format> {
     let choice_has = |name: &str| choice_keys.iter().any(|k| k == name);
     // Provider shapes first: a provider dump that a user annotated with `question_id`
     // is still that provider's format.
-    if has("custom_id") && has("response") {
+    if has("sequence_number") && has("type") {
+        // A Responses API stream event (`response.created`, `…output_text.delta`, …).
+        Some(Format::OpenaiResponses)
+    } else if has("custom_id") && has("response") {
         Some(Format::OpenaiBatch)
     } else if object_tag.as_deref() == Some("response") || (has("output") && has("created_at")) {
         Some(Format::OpenaiResponses)

@@ -81,9 +81,10 @@ enum Expected {
     Output,
 }
 
-/// The `error` object of an API response or a Batch line.
+/// The `error` object of an API response or a Batch line (also what llama.cpp and Ollama
+/// write instead of a response).
 #[derive(Debug, Default)]
-struct ApiError {
+pub(crate) struct ApiError {
     message: Option<String>,
     code: Option<String>,
 }
@@ -101,7 +102,7 @@ impl std::fmt::Display for ApiError {
 
 /// Reads an `error` value: `null` → None, an object with `message`/`code`, or a bare
 /// string. vLLM (0.10 on) wraps the object once more: `{"error": {"message", "code", …}}`.
-fn read_api_error(jiter: &mut Jiter<'_>, field: &str) -> RecordResult<Option<ApiError>> {
+pub(crate) fn read_api_error(jiter: &mut Jiter<'_>, field: &str) -> RecordResult<Option<ApiError>> {
     match jiter.peek().ctx(field)? {
         Peek::Null => {
             jiter.known_null().ctx(field)?;

@@ -49,11 +49,11 @@ pub(super) fn parse(
         // tokenizer_manager.py `_handle_batch_output`: `finish_reason` is None until the
         // generation's last chunk. The chunks of a (non-incremental) stream each hold the
         // generation so far; scored, each would be another short copy of the same trace.
-        if reread(record, start, end, is_unfinished)? {
+        if json::reread(record, start, end, is_unfinished)? {
             out.note(UNFINISHED, 1);
             return Ok(());
         }
-        reread(record, start, end, |jiter| {
+        json::reread(record, start, end, |jiter| {
             parse_response(jiter, options, out)
         })
     })?;
@@ -93,20 +93,6 @@ fn batch_rid_base(traces: &[TraceBuf]) -> Option<&str> {
             == Some(index.to_string().as_str())
     });
     all_numbered.then_some(base)
-}
-
-/// Runs `read` on a reader over `record[start..end]`; errors point into the whole record.
-fn reread<T>(
-    record: &[u8],
-    start: usize,
-    end: usize,
-    read: impl FnOnce(&mut Jiter<'_>) -> RecordResult<T>,
-) -> RecordResult<T> {
-    let mut sub = json::reader(record.get(start..end).unwrap_or(&[]));
-    read(&mut sub).map_err(|mut error| {
-        error.index += start;
-        error
-    })
 }
 
 /// Whether the response's `meta_info.finish_reason` is present and `null`.

@@ -60,7 +60,7 @@ fn parse_request_output(
             "request_id" => request_id = json::next_id(jiter, key)?,
             "outputs" => {
                 json::for_each_element(jiter, "outputs", |jiter, _peek| {
-                    let (start, end) = value_span(jiter, "outputs")?;
+                    let (start, end) = json::value_span(jiter, "outputs")?;
                     // vllm/v1/engine/output_processor.py `_new_completion_output`: a stream
                     // sends an output per step with `finish_reason` None until its last.
                     // With the default CUMULATIVE output kind the finished one holds the
@@ -68,11 +68,11 @@ fn parse_request_output(
                     // of the trace to the question. The request's own `finished` does not
                     // tell: with n > 1 it stays false until every sample has finished
                     // (v1/engine/parallel_sampling.py `get_outputs`).
-                    if reread(record, start, end, is_unfinished)? {
+                    if json::reread(record, start, end, is_unfinished)? {
                         out.note(UNFINISHED, 1);
                         return Ok(());
                     }
-                    reread(record, start, end, |jiter| {
+                    json::reread(record, start, end, |jiter| {
                         parse_output(jiter, record, start, options, out.push())
                     })
                 })?;
@@ -96,27 +96,6 @@ fn is_unfinished(jiter: &mut Jiter<'_>) -> RecordResult<bool> {
         jiter.next_skip().ctx(key)
     })?;
     Ok(unfinished)
-}
-
-/// Skips the value at the reader's position and returns its byte range.
-fn value_span(jiter: &mut Jiter<'_>, field: &str) -> RecordResult<(usize, usize)> {
-    let start = jiter.current_index();
-    jiter.next_skip().ctx(field)?;
-    Ok((start, jiter.current_index()))
-}
-
-/// Runs `read` on a reader over `record[start..end]`; errors point into the whole record.
-fn reread<T>(
-    record: &[u8],
-    start: usize,
-    end: usize,
-    read: impl FnOnce(&mut Jiter<'_>) -> RecordResult<T>,
-) -> RecordResult<T> {
-    let mut sub = json::reader(record.get(start..end).unwrap_or(&[]));
-    read(&mut sub).map_err(|mut error| {
-        error.index += start;
-        error
-    })
 }
 
 /// Which shape `outputs[].logprobs` has.
@@ -166,7 +145,7 @@ fn parse_output(
                         ));
                     }
                 };
-                let (start, end) = value_span(jiter, LOGPROBS)?;
+                let (start, end) = json::value_span(jiter, LOGPROBS)?;
                 logprobs_at = shape.map(|shape| (base + start, base + end, shape));
             }
             _ => jiter.next_skip().ctx(key)?,
@@ -177,7 +156,7 @@ fn parse_output(
         return Ok(());
     };
     let keep = options.keep_content;
-    reread(record, start, end, |jiter| match shape {
+    json::reread(record, start, end, |jiter| match shape {
         LogprobsShape::Dicts => read_logprobs(jiter, token_ids.as_deref(), keep, buf),
         LogprobsShape::Flat => read_flat_logprobs(jiter, token_ids.as_deref(), keep, buf),
     })?;
