@@ -6,6 +6,7 @@ notebook baseline a researcher would write by hand. Simple over fast: ROUGE-L is
 a plain O(n*m) dynamic programme and nothing is streamed.
 
     python scripts/reference.py score  FILE [--sim answer|rouge_l|embedding] [--classes SPEC] [--answer-pattern RE]
+                                       [--window N] [--combine LIST]
     python scripts/reference.py filter FILE --metric M (--keep Q | --threshold X | --top N)
                                        [--scope per_class|global] [--candidates all|greedy] [--balanced]
     python scripts/reference.py eval   FILE [same options as filter; the rule defaults to --keep 0.1]
@@ -31,6 +32,9 @@ Where SPEC leaves room, this file makes the same choice as tracesift (see its RE
     classes that have a candidate (0 if one has nothing kept); under --scope global the
     kept traces are grouped by class for this, and ∅ traces are dropped.
 
+The §5b signals come from reference_signals.py, transcribed from DeepConf's and
+LM-Polygraph's own code.
+
 Also as in tracesift, following the SPEC text: rouge_l compares `text`s only (a trace
 without `text` has an empty one); eval covers every labelled trace (--candidates only
 shapes the kept set); embeddings are compared in float64 as read.
@@ -44,11 +48,14 @@ import sys
 
 import numpy as np
 
+import reference_signals as signals
+
 DEFAULT_PATTERN = (r"<answer>\s*(.+?)\s*</answer>"
                    r"|(?:final answer|answer)\s*[:=]\s*\**\s*([A-Za-z][\w \-]*)")
-METRICS = ["msp", "ppl", "mte", "inconsistency", "cocoa_msp", "cocoa_ppl", "cocoa_mte"]
+METRICS = [name for name, _ in signals.METRICS]
 ROW_FIELDS = ["trace_id", "question_id", "class", "greedy", "n_tokens", "invalid_tokens",
-              "msp", "ppl", "mte", "consistency", "cocoa_msp", "cocoa_ppl", "cocoa_mte"]
+              "msp", "ppl", "mte", "consistency", "cocoa_msp", "cocoa_ppl", "cocoa_mte"
+              ] + signals.SIGNALS
 
 
 class BadLine(Exception):
@@ -206,6 +213,9 @@ def mean_token_entropy(valid_idx, top):
         return None
     hs = []
     for i in valid_idx:
+        # SPEC §2: a top list needs k >= 2 entries to say anything about entropy.
+        if len(top[i] or []) < 2:
+            return None
         v = [x for x in (clean_logprob(y) for y in (top[i] or [])) if x is not None]
         if not v:
             return None
@@ -252,7 +262,8 @@ def emb_sim(a, b):
     return (1.0 + cos) / 2.0
 
 
-def score(traces, sim, amap, strict, pattern):
+def score(traces, sim, amap, strict, pattern, window=signals.DEFAULT_WINDOW,
+          combine=signals.DEFAULT_COMBINE.split(",")):
     for t in traces:
         raw = t["answer"] if t["answer"] is not None else extract_answer(t["text"], pattern)
         t["class"] = normalise(raw, amap, strict)
@@ -269,6 +280,12 @@ def score(traces, sim, amap, strict, pattern):
         t["ppl"] = t["msp"] / L if L else None
         t["mte"] = mean_token_entropy(valid_idx, t["top_logprobs"])
         t["words"] = words(t["text"])
+        # §5b: each valid token's list of valid top entries (empty when it has none).
+        top = t["top_logprobs"]
+        top_lists = [] if top is None else [
+            [x for x in (clean_logprob(y) for y in (top[i] or [])) if x is not None]
+            for i in valid_idx]
+        t.update(signals.token_signals(top_lists, window))
     groups = {}
     for t in traces:
         groups.setdefault(t["question_id"], []).append(t)
@@ -291,11 +308,35 @@ def score(traces, sim, amap, strict, pattern):
             t["inconsistency"] = None if c is None else 1.0 - c
             for m in ("msp", "ppl", "mte"):
                 t["cocoa_" + m] = None if c is None or t[m] is None else t[m] * (1.0 - c)
+        entropy = signals.answer_entropy([t["class"] for t in group])
+        # W: the traces that take part in consistency.
+        members = [t for t in group if t["consistency"] is not None]
+        M = len(members)
+        W = np.eye(M)
+        for a in range(M):
+            for b in range(a + 1, M):
+                x, y = members[a], members[b]
+                if sim == "answer":
+                    w = 1.0 if x["class"] is not None and x["class"] == y["class"] else 0.0
+                elif sim == "rouge_l":
+                    w = rouge_l(x["words"], y["words"])
+                else:
+                    w = emb_sim(x["embedding"], y["embedding"])
+                W[a, b] = W[b, a] = w
+        graph = signals.graph_signals(W, [t["msp"] for t in members], [t["ppl"] for t in members])
+        for t in group:
+            t["answer_entropy"] = entropy
+            t.update(dict.fromkeys(["eigv", "eccentricity", "kle", "semantic_density", "sentence_sar"]))
+        for t, values in zip(members, graph):
+            t.update(values)
+    signals.combo(traces, combine)
 
 
 # ---------------------------------------------------------------- §6 filter
 def order_key(metric):
-    return lambda t: (t[metric], t["ppl"] is None, t["ppl"] or 0.0, t["trace_id"].encode("utf-8"))
+    """Most trustworthy first: an uncertainty ascending, a confidence descending."""
+    return lambda t: (signals.uncertainty(metric, t[metric]), t["ppl"] is None, t["ppl"] or 0.0,
+                      t["trace_id"].encode("utf-8"))
 
 
 def keep_count(q, n):
@@ -317,7 +358,8 @@ def select(traces, metric, keep=None, threshold=None, top=None, scope="per_class
         if keep is not None:
             k = keep_count(keep, len(members))
         elif threshold is not None:
-            k = sum(1 for t in members if t[metric] <= threshold)
+            passes = (lambda v: v <= threshold) if signals.DIRECTION[metric] == "u" else (lambda v: v >= threshold)
+            k = sum(1 for t in members if passes(t[metric]))
         else:
             k = top
         kept_by_group[g] = members[:k]
@@ -400,7 +442,7 @@ def evaluate(traces, rule):
         dq = [qq for t, qq in zip(s, q) if id(t) not in kept]
         out["metrics"][m] = {
             "n": n,
-            "auroc": auroc([t[m] for t in s], [qq == 0.0 for qq in q]),
+            "auroc": auroc([signals.uncertainty(m, t[m]) for t in s], [qq == 0.0 for qq in q]),
             "prr": prr(q),
             "selective_accuracy": sel,
             "kept": len(kq),
@@ -426,6 +468,8 @@ def main(argv=None):
     ap.add_argument("--scope", default="per_class", choices=["per_class", "global"])
     ap.add_argument("--candidates", default="all", choices=["all", "greedy"])
     ap.add_argument("--balanced", action="store_true")
+    ap.add_argument("--window", type=int, default=signals.DEFAULT_WINDOW)
+    ap.add_argument("--combine", default=signals.DEFAULT_COMBINE)
     ap.add_argument("--out", help="write here instead of stdout")
     a = ap.parse_args(argv)
     if a.out:
@@ -438,7 +482,10 @@ def main(argv=None):
     if not traces:
         print("reference: nothing usable in the input", file=sys.stderr)
         return 1
-    score(traces, a.sim, amap, strict, pattern)
+    combine = [m.strip() for m in a.combine.split(",") if m.strip()]
+    if a.window < 1 or not combine or any(m not in METRICS or m == "combo" for m in combine):
+        return 2
+    score(traces, a.sim, amap, strict, pattern, a.window, combine)
     rules = [x is not None for x in (a.keep, a.threshold, a.top)]
     if sum(rules) > 1 or (a.keep is not None and not 0 < a.keep <= 1):
         return 2

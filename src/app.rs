@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use leptos::prelude::*;
+use tracesift_core::compare::{Agreement, Interval, Ranking};
 use tracesift_core::dataset::{NO_CLASS, ScoredSet, TraceScores};
 use tracesift_core::evaluate::EvalReport;
 use tracesift_core::filter::{self, FilterOptions, Selection};
 use tracesift_core::settings::{Backend, Metric, Named, Rule, Settings};
+use tracesift_core::signals::combo::parse_combine;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{Blob, MessageEvent, Worker};
@@ -37,29 +39,9 @@ pub enum Status {
     Failed(String),
 }
 
-/// One sentence per control and metric, for the side panel and hover titles.
+/// One sentence per metric, for the side panel and hover titles (from the core's table).
 pub fn explain_metric(metric: Metric) -> &'static str {
-    match metric {
-        Metric::Msp => {
-            "Negative log-probability of the whole trace: long or unlikely traces score high."
-        }
-        Metric::Ppl => {
-            "Mean negative log-probability per token (log-perplexity): how surprised the model was on average."
-        }
-        Metric::Mte => {
-            "Mean entropy of each token's top-k alternatives: how spread the model's choices were."
-        }
-        Metric::Inconsistency => {
-            "Share of the question's other samples that disagree with this trace."
-        }
-        Metric::CocoaMsp => {
-            "Sequence surprise × inconsistency: confident and agreed-on traces score near 0."
-        }
-        Metric::CocoaPpl => {
-            "Perplexity × inconsistency — the paper's CoCoA: keep the lowest ~10 % per class."
-        }
-        Metric::CocoaMte => "Token entropy × inconsistency.",
-    }
+    metric.info().summary
 }
 
 #[component]
@@ -85,6 +67,8 @@ pub fn App() -> impl IntoView {
     let adapter: RwSignal<Option<String>> = RwSignal::new(None);
     // The paper's analysis, computed by the worker: only where the file has gold labels.
     let evaluation: RwSignal<Option<EvalReport>> = RwSignal::new(None);
+    // Which signal fits this data: the ranking (with labels) and the agreement matrix.
+    let comparison: RwSignal<Option<Comparison>> = RwSignal::new(None);
     let worker = start_worker(WorkerSinks {
         scored,
         status,
@@ -93,6 +77,7 @@ pub fn App() -> impl IntoView {
         opened,
         adapter,
         evaluation,
+        comparison,
         parts: StoredValue::new_local((0, Vec::new())),
         requests_summary,
     });
@@ -143,6 +128,8 @@ pub fn App() -> impl IntoView {
                 s.format,
                 s.question_field.clone(),
                 s.sample_suffix.clone(),
+                s.window,
+                s.combine.clone(),
             )
         })
     });
@@ -174,6 +161,22 @@ pub fn App() -> impl IntoView {
             post_request(&worker, &request, None);
         } else {
             evaluation.set(None);
+        }
+    });
+
+    // Rank the metrics once per scored run and seed (the bootstrap does not depend on
+    // the filter, so moving the filter does not redo it).
+    let seed = Memo::new(move |_| settings.with(|s| s.seed));
+    Effect::new(move |_| {
+        seed.track();
+        if scored.with(Option::is_some) {
+            let request = Request::Compare {
+                run: run.get_value(),
+                settings: settings.with_untracked(Settings::to_json_pretty),
+            };
+            post_request(&worker, &request, None);
+        } else {
+            comparison.set(None);
         }
     });
 
@@ -272,6 +275,7 @@ pub fn App() -> impl IntoView {
                 </Show>
             </section>
             <EvalTable evaluation=evaluation />
+            <SignalFit comparison=comparison settings=settings />
             <TracesTable scored=scored selection=selection open=open_trace />
             <TraceView scored=scored selection=selection opened=opened open=open_trace />
             <section class="downloads">
@@ -522,6 +526,25 @@ pub fn SettingsPanel(settings: RwSignal<Settings>) -> impl IntoView {
                         settings.update(|s| s.pattern = (!value.is_empty()).then_some(value));
                     } />
             </label>
+            <label title="DeepConf's sliding window in tokens, for conf_tail, conf_bottom10 and conf_lowest">"Window "
+                <input type="number" min="1" step="1" data-testid="window"
+                    prop:value=move || settings.with(|s| s.window).to_string()
+                    on:change=move |ev| {
+                        if let Ok(window) = event_target_value(&ev).parse::<u32>() && window >= 1 {
+                            settings.update(|s| s.window = window);
+                        }
+                    } />
+            </label>
+            <label title="Metrics whose percentile ranks combo averages, comma-separated">"Combine "
+                <input type="text" data-testid="combine"
+                    prop:value=move || settings.with(|s| s.combine.clone())
+                    on:change=move |ev| {
+                        let value = event_target_value(&ev);
+                        if parse_combine(&value).is_ok() {
+                            settings.update(|s| s.combine = value);
+                        }
+                    } />
+            </label>
             <label title="The format of the downloaded set">"Export "
                 {enum_select(settings, "export", |s| s.export, |s, value| s.export = value)}
             </label>
@@ -700,6 +723,7 @@ struct WorkerSinks {
     opened: RwSignal<Option<(usize, Arc<TraceDetail>)>>,
     adapter: RwSignal<Option<String>>,
     evaluation: RwSignal<Option<EvalReport>>,
+    comparison: RwSignal<Option<Comparison>>,
     /// The traces of the run being received (its number, the parts so far).
     parts: StoredValue<(u32, Vec<TraceScores>), LocalStorage>,
     /// What the request file gave, for the line under its slot.
@@ -715,6 +739,7 @@ fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalSt
         opened,
         adapter,
         evaluation,
+        comparison,
         parts,
         requests_summary,
     } = sinks;
@@ -806,6 +831,16 @@ fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalSt
             }
             Response::Evaluated { run, report } if run == current => {
                 evaluation.set(report.map(|report| *report));
+            }
+            Response::Compared {
+                run,
+                ranking,
+                agreement,
+            } if run == current => {
+                comparison.set(Some(Comparison {
+                    ranking: ranking.map(|ranking| *ranking),
+                    agreement: *agreement,
+                }));
             }
             Response::Exported {
                 what,
@@ -943,6 +978,123 @@ pub fn EvalTable(evaluation: RwSignal<Option<EvalReport>>) -> impl IntoView {
                         </tr></thead>
                         <tbody>{rows}</tbody>
                     </table>
+                </section>
+            })
+        })
+    }
+}
+
+/// What the worker found about which signal fits the data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    /// None without gold labels.
+    pub ranking: Option<Ranking>,
+    pub agreement: Agreement,
+}
+
+fn estimate(value: Option<f64>, interval: Option<Interval>) -> String {
+    match (value, interval) {
+        (Some(value), Some(ci)) => format!("{value:.3} [{:.3}, {:.3}]", ci.low, ci.high),
+        (Some(value), None) => format!("{value:.3}"),
+        (None, _) => "—".to_owned(),
+    }
+}
+
+/// Which signal fits this data: with labels, every metric ranked by PRR and AUROC with
+/// bootstrap intervals and a button that filters by the best; without, how strongly the
+/// metrics agree (Spearman's ρ), to see which are redundant.
+#[component]
+pub fn SignalFit(
+    comparison: RwSignal<Option<Comparison>>,
+    settings: RwSignal<Settings>,
+) -> impl IntoView {
+    move || {
+        comparison.with(|found| {
+            let found = found.as_ref()?;
+            let ranking = found.ranking.as_ref().map(|ranking| {
+                let best = ranking.best;
+                let rows = ranking
+                    .metrics
+                    .iter()
+                    .map(|entry| {
+                        let gap = match entry.prr_gap_to_best {
+                            Some(ci) if ci.low > 0.0 => format!("worse [{:.3}, {:.3}]", ci.low, ci.high),
+                            Some(ci) => format!("as good [{:.3}, {:.3}]", ci.low, ci.high),
+                            None if Some(entry.metric) == best => "best".to_owned(),
+                            None => "—".to_owned(),
+                        };
+                        view! {
+                            <tr title=explain_metric(entry.metric)>
+                                <td>{entry.metric.name()}</td>
+                                <td>{entry.direction.arrow()}</td>
+                                <td>{entry.n}</td>
+                                <td>{estimate(entry.prr, entry.prr_ci)}</td>
+                                <td>{estimate(entry.auroc, entry.auroc_ci)}</td>
+                                <td>{gap}</td>
+                            </tr>
+                        }
+                    })
+                    .collect_view();
+                view! {
+                    <h3>{format!("Ranked on {} labelled traces ({} bootstrap resamples, seed {})", ranking.n, ranking.resamples, ranking.seed)}</h3>
+                    {best.map(|best| view! {
+                        <button data-testid="use-best" title="Filter by the metric with the highest PRR on the labelled traces"
+                            disabled=move || settings.with(|s| s.metric == best)
+                            on:click=move |_| settings.update(|s| s.metric = best)>
+                            {format!("Use the best: {}", best.name())}
+                        </button>
+                    })}
+                    <table data-testid="ranking-table">
+                        <thead><tr>
+                            <th>"metric"</th>
+                            <th title="↑u: an uncertainty, lower is kept first; ↑c: a confidence, higher is kept first">"dir"</th>
+                            <th title="Labelled traces where the metric is defined">"n"</th>
+                            <th title="PRR at 50 % rejection with its 95 % bootstrap interval">"PRR [95 %]"</th>
+                            <th title="AUROC as an error detector with its 95 % bootstrap interval">"AUROC [95 %]"</th>
+                            <th title="PRR gap to the best over the same resamples: worse when the whole interval is above 0">"vs the best"</th>
+                        </tr></thead>
+                        <tbody>{rows}</tbody>
+                    </table>
+                }
+            });
+            let agreement = &found.agreement;
+            let header = agreement
+                .metrics
+                .iter()
+                .map(|metric| view! { <th title=explain_metric(*metric)>{metric.name()}</th> })
+                .collect_view();
+            let body = agreement
+                .metrics
+                .iter()
+                .zip(&agreement.spearman)
+                .map(|(metric, row)| {
+                    let cells = row
+                        .iter()
+                        .map(|rho| {
+                            let text = rho.map_or_else(|| "—".to_owned(), |rho| format!("{rho:.2}"));
+                            // Stronger agreement, darker cell: redundant signals stand out.
+                            let shade = rho.map_or(0.0, f64::abs);
+                            let style = format!("background: rgba(70, 110, 200, {:.2})", shade * 0.6);
+                            view! { <td style=style>{text}</td> }
+                        })
+                        .collect_view();
+                    view! { <tr><th>{metric.name()}</th>{cells}</tr> }
+                })
+                .collect_view();
+            let open = found.ranking.is_none();
+            Some(view! {
+                <section class="evaluation" data-testid="signal-fit">
+                    <h2>"Which signal fits this data?"</h2>
+                    {ranking}
+                    <details open=open>
+                        <summary>"How strongly the metrics agree (Spearman's ρ over the traces; near 1: redundant)"</summary>
+                        <div class="table-scroll">
+                            <table data-testid="agreement-table">
+                                <thead><tr><th></th>{header}</tr></thead>
+                                <tbody>{body}</tbody>
+                            </table>
+                        </div>
+                    </details>
                 </section>
             })
         })

@@ -11,6 +11,7 @@ use tracesift_charts::{
     ChartError, class_counts, per_class_histograms, scatter_ppl_consistency, selective_accuracy,
     to_svg,
 };
+use tracesift_core::compare::curves_to_show;
 use tracesift_core::dataset::ScoredSet;
 use tracesift_core::evaluate::EvalReport;
 use tracesift_core::filter::Selection;
@@ -18,6 +19,8 @@ use tracesift_core::settings::{Metric, Settings};
 
 const WIDTH: u32 = 900;
 const HEIGHT: u32 = 360;
+/// Curves on the selective-accuracy chart: the chosen metric and the best others.
+const SELECTIVE_CURVES: usize = 6;
 
 /// Which chart a panel shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +31,7 @@ pub enum ChartKind {
     Counts,
     /// Perplexity against consistency, coloured by class.
     Scatter,
-    /// Selective accuracy of every metric (needs gold labels).
+    /// Selective accuracy of the chosen metric and the best others (needs gold labels).
     Selective,
 }
 
@@ -52,7 +55,7 @@ impl ChartKind {
                 "Confident traces sit top-left: low perplexity, high agreement with the other samples."
             }
             ChartKind::Selective => {
-                "Accuracy of the most confident s % of labelled traces, per metric: higher curves rank errors better."
+                "Accuracy of the most confident s % of labelled traces, for the chosen metric and the five best by PRR: higher curves rank errors better."
             }
         }
     }
@@ -72,7 +75,9 @@ fn draw<DB: DrawingBackend>(
         ChartKind::Counts => class_counts(area, set, selection),
         ChartKind::Scatter => scatter_ppl_consistency(area, set, selection),
         ChartKind::Selective => match report {
-            Some(report) => selective_accuracy(area, report),
+            Some(report) => {
+                selective_accuracy(area, &curves_to_show(report, metric, SELECTIVE_CURVES))
+            }
             None => Ok(()),
         },
     }

@@ -1,12 +1,12 @@
 //! Settings in the URL fragment, so a link reproduces a view:
 //! `#metric=cocoa_ppl&keep=0.1&scope=per_class&candidates=all&sim=answer&export=canonical`.
 //! Keys: metric keep threshold top scope candidates balanced sim backend classes pattern export
-//! allow_empty_prompt;
-//! values as in the CLI.
+//! window combine allow_empty_prompt; values as in the CLI.
 
 use tracesift_core::settings::{
     Backend, Candidates, ExportFormat, Metric, Rule, Scope, Settings, Similarity,
 };
+use tracesift_core::signals::combo::parse_combine;
 
 /// Reads the settings a fragment names over `base`; unknown keys and bad values are listed
 /// as problems instead of failing the whole link.
@@ -62,6 +62,14 @@ pub fn apply_fragment(fragment: &str, base: &Settings) -> (Settings, Vec<String>
                 Some(export) => settings.export = export,
                 None => bad(),
             },
+            "window" => match value.parse::<u32>() {
+                Ok(window) if window >= 1 => settings.window = window,
+                _ => bad(),
+            },
+            "combine" => match parse_combine(&value) {
+                Ok(_) => settings.combine = value,
+                Err(_) => bad(),
+            },
             "allow_empty_prompt" => match value.as_str() {
                 "true" | "1" | "" => settings.allow_empty_prompt = true,
                 "false" | "0" => settings.allow_empty_prompt = false,
@@ -99,6 +107,13 @@ pub fn to_fragment(settings: &Settings) -> String {
         pairs.push(("pattern", pattern.clone()));
     }
     pairs.push(("export", settings.export.name().to_owned()));
+    let defaults = Settings::default();
+    if settings.window != defaults.window {
+        pairs.push(("window", settings.window.to_string()));
+    }
+    if settings.combine != defaults.combine {
+        pairs.push(("combine", settings.combine.clone()));
+    }
     if settings.allow_empty_prompt {
         pairs.push(("allow_empty_prompt", "true".to_owned()));
     }
@@ -172,6 +187,8 @@ mod tests {
             balanced: true,
             scope: Scope::Global,
             export: ExportFormat::Sharegpt,
+            window: 512,
+            combine: "cocoa_ppl,conf_bottom10,eigv".into(),
             allow_empty_prompt: true,
             ..Settings::default()
         };
@@ -189,11 +206,13 @@ mod tests {
     #[test]
     fn bad_values_are_reported_and_the_rest_applies() {
         let (settings, problems) = apply_fragment(
-            "#metric=bogus&keep=2&top=5&colour=red",
+            "#metric=bogus&keep=2&top=5&colour=red&window=0&combine=combo&metric=conf_tail",
             &Settings::default(),
         );
         assert_eq!(settings.rule().ok(), Some(Rule::Top(5)));
-        assert_eq!(settings.metric, Metric::CocoaPpl);
-        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert_eq!(settings.metric, Metric::ConfTail);
+        assert_eq!(settings.window, Settings::default().window);
+        assert_eq!(settings.combine, Settings::default().combine);
+        assert_eq!(problems.len(), 5, "{problems:?}");
     }
 }

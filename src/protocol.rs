@@ -2,6 +2,7 @@
 //! strings; files and downloaded bytes travel as JS objects beside them (no copy into JSON).
 
 use serde::{Deserialize, Serialize};
+use tracesift_core::compare::{Agreement, Ranking};
 use tracesift_core::dataset::{ScoredPart, ScoredSet, TraceScores};
 use tracesift_core::evaluate::EvalReport;
 
@@ -40,6 +41,9 @@ pub enum Request {
     Trace { run: u32, trace_idx: usize },
     /// Evaluate the last scored run against its gold labels with these filter settings.
     Evaluate { run: u32, settings: String },
+    /// Rank the metrics of the last scored run (bootstrap seeded by the settings' seed)
+    /// and measure how they agree: which signal fits this data.
+    Compare { run: u32, settings: String },
 }
 
 /// Which set of traces a download holds.
@@ -110,6 +114,12 @@ pub enum Response {
     Evaluated {
         run: u32,
         report: Option<Box<EvalReport>>,
+    },
+    /// The ranking is None when no trace has a gold label.
+    Compared {
+        run: u32,
+        ranking: Option<Box<Ranking>>,
+        agreement: Box<Agreement>,
     },
     /// The bytes are in the message's `bytes` field (a Uint8Array).
     Exported {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use leptos::prelude::*;
 use tracesift_core::dataset::{NO_CLASS, ScoredSet, TraceScores};
 use tracesift_core::filter::Selection;
-use tracesift_core::settings::Metric;
+use tracesift_core::metrics::{ColumnSet, ScoreColumn, score_columns};
 
 use crate::protocol::{TokenView, TraceDetail};
 
@@ -21,27 +21,28 @@ pub enum Column {
     Class,
     Kept,
     Tokens,
-    Score(Metric),
-    Consistency,
+    /// A score column of the core's metric table.
+    Score(ScoreColumn),
 }
 
 impl Column {
-    const ALL: [Column; 14] = [
-        Column::Position,
-        Column::TraceId,
-        Column::Question,
-        Column::Class,
-        Column::Kept,
-        Column::Tokens,
-        Column::Score(Metric::Ppl),
-        Column::Score(Metric::Msp),
-        Column::Score(Metric::Mte),
-        Column::Consistency,
-        Column::Score(Metric::CocoaPpl),
-        Column::Score(Metric::CocoaMsp),
-        Column::Score(Metric::CocoaMte),
-        Column::Score(Metric::Inconsistency),
-    ];
+    /// Every column: the trace's fields, then the metric table's score columns in its order.
+    pub fn all() -> Vec<Column> {
+        let mut columns = vec![
+            Column::Position,
+            Column::TraceId,
+            Column::Question,
+            Column::Class,
+            Column::Kept,
+            Column::Tokens,
+        ];
+        columns.extend(
+            score_columns(ColumnSet::Full)
+                .iter()
+                .map(|&column| Column::Score(column)),
+        );
+        columns
+    }
 
     fn title(self) -> &'static str {
         match self {
@@ -51,8 +52,31 @@ impl Column {
             Column::Class => "class",
             Column::Kept => "kept",
             Column::Tokens => "tokens",
-            Column::Score(metric) => metric.name(),
-            Column::Consistency => "consistency",
+            Column::Score(column) => column.name(),
+        }
+    }
+
+    /// The hover text of the column's header.
+    fn explain(self) -> &'static str {
+        match self {
+            Column::Score(ScoreColumn::Metric(metric)) => metric.info().summary,
+            Column::Score(ScoreColumn::Consistency) => {
+                "Mean similarity to the question's other traces."
+            }
+            _ => "Sort by this column",
+        }
+    }
+
+    /// What a row shows in this column.
+    fn cell(self, set: &ScoredSet, idx: usize, trace: &TraceScores, kept: bool) -> String {
+        match self {
+            Column::Position => (idx + 1).to_string(),
+            Column::TraceId => trace.trace_id.clone(),
+            Column::Question => set.question_id(trace).to_owned(),
+            Column::Class => set.class_name(trace.class).unwrap_or(NO_CLASS).to_owned(),
+            Column::Kept => if kept { "✓" } else { "" }.to_owned(),
+            Column::Tokens => trace.n_tokens.to_string(),
+            Column::Score(column) => number(column.value(trace)),
         }
     }
 }
@@ -68,8 +92,7 @@ pub fn sort_rows(set: &ScoredSet, kept: &[bool], column: Column, ascending: bool
     let value = |idx: usize| -> Option<f64> {
         let trace = traces.get(idx)?;
         match column {
-            Column::Score(metric) => trace.metric(metric),
-            Column::Consistency => trace.consistency,
+            Column::Score(column) => column.value(trace),
             Column::Tokens => Some(f64::from(trace.n_tokens)),
             Column::Kept => Some(f64::from(u8::from(kept.get(idx).copied().unwrap_or(false)))),
             _ => None,
@@ -144,16 +167,16 @@ pub fn TracesTable(
     };
     move || {
         scored.with(|set| set.as_ref().map(Arc::clone)).map(|set| {
-            let header = Column::ALL
-                .iter()
-                .map(|&column| {
+            let header = Column::all()
+                .into_iter()
+                .map(|column| {
                     let marker = move || match sort.get() {
                         (c, true) if c == column => " ▲",
                         (c, false) if c == column => " ▼",
                         _ => "",
                     };
                     view! {
-                        <th class="sortable" title="Sort by this column" on:click=move |_| {
+                        <th class="sortable" title=column.explain() on:click=move |_| {
                             sort.update(|(current, ascending)| {
                                 if *current == column { *ascending = !*ascending } else { *current = column; *ascending = true }
                             });
@@ -206,26 +229,10 @@ fn row_view(
     kept: bool,
     open: Callback<usize>,
 ) -> impl IntoView + use<> {
-    let cells = vec![
-        (idx + 1).to_string(),
-        trace.trace_id.clone(),
-        set.question_id(trace).to_owned(),
-        set.class_name(trace.class).unwrap_or(NO_CLASS).to_owned(),
-        if kept {
-            "✓".to_owned()
-        } else {
-            String::new()
-        },
-        trace.n_tokens.to_string(),
-        number(trace.ppl),
-        number(trace.msp),
-        number(trace.mte),
-        number(trace.consistency),
-        number(trace.cocoa_ppl()),
-        number(trace.cocoa_msp()),
-        number(trace.cocoa_mte()),
-        number(trace.inconsistency()),
-    ];
+    let cells: Vec<String> = Column::all()
+        .into_iter()
+        .map(|column| column.cell(set, idx, trace, kept))
+        .collect();
     view! {
         <tr class:kept=kept on:click=move |_| open.run(idx)>
             {cells.into_iter().map(|cell| view! { <td>{cell}</td> }).collect_view()}

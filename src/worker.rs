@@ -13,6 +13,7 @@ use std::rc::Rc;
 
 use flate2::read::MultiGzDecoder;
 use js_sys::{Array, Object, Reflect, Uint8Array};
+use tracesift_core::compare::{self, Agreement, Ranking};
 use tracesift_core::dataset::{ScoreOptions, ScoredSet, Scorer};
 use tracesift_core::evaluate::{EvalReport, evaluate};
 use tracesift_core::export::{self, ExportOptions};
@@ -185,6 +186,17 @@ fn handle(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
         },
         Request::Evaluate { run, settings } => match evaluation(&settings) {
             Ok(report) => post(scope, &Response::Evaluated { run, report }, None),
+            Err(message) => post(scope, &Response::Failed { run, message }, None),
+        },
+        Request::Compare { run, settings } => match comparison(&settings) {
+            Ok((ranking, agreement)) => {
+                let response = Response::Compared {
+                    run,
+                    ranking,
+                    agreement,
+                };
+                post(scope, &response, None);
+            }
             Err(message) => post(scope, &Response::Failed { run, message }, None),
         },
         Request::Export {
@@ -396,6 +408,27 @@ fn evaluation(settings: &str) -> Result<Option<Box<EvalReport>>, String> {
         let set = &state.as_ref().ok_or("load a file first")?.set;
         let labelled = set.traces.iter().any(|trace| trace.label.is_some());
         Ok(labelled.then(|| Box::new(evaluate(set, &options))))
+    })
+}
+
+/// The metrics ranked on the labelled traces (None without labels) and their agreement:
+/// the bootstrap and the Spearman sorts stay here, off the page's thread.
+type Comparison = (Option<Box<Ranking>>, Box<Agreement>);
+
+fn comparison(settings: &str) -> Result<Comparison, String> {
+    let settings = parse_settings(settings)?;
+    STATE.with(|state| {
+        let state = state.borrow();
+        let set = &state.as_ref().ok_or("load a file first")?.set;
+        let labelled = set.traces.iter().any(|trace| trace.label.is_some());
+        let ranking = labelled.then(|| {
+            Box::new(compare::rank_metrics(
+                set,
+                compare::DEFAULT_RESAMPLES,
+                settings.seed,
+            ))
+        });
+        Ok((ranking, Box::new(compare::agreement(set))))
     })
 }
 

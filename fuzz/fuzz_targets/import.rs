@@ -42,7 +42,9 @@ fuzz_target!(|data: &[u8]| {
     for trace in &set.traces {
         for metric in Metric::ALL {
             if let Some(value) = trace.metric(*metric) {
-                assert!(value.is_finite() && value >= 0.0, "{metric}: {value}");
+                // SentenceSAR and self-certainty may be negative (SPEC §5b); nothing is NaN.
+                let may_be_negative = matches!(metric, Metric::SentenceSar | Metric::SelfCertainty);
+                assert!(value.is_finite() && (may_be_negative || value >= 0.0), "{metric}: {value}");
             }
         }
     }

@@ -201,9 +201,13 @@ test('traces can be sorted and opened, tokens coloured by log-prob', async () =>
   const table = page.getByTestId('traces-table');
   assert.equal(await table.locator('tbody tr').count(), 50, 'one page of 50 rows');
   // Sort by cocoa_ppl: the first row then has the smallest score.
+  // Columns follow the core's metric table: find cocoa_ppl's by its header.
+  const headers = await table.locator('thead th').allTextContents();
+  const cocoaColumn = headers.findIndex((text) => /^cocoa_ppl/.test(text));
+  assert.ok(cocoaColumn > 0, headers.join(' | '));
   await table.locator('th', { hasText: /^cocoa_ppl/ }).click();
-  const firstCocoa = Number(await table.locator('tbody tr').first().locator('td').nth(10).textContent());
-  const secondCocoa = Number(await table.locator('tbody tr').nth(1).locator('td').nth(10).textContent());
+  const firstCocoa = Number(await table.locator('tbody tr').first().locator('td').nth(cocoaColumn).textContent());
+  const secondCocoa = Number(await table.locator('tbody tr').nth(1).locator('td').nth(cocoaColumn).textContent());
   assert.ok(firstCocoa <= secondCocoa, `${firstCocoa} <= ${secondCocoa}`);
   await table.locator('tbody tr').first().click();
   const view = page.getByTestId('trace-view');
@@ -214,7 +218,9 @@ test('traces can be sorted and opened, tokens coloured by log-prob', async () =>
   assert.match(await view.textContent(), /Other samples of this question \(8\)/);
   // The demo has gold labels: the paper's table of AUROC and PRR per metric.
   const evalTable = await page.getByTestId('eval-table').textContent();
-  for (const metric of ['msp', 'ppl', 'mte', 'inconsistency', 'cocoa_msp', 'cocoa_ppl', 'cocoa_mte']) {
+  for (const metric of ['msp', 'ppl', 'mte', 'inconsistency', 'cocoa_msp', 'cocoa_ppl', 'cocoa_mte',
+    'conf_mean', 'conf_tail', 'conf_bottom10', 'conf_lowest', 'self_certainty', 'answer_entropy',
+    'eigv', 'eccentricity', 'kle', 'semantic_density', 'sentence_sar', 'combo']) {
     assert.match(evalTable, new RegExp(metric));
   }
   await page.screenshot({ path: path.join(shots, 'trace-view.png'), fullPage: true });

@@ -6,6 +6,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 use tracesift_core::dataset::ScoredSet;
 use tracesift_core::filter::Selection;
+use tracesift_core::metrics::Direction;
 use tracesift_core::settings::Metric;
 
 use crate::ChartError;
@@ -256,9 +257,10 @@ fn bar(corners: [(f64, u32); 2], style: ShapeStyle) -> Rectangle<(f64, u32)> {
 /// The cut-off to draw per class index, and whether some group's cut-off was left out
 /// because it does not belong to `metric`.
 ///
-/// A group's cut-off is the metric of its last kept trace, and the filter keeps in
-/// ascending metric order, so it equals the largest `metric` among the group's kept
-/// traces exactly when the selection ranked by `metric` ([`Selection`] does not say).
+/// A group's cut-off is the metric of its last kept trace, and the filter keeps most
+/// trustworthy first, so it is the least trustworthy kept value — the largest uncertainty,
+/// or the smallest confidence — exactly when the selection ranked by `metric`
+/// ([`Selection`] does not say).
 fn cutoffs(set: &ScoredSet, selection: &Selection, metric: Metric) -> (Vec<Option<f64>>, bool) {
     let mut per_class = vec![None; set.classes.len()];
     let mut mismatched = false;
@@ -267,6 +269,11 @@ fn cutoffs(set: &ScoredSet, selection: &Selection, metric: Metric) -> (Vec<Optio
         let Some(cutoff) = group.cutoff.filter(|cutoff| cutoff.is_finite()) else {
             continue;
         };
+        // Compared as uncertainties (a confidence negated), which the filter sorts ascending.
+        let cutoff_uncertainty = match metric.direction() {
+            Direction::Uncertainty => cutoff,
+            Direction::Confidence => -cutoff,
+        };
         let mut largest: Option<f64> = None;
         let mut all_scored = true;
         for (idx, trace) in set.traces.iter().enumerate() {
@@ -274,12 +281,12 @@ fn cutoffs(set: &ScoredSet, selection: &Selection, metric: Metric) -> (Vec<Optio
             if !in_group || !selection.kept.get(idx).copied().unwrap_or(false) {
                 continue;
             }
-            match trace.metric(metric) {
+            match metric.uncertainty(trace) {
                 Some(value) => largest = Some(largest.map_or(value, |l: f64| l.max(value))),
                 None => all_scored = false,
             }
         }
-        if !all_scored || largest != Some(cutoff) {
+        if !all_scored || largest != Some(cutoff_uncertainty) {
             mismatched = true;
             continue;
         }

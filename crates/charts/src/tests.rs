@@ -371,16 +371,27 @@ fn a_large_scatter_is_subsampled_and_says_so() {
     );
 }
 
+/// The first `n` metrics of a report (the app draws the curves of a chosen few).
+fn first_metrics(report: &EvalReport, n: usize) -> EvalReport {
+    let mut report = report.clone();
+    report.metrics.0.truncate(n);
+    report
+}
+
+/// SPEC §5's seven metrics, the first of the table.
+const PAPER_METRICS: usize = 7;
+
 #[test]
 fn selective_accuracy_has_a_line_and_a_legend_entry_per_metric() {
     let (_, _, report) = small();
+    let report = first_metrics(&report, PAPER_METRICS);
     let svg = render(|area| selective_accuracy(area, &report));
     let texts = texts(&svg);
     assert!(
         texts.iter().any(|t| t.starts_with("Selective accuracy")),
         "{texts:?}"
     );
-    for metric in Metric::ALL {
+    for (metric, _) in &report.metrics.0 {
         assert!(
             texts
                 .iter()
@@ -402,7 +413,7 @@ fn selective_accuracy_has_a_line_and_a_legend_entry_per_metric() {
     );
     // Every other metric with scores draws 20 dots (5 %..100 %, no gaps: k ≥ 1 from 5 % on
     // with n = 7 for msp/ppl and n = 6 for the consistency-based ones).
-    for (idx, metric) in Metric::ALL.iter().enumerate() {
+    for (idx, metric) in Metric::ALL.iter().take(PAPER_METRICS).enumerate() {
         let fill = format!("fill=\"{}\"", hex(series_color(idx)));
         let dots = elements(&svg, "circle")
             .into_iter()
@@ -485,8 +496,9 @@ fn every_chart_draws_an_empty_set() {
     let svgs = draw_all(&set, 800, 400);
     assert!(svgs.iter().all(|svg| svg.ends_with("</svg>\n")));
     assert!(texts(&svgs[0]).contains(&"no classes to show"));
-    assert!(texts(&svgs[7]).contains(&"no traces to show"));
-    assert!(texts(&svgs[8]).contains(&"no traces with both ppl and consistency"));
+    let n_histograms = Metric::ALL.len();
+    assert!(texts(&svgs[n_histograms]).contains(&"no traces to show"));
+    assert!(texts(&svgs[n_histograms + 1]).contains(&"no traces with both ppl and consistency"));
 }
 
 #[test]
@@ -539,7 +551,7 @@ fn every_chart_draws_equal_values_and_odd_sizes() {
         (1600, 900),
     ] {
         let svgs = draw_all(&set, width, height);
-        assert_eq!(svgs.len(), 10, "{width}×{height}");
+        assert_eq!(svgs.len(), Metric::ALL.len() + 3, "{width}×{height}");
     }
     let svg = to_svg(900, 400, |area| {
         per_class_histograms(
@@ -770,4 +782,36 @@ fn inconsistent_inputs_never_panic() {
         .unwrap();
         to_svg(width, height, |area| selective_accuracy(area, &report)).unwrap();
     }
+}
+
+#[test]
+fn a_confidence_cut_off_is_its_smallest_kept_value() {
+    // conf_mean keeps the highest first: with keep 0.5 the cut-off is the lower kept value.
+    let jsonl: String = (0..6)
+        .map(|i| {
+            let top = -0.5 - i as f64 * 0.25;
+            format!(
+                "{{\"question_id\":\"q{i}\",\"answer\":\"up\",\"logprobs\":[-0.1],\"top_logprobs\":[[{top},{top}]]}}\n"
+            )
+        })
+        .collect();
+    let set = scored(&jsonl);
+    let options = FilterOptions {
+        metric: Metric::ConfMean,
+        rule: tracesift_core::settings::Rule::Keep(0.5),
+        ..options(Scope::PerClass)
+    };
+    let selection = select(&set, &options);
+    assert_eq!(
+        selection.groups[0].cutoff,
+        Some(1.25),
+        "C = 0.5, 0.75, …, 1.75: keep 1.75, 1.5, 1.25"
+    );
+    let svg = render(|area| per_class_histograms(area, &set, &selection, Metric::ConfMean));
+    let texts = texts(&svg);
+    assert!(texts.contains(&"cut-off 1.250"), "{texts:?}");
+    assert!(
+        !texts.iter().any(|t| t.contains("cut-off not shown")),
+        "{texts:?}"
+    );
 }

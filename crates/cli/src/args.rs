@@ -23,7 +23,8 @@ pub enum Command {
     Score(ScoreArgs),
     /// Write the kept traces, in input order, in the export format.
     Filter(FilterArgs),
-    /// With gold labels: AUROC, PRR and selective accuracy of every metric, as one JSON object.
+    /// Every metric's AUROC, PRR and selective accuracy on the labelled traces, the metrics
+    /// ranked with bootstrap intervals, and how strongly they agree; one JSON object.
     Eval(EvalArgs),
 }
 
@@ -54,6 +55,12 @@ pub struct ScoreOptions {
     /// auto|cpu|gpu
     #[arg(long)]
     pub backend: Option<String>,
+    /// DeepConf's sliding window in tokens, for conf_tail, conf_bottom10, conf_lowest (default 2048).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub window: Option<u32>,
+    /// Metrics whose percentile ranks `combo` averages, comma-separated (default cocoa_ppl,conf_mean).
+    #[arg(long, value_name = "LIST")]
+    pub combine: Option<String>,
     /// Threads that parse a plain JSONL file of 64 MiB or more (default: every core, for
     /// files of 256 MiB or more).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -78,13 +85,12 @@ pub struct ScoreArgs {
 /// The filter rule and scope (SPEC §6).
 #[derive(Debug, Args)]
 pub struct FilterRuleArgs {
-    /// msp|ppl|mte|inconsistency|cocoa_msp|cocoa_ppl|cocoa_mte
-    #[arg(long)]
+    #[arg(long, value_name = "NAME", help = metric_help())]
     pub metric: Option<String>,
-    /// Keep this fraction of each scope group (0 < Q ≤ 1).
+    /// Keep this fraction of each scope group (0 < Q ≤ 1), most trustworthy first.
     #[arg(long, value_name = "Q", group = "rule")]
     pub keep: Option<f64>,
-    /// Keep traces whose metric is ≤ X.
+    /// Keep traces whose metric is ≤ X (an uncertainty) or ≥ X (a confidence).
     #[arg(long, value_name = "X", group = "rule", allow_negative_numbers = true)]
     pub threshold: Option<f64>,
     /// Keep the first N of each scope group.
@@ -140,4 +146,22 @@ pub struct EvalArgs {
     /// The rule used for the kept-vs-dropped accuracies (default: keep 0.1 per class).
     #[command(flatten)]
     pub rule: FilterRuleArgs,
+    /// Bootstrap resamples of the labelled traces behind the ranking's intervals.
+    #[arg(long, value_name = "N", default_value_t = tracesift_core::compare::DEFAULT_RESAMPLES)]
+    pub resamples: u32,
+    /// Seed of the bootstrap.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+}
+
+/// `--metric`'s help: every name of the core's metric table, with its direction.
+fn metric_help() -> String {
+    let names: Vec<String> = tracesift_core::metrics::Metric::ALL
+        .iter()
+        .map(|metric| format!("{} {}", metric.name(), metric.direction().arrow()))
+        .collect();
+    format!(
+        "Metric to rank by (↑u: lower is kept first, ↑c: higher is kept first): {}",
+        names.join(", ")
+    )
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use tracesift_core::compare::{EvalOutput, Interval, agreement, rank_metrics};
 use tracesift_core::dataset::{ScoreOptions as CoreScoreOptions, ScoredSet, Scorer};
 use tracesift_core::evaluate::evaluate;
 use tracesift_core::export::{self, ExportOptions};
@@ -116,20 +117,49 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Eval(args) => {
-            let settings = settings_from(&args.common, Some(&args.rule))?;
+            let mut settings = settings_from(&args.common, Some(&args.rule))?;
+            if let Some(seed) = args.seed {
+                settings.seed = seed;
+            }
             let options =
                 FilterOptions::from_settings(&settings).map_err(|e| bad(e.to_string()))?;
             let (set, _) = score_inputs(&args.common, &settings, false)?;
             let report = evaluate(&set, &options);
             if report.n == 0 {
-                eprintln!("tracesift: no trace has a gold `label`; nothing to evaluate");
+                eprintln!(
+                    "tracesift: no trace has a gold `label`; only how the metrics agree (Spearman) is reported"
+                );
             }
+            let ranking = rank_metrics(&set, args.resamples, settings.seed);
+            if let Some(best) = &ranking.metrics.first().filter(|_| ranking.best.is_some()) {
+                eprintln!(
+                    "tracesift: best on the {} labelled traces: {} (PRR {}, AUROC {})",
+                    ranking.n,
+                    best.metric,
+                    describe_estimate(best.prr, best.prr_ci),
+                    describe_estimate(best.auroc, best.auroc_ci)
+                );
+            }
+            let output_object = EvalOutput {
+                report: &report,
+                ranking: (ranking.n > 0).then_some(&ranking),
+                agreement: &agreement(&set),
+            };
             let mut out = output(args.common.out.as_deref())?;
-            serde_json::to_writer(&mut out, &report)?;
+            serde_json::to_writer(&mut out, &output_object)?;
             out.write_all(b"\n")?;
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `0.412 [0.301, 0.520]`, or `–` when undefined.
+fn describe_estimate(value: Option<f64>, interval: Option<Interval>) -> String {
+    match (value, interval) {
+        (Some(value), Some(ci)) => format!("{value:.3} [{:.3}, {:.3}]", ci.low, ci.high),
+        (Some(value), None) => format!("{value:.3}"),
+        (None, _) => "–".to_owned(),
     }
 }
 
@@ -182,6 +212,16 @@ fn settings_from(common: &ScoreOptions, rule: Option<&FilterRuleArgs>) -> anyhow
     if let Some(suffix) = &common.sample_suffix {
         settings.sample_suffix = Some(suffix.clone());
     }
+    if let Some(window) = common.window {
+        settings.window = window;
+    }
+    if let Some(combine) = &common.combine {
+        settings.combine = combine.clone();
+    }
+    settings.window().map_err(|error| bad(error.to_string()))?;
+    settings
+        .combine_metrics()
+        .map_err(|error| bad(error.to_string()))?;
     if let Some(rule_args) = rule {
         if let Some(name) = &rule_args.metric {
             settings.metric = parse_name(name, "metric", Metric::from_name, Metric::names)?;

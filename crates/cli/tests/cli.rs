@@ -87,7 +87,25 @@ fn score_writes_one_row_per_trace_with_the_spec_fields() {
         "cocoa_msp",
         "cocoa_ppl",
         "cocoa_mte",
+        // SPEC §5b, in its order.
+        "conf_mean",
+        "conf_tail",
+        "conf_bottom10",
+        "conf_lowest",
+        "self_certainty",
+        "answer_entropy",
+        "eigv",
+        "eccentricity",
+        "kle",
+        "semantic_density",
+        "sentence_sar",
+        "combo",
     ];
+    assert_eq!(
+        rows[0].as_object().unwrap().len(),
+        keys.len(),
+        "{first_line}"
+    );
     let positions: Vec<usize> = keys
         .iter()
         .map(|k| first_line.find(&format!("\"{k}\":")).unwrap())
@@ -257,8 +275,9 @@ fn export_formats() {
     assert!(rows[0].starts_with("trace_id,question_id,class,"));
     assert_eq!(rows.iter().filter(|r| r.ends_with(",true")).count(), 1);
     assert!(
-        rows.iter()
-            .any(|r| r.starts_with("q2-g,q2,down,true,1,0,0.05,0.05,,0.5,0.5,0.025,0.025,,true")),
+        rows.iter().any(|r| r
+            .starts_with("q2-g,q2,down,true,1,0,0.05,0.05,,0.5,0.5,0.025,0.025,,")
+            && r.ends_with(",true")),
         "{csv}"
     );
 }
@@ -362,15 +381,21 @@ fn eval_reports_every_metric() {
     // Labelled traces: all 6; right: q1-g, q1-s1, q2-g, q2-s1 → accuracy 4/6.
     assert_eq!(report["n"], 6);
     assert!((report["accuracy"].as_f64().unwrap() - 4.0 / 6.0).abs() < 1e-12);
-    for metric in [
-        "msp",
-        "ppl",
-        "mte",
-        "inconsistency",
-        "cocoa_msp",
-        "cocoa_ppl",
-        "cocoa_mte",
-    ] {
+    let table: Vec<&str> = tracesift_core::metrics::Metric::ALL
+        .iter()
+        .map(|metric| metric.name())
+        .collect();
+    assert_eq!(report["metrics"].as_object().unwrap().len(), table.len());
+    let text = stdout(&output);
+    let positions: Vec<usize> = table
+        .iter()
+        .map(|name| text.find(&format!("\"{name}\":{{")).unwrap())
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "SPEC §7's order: {text}"
+    );
+    for &metric in &table {
         let entry = &report["metrics"][metric];
         assert_eq!(
             entry["selective_accuracy"].as_array().unwrap().len(),
@@ -384,6 +409,39 @@ fn eval_reports_every_metric() {
     // mte exists only for q1-g, which is right: no errors → AUROC is null.
     assert_eq!(report["metrics"]["mte"]["n"], 1);
     assert_eq!(report["metrics"]["mte"]["auroc"], serde_json::Value::Null);
+    // Which signal fits: every metric ranked, best first, with bootstrap intervals.
+    let ranking = &report["ranking"];
+    assert_eq!(ranking["n"], 6);
+    assert_eq!(ranking["resamples"], 1000);
+    let ranked = ranking["metrics"].as_array().unwrap();
+    assert_eq!(ranked.len(), table.len());
+    assert_eq!(ranking["best"], ranked[0]["metric"]);
+    assert_eq!(ranked[0]["prr"], 1.0);
+    assert!(ranked[0]["prr_ci"]["low"].as_f64().unwrap() <= 1.0);
+    assert!(stderr(&output).contains("best on the 6 labelled traces: "));
+    // The same seed gives the same intervals; another seed other ones.
+    let again = tracesift(&["eval", &small(), "--seed", "0"], None);
+    assert_eq!(stdout(&again), stdout(&output));
+    // How the metrics agree, with or without labels: a matrix over the table's metrics.
+    let agreement = &report["agreement"];
+    assert_eq!(agreement["metrics"].as_array().unwrap().len(), table.len());
+    assert_eq!(agreement["spearman"][1][1], 1.0, "ppl with itself");
+    let unlabelled = std::fs::read_to_string(fixture("small.jsonl"))
+        .unwrap()
+        .replace(",\"label\":\"up\"", "")
+        .replace(",\"label\":\"down\"", "");
+    let output = tracesift(
+        &["eval", "-", "--resamples", "10"],
+        Some(unlabelled.as_bytes()),
+    );
+    assert_exit(&output, 0);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(report["n"], 0);
+    assert_eq!(report["ranking"], serde_json::Value::Null);
+    assert_eq!(
+        report["agreement"]["spearman"][0][1],
+        agreement["spearman"][0][1]
+    );
 }
 
 #[test]
@@ -622,4 +680,155 @@ fn a_large_file_parsed_on_two_threads_gives_the_same_output() {
     assert!(one_report.contains("\"line\": 3001"), "{one_report}");
     assert_eq!(two_report, one_report);
     assert!(two_rows == one_rows, "the rows differ");
+}
+
+/// The §5b columns of `score` on a hand-made file, checked against values worked out by
+/// hand (DeepConf's windows, discrete semantic entropy, the answer graph's closed forms).
+#[test]
+fn score_rows_carry_the_signal_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("signals.jsonl");
+    // q1: two clusters (up, up, down); q2: one trace; every token's top list has two
+    // entries whose mean is −(token index + 1).
+    let line = |question: &str, id: &str, answer: &str, n_tokens: usize| {
+        let logprobs: Vec<String> = (0..n_tokens).map(|_| "-0.5".to_owned()).collect();
+        let top: Vec<String> = (0..n_tokens)
+            .map(|idx| format!("[-{},-{}]", idx as f64 + 0.5, idx as f64 + 1.5))
+            .collect();
+        format!(
+            "{{\"question_id\":\"{question}\",\"trace_id\":\"{id}\",\"answer\":\"{answer}\",\"logprobs\":[{}],\"top_logprobs\":[{}]}}\n",
+            logprobs.join(","),
+            top.join(",")
+        )
+    };
+    let text = [
+        line("q1", "a", "up", 4),
+        line("q1", "b", "up", 2),
+        line("q1", "c", "down", 3),
+        line("q2", "d", "up", 1),
+    ]
+    .concat();
+    std::fs::write(&input, text).unwrap();
+    let rows = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let mut args = vec!["score", input.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let output = tracesift(&args, None);
+        assert_exit(&output, 0);
+        stdout(&output)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    };
+    let close = |value: &serde_json::Value, expected: f64| {
+        let value = value.as_f64().unwrap();
+        assert!((value - expected).abs() < 1e-12, "{value} vs {expected}");
+    };
+    let default = rows(&[]);
+    // Trace a: C = [1, 2, 3, 4]; the default window (2048) is longer than the trace.
+    close(&default[0]["conf_mean"], 2.5);
+    close(&default[0]["conf_tail"], 2.5);
+    close(&default[0]["conf_lowest"], 2.5);
+    // self-certainty: mean of C − ln 2.
+    close(&default[0]["self_certainty"], 2.5 - 2f64.ln());
+    // q1: p = 2/3, 1/3.
+    let entropy = -(2.0f64 / 3.0 * (2.0f64 / 3.0).ln() + 1.0 / 3.0 * (1.0f64 / 3.0).ln());
+    close(&default[0]["answer_entropy"], entropy);
+    close(&default[0]["eigv"], 2.0);
+    close(&default[0]["eccentricity"], (0.5f64 - 1.0 / 3.0).sqrt());
+    close(&default[2]["eccentricity"], (1.0f64 - 1.0 / 3.0).sqrt());
+    // q2 has one trace: no answer distribution, no graph.
+    assert_eq!(default[3]["answer_entropy"], serde_json::Value::Null);
+    assert_eq!(default[3]["eigv"], serde_json::Value::Null);
+    close(&default[3]["conf_mean"], 1.0);
+    // --window 2: trace a's windows are 1.5, 2.5, 3.5 (b = 1); its tail is the last two.
+    let windowed = rows(&["--window", "2"]);
+    close(&windowed[0]["conf_tail"], 3.5);
+    close(&windowed[0]["conf_bottom10"], 1.5);
+    close(&windowed[0]["conf_lowest"], 1.5);
+    // --combine conf_mean alone: the percentile rank of −conf_mean over the 4 traces
+    // (conf_mean a 2.5, b 1.5, c 2, d 1 → a is the most confident).
+    let combined = rows(&["--combine", "conf_mean"]);
+    let combos: Vec<f64> = combined
+        .iter()
+        .map(|row| row["combo"].as_f64().unwrap())
+        .collect();
+    assert_eq!(combos, [0.0, 2.0 / 3.0, 1.0 / 3.0, 1.0]);
+    // The default combination needs cocoa_ppl, which q2's single trace lacks.
+    assert_eq!(default[3]["combo"], serde_json::Value::Null);
+    for bad in [
+        &["--window", "0"][..],
+        &["--window", "x"],
+        &["--combine", "combo"],
+        &["--combine", "bogus"],
+        &["--combine", ""],
+    ] {
+        let mut args = vec!["score", input.to_str().unwrap()];
+        args.extend_from_slice(bad);
+        assert_exit(&tracesift(&args, None), 2);
+    }
+}
+
+#[test]
+fn filter_accepts_every_metric_and_ranks_by_its_direction() {
+    let help = stdout(&tracesift(&["filter", "--help"], None));
+    for metric in tracesift_core::metrics::Metric::ALL {
+        assert!(help.contains(metric.name()), "--help names {metric}");
+        let output = tracesift(
+            &[
+                "filter",
+                &small(),
+                "--metric",
+                metric.name(),
+                "--keep",
+                "1",
+                "--export",
+                "csv",
+            ],
+            None,
+        );
+        assert_exit(&output, 0);
+    }
+    // conf_mean is a confidence: the global top 1 is the trace with the highest value
+    // (q1-g, the only trace with top-k lists: C = 1.25, 0.95, 0.85, mean 1.0167); a
+    // threshold keeps ≥.
+    let top = tracesift(
+        &[
+            "filter",
+            &small(),
+            "--metric",
+            "conf_mean",
+            "--top",
+            "1",
+            "--scope",
+            "global",
+            "--export",
+            "trl",
+        ],
+        None,
+    );
+    assert_exit(&top, 0);
+    assert!(stdout(&top).contains("ER stress rises"), "{}", stdout(&top));
+    for (threshold, kept) in [("1.0", 1), ("1.05", 0)] {
+        let output = tracesift(
+            &[
+                "filter",
+                &small(),
+                "--metric",
+                "conf_mean",
+                "--threshold",
+                threshold,
+                "--scope",
+                "global",
+                "--export",
+                "csv",
+            ],
+            None,
+        );
+        assert_exit(&output, 0);
+        let n_kept = stdout(&output)
+            .lines()
+            .filter(|row| row.ends_with(",true"))
+            .count();
+        assert_eq!(n_kept, kept, "threshold {threshold}");
+    }
 }

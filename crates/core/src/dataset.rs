@@ -12,6 +12,9 @@ use crate::import::{self, Format, ImportOptions, TraceBatch};
 use crate::json;
 use crate::score::{TokenBatch, TokenStats, token_stats};
 use crate::settings::{FormatChoice, Metric, Settings, SettingsError, Similarity};
+use crate::signals::question::{self as question_signals, GraphMember, GraphScratch, GraphSignals};
+use crate::signals::token::{TokenScratch, token_signals};
+use crate::signals::{Signals, combo};
 use crate::similarity;
 use crate::split::{Framing, Record, RecordSplitter, SplitEvent};
 use crate::stream::{self, Fed, StreamAssembler};
@@ -41,6 +44,9 @@ pub struct TraceScores {
     pub ppl: Option<f64>,
     pub mte: Option<f64>,
     pub consistency: Option<f64>,
+    /// The §5b signals.
+    #[serde(default)]
+    pub signals: Signals,
     /// What finds the trace's request in a request file (`--requests`).
     #[serde(default)]
     pub request: crate::requests::RequestKey,
@@ -63,16 +69,9 @@ impl TraceScores {
         Some(positive_zero(self.mte? * self.inconsistency()?))
     }
 
+    /// A metric's value as its paper reports it (see [`Metric::uncertainty`] for ranking).
     pub fn metric(&self, metric: Metric) -> Option<f64> {
-        match metric {
-            Metric::Msp => self.msp,
-            Metric::Ppl => self.ppl,
-            Metric::Mte => self.mte,
-            Metric::Inconsistency => self.inconsistency(),
-            Metric::CocoaMsp => self.cocoa_msp(),
-            Metric::CocoaPpl => self.cocoa_ppl(),
-            Metric::CocoaMte => self.cocoa_mte(),
-        }
+        metric.value(self)
     }
 }
 
@@ -202,6 +201,10 @@ pub struct ScoreOptions {
     pub question_field: Option<String>,
     pub sample_suffix: Option<Regex>,
     pub max_record_bytes: usize,
+    /// DeepConf's window (SPEC §5b), ≥ 1.
+    pub window: u32,
+    /// The metrics `combo` ranks by.
+    pub combine: Vec<Metric>,
 }
 
 impl ScoreOptions {
@@ -221,6 +224,8 @@ impl ScoreOptions {
             question_field: settings.question_field.clone().filter(|f| !f.is_empty()),
             sample_suffix,
             max_record_bytes: crate::split::DEFAULT_MAX_RECORD_BYTES,
+            window: settings.window()?,
+            combine: settings.combine_metrics()?,
         })
     }
 }
@@ -274,6 +279,8 @@ pub struct Scorer {
     absorbed_lines: u64,
     /// This scorer scores a part of a file for [`Scorer::absorb`].
     is_range: bool,
+    /// Buffers of the token signals, reused from trace to trace.
+    token_scratch: TokenScratch,
     /// Whole responses read so far, failed ones included: a request file joined by
     /// position pairs the n-th request with the n-th response.
     responses: u64,
@@ -359,6 +366,7 @@ impl Scorer {
             defaulted_ids: Vec::new(),
             absorbed_lines: 0,
             is_range: false,
+            token_scratch: TokenScratch::default(),
             responses: 0,
             current_response: (0, 1),
         };
@@ -657,6 +665,9 @@ impl Scorer {
             }
             None => token_stats(trace),
         };
+        // The token signals stay on the CPU, also when the sums above wait for a GPU: they
+        // are computed here, while the trace's tokens are at hand.
+        let token = token_signals(trace, self.options.window, &mut self.token_scratch);
         if short_top_lists(trace) {
             add_note(&mut self.notes, SHORT_TOP_LISTS, 1, &[record_ref.line], 1);
         }
@@ -691,6 +702,14 @@ impl Scorer {
             ppl: stats.ppl(),
             mte: stats.mte(),
             consistency: None,
+            signals: Signals {
+                conf_mean: token.conf_mean.into(),
+                conf_tail: token.conf_tail.into(),
+                conf_bottom10: token.conf_bottom10.into(),
+                conf_lowest: token.conf_lowest.into(),
+                self_certainty: token.self_certainty.into(),
+                ..Signals::default()
+            },
             request,
         });
         self.payloads.push(payload);
@@ -966,17 +985,19 @@ impl Scorer {
             self.apply_token_stats(&tokens, &stats);
         }
         let members = self.question_members();
+        let mut work = QuestionWork::default();
         for (question_idx, trace_idxs) in members.iter().enumerate() {
             let per_class = class_counts(&self.traces, trace_idxs);
             let given = pair_similarities
                 .as_ref()
                 .and_then(|all| all.get(question_idx))
                 .map(Vec::as_slice);
-            self.score_question(trace_idxs, &per_class, given);
+            self.score_question(trace_idxs, &per_class, given, &mut work);
             if let Some(question) = self.questions.get_mut(question_idx) {
                 question.majority_agreement = majority_agreement(&per_class);
             }
         }
+        combo::fill_combo(&mut self.traces, &self.options.combine);
         let mut classes: BTreeMap<String, u64> = BTreeMap::new();
         for trace in &self.traces {
             let name = trace
@@ -1031,16 +1052,20 @@ impl Scorer {
         members
     }
 
-    /// Consistency of every trace of one question: its mean similarity to the others.
-    /// `given`: the question's pair similarities from another backend, in pair order.
+    /// Consistency of every trace of one question (its mean similarity to the others) and
+    /// the question's §5b signals. `given`: the question's pair similarities from another
+    /// backend, in pair order.
     fn score_question(
         &mut self,
         trace_idxs: &[usize],
         per_class: &HashMap<u32, u32>,
         given: Option<&[Option<f64>]>,
+        work: &mut QuestionWork,
     ) {
         let n = trace_idxs.len();
         let mut consistency = vec![None; n];
+        // Whether the pair similarities are kept as a matrix for the similarity graph.
+        let with_graph = n <= MAX_GRAPH_TRACES;
         match self.options.sim {
             Similarity::Answer => {
                 // sim is 1 for equal non-∅ classes: count per class instead of pairs.
@@ -1054,6 +1079,45 @@ impl Scorer {
                             .map_or(0, |count| count - 1);
                         *slot = Some(f64::from(same) / (n - 1) as f64);
                     }
+                }
+            }
+            Similarity::RougeL | Similarity::Embedding if with_graph => {
+                work.pairs.clear();
+                work.pairs.resize(n * n, None);
+                let mut given = given.map(|list| list.iter().copied());
+                let payloads = &self.payloads;
+                let payload = |i: usize| trace_idxs.get(i).and_then(|&idx| payloads.get(idx));
+                // Pairs in the order (0,1), (0,2), …, (1,2), …: the order of `given`.
+                for row in 0..n {
+                    for col in row + 1..n {
+                        let similarity = match given.as_mut() {
+                            Some(list) => list.next().flatten(),
+                            None => match (payload(row), payload(col)) {
+                                (Some(SimPayload::Words(a)), Some(SimPayload::Words(b))) => {
+                                    Some(similarity::rouge_l_f1(a, b))
+                                }
+                                (
+                                    Some(SimPayload::Embedding(a)),
+                                    Some(SimPayload::Embedding(b)),
+                                ) => similarity::embedding_similarity(a, b),
+                                _ => None,
+                            },
+                        };
+                        for cell in [row * n + col, col * n + row] {
+                            if let Some(slot) = work.pairs.get_mut(cell) {
+                                *slot = similarity;
+                            }
+                        }
+                    }
+                }
+                // Each row summed in column order adds the pairs in the order
+                // `similarity::mean_pairwise` does, so the means are the same bits.
+                for (row, slot) in consistency.iter_mut().enumerate() {
+                    let (sum, count) = (0..n)
+                        .filter(|&col| col != row)
+                        .filter_map(|col| work.pairs.get(row * n + col).copied().flatten())
+                        .fold((0.0f64, 0usize), |(sum, count), sim| (sum + sim, count + 1));
+                    *slot = (count > 0).then(|| sum / count as f64);
                 }
             }
             Similarity::RougeL | Similarity::Embedding if given.is_some() => {
@@ -1079,16 +1143,146 @@ impl Scorer {
                 );
             }
         }
-        for (&trace_idx, value) in trace_idxs.iter().zip(consistency) {
+        for (&trace_idx, value) in trace_idxs.iter().zip(&consistency) {
             if let Some(trace) = self.traces.get_mut(trace_idx) {
-                trace.consistency = value;
+                trace.consistency = *value;
             }
             // The payload is no longer needed once its question is scored.
             if let Some(payload) = self.payloads.get_mut(trace_idx) {
                 *payload = SimPayload::None;
             }
         }
+        self.score_question_signals(trace_idxs, &consistency, with_graph, work);
     }
+
+    /// The §5b signals of one question, after its consistency: the answer entropy over all
+    /// its traces, and the similarity-graph signals over the traces that have a consistency
+    /// (W of SPEC §5b), taken in trace-id order so that no sum depends on the input order.
+    fn score_question_signals(
+        &mut self,
+        trace_idxs: &[usize],
+        consistency: &[Option<f64>],
+        with_graph: bool,
+        work: &mut QuestionWork,
+    ) {
+        let n = trace_idxs.len();
+        let traces = &self.traces;
+        let trace_at = |position: usize| trace_idxs.get(position).and_then(|&idx| traces.get(idx));
+        work.classes.clear();
+        work.classes
+            .extend((0..n).map(|position| trace_at(position).and_then(|t| t.class)));
+        let answer_entropy = question_signals::answer_entropy(&work.classes);
+
+        work.order.clear();
+        work.order.extend(
+            (0..n).filter(|&position| consistency.get(position).copied().flatten().is_some()),
+        );
+        work.order.sort_by(|&a, &b| {
+            let id =
+                |position: usize| trace_at(position).map_or(&[][..], |t| t.trace_id.as_bytes());
+            id(a).cmp(id(b)).then(a.cmp(&b))
+        });
+        work.members.clear();
+        work.members.extend(work.order.iter().map(|&position| {
+            trace_at(position).map_or(GraphMember::default(), |t| GraphMember {
+                msp: t.msp,
+                ppl: t.ppl,
+            })
+        }));
+        let n_members = work.order.len();
+        work.graph_out.clear();
+        if n_members >= 2 {
+            match self.options.sim {
+                Similarity::Answer => {
+                    work.member_classes.clear();
+                    work.member_classes.extend(
+                        work.order
+                            .iter()
+                            .map(|&position| work.classes.get(position).copied().flatten()),
+                    );
+                    question_signals::answer_graph(
+                        &work.member_classes,
+                        &work.members,
+                        &mut work.graph_out,
+                    );
+                }
+                Similarity::RougeL | Similarity::Embedding if with_graph => {
+                    work.weights.clear();
+                    for &row in &work.order {
+                        for &col in &work.order {
+                            let weight = if row == col {
+                                1.0
+                            } else {
+                                // Two traces of W whose similarity is undefined (a vector
+                                // with non-finite entries) are not similar.
+                                work.pairs
+                                    .get(row * n + col)
+                                    .copied()
+                                    .flatten()
+                                    .unwrap_or(0.0)
+                            };
+                            work.weights.push(weight);
+                        }
+                    }
+                    question_signals::similarity_graph(
+                        &work.weights,
+                        &work.members,
+                        &mut work.graph,
+                        &mut work.graph_out,
+                    );
+                }
+                Similarity::RougeL | Similarity::Embedding => {
+                    let line = trace_at(0).map_or(0, |t| t.record.line);
+                    add_note(&mut self.notes, LARGE_QUESTION, n as u64, &[line], 1);
+                }
+            }
+        }
+        for &trace_idx in trace_idxs {
+            if let Some(trace) = self.traces.get_mut(trace_idx) {
+                trace.signals.answer_entropy = answer_entropy.into();
+            }
+        }
+        for (&position, graph) in work.order.iter().zip(&work.graph_out) {
+            let Some(trace) = trace_idxs
+                .get(position)
+                .and_then(|&idx| self.traces.get_mut(idx))
+            else {
+                continue;
+            };
+            trace.signals.eigv = graph.eigv.into();
+            trace.signals.eccentricity = graph.eccentricity.into();
+            trace.signals.kle = graph.kle.into();
+            trace.signals.semantic_density = graph.semantic_density.into();
+            trace.signals.sentence_sar = graph.sentence_sar.into();
+        }
+    }
+}
+
+/// Above this many traces in a question, `rouge_l` and `embedding` runs leave the
+/// similarity-graph signals null: their eigen-decompositions grow as M³ and the matrix as
+/// M² (`answer` similarity has closed forms and no limit). Samples per question are
+/// usually 5–64.
+pub const MAX_GRAPH_TRACES: usize = 256;
+
+/// The report's note for questions too large for the similarity graph.
+const LARGE_QUESTION: &str = "eigv, eccentricity, kle, semantic_density and sentence_sar left \
+     null: the question has more than 256 traces to compare (rouge_l and embedding graphs \
+     grow as M³; answer similarity has no such limit)";
+
+/// Buffers of the per-question work in `finish`, reused from question to question.
+#[derive(Debug, Default)]
+struct QuestionWork {
+    /// Pair similarities of the question's traces, n × n (rouge_l and embedding).
+    pairs: Vec<Option<f64>>,
+    /// Every trace's class, by position in the question.
+    classes: Vec<Option<u32>>,
+    /// Positions of W's traces, in trace-id order.
+    order: Vec<usize>,
+    member_classes: Vec<Option<u32>>,
+    members: Vec<GraphMember>,
+    weights: Vec<f64>,
+    graph: GraphScratch,
+    graph_out: Vec<GraphSignals>,
 }
 
 /// The report's note for traces whose mte is null for want of top-k alternatives.

@@ -55,7 +55,8 @@ pub struct EvalReport {
     pub metrics: MetricEvals,
 }
 
-/// Metric name → evaluation, serialised as a JSON object in the order of [`Metric::ALL`].
+/// Metric name → evaluation, serialised as a JSON object in the order of [`Metric::ALL`]
+/// (SPEC §7's order).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricEvals(pub Vec<(Metric, MetricEval)>);
 
@@ -120,9 +121,10 @@ pub fn evaluate(set: &ScoredSet, options: &FilterOptions) -> EvalReport {
                 .collect();
             filter::sort_by_order(&set.traces, metric, &mut scored);
             let sorted_quality: Vec<f64> = scored.iter().map(|&idx| quality_of(idx)).collect();
+            // A confidence enters as its negation, so AUROC reads the same for every metric.
             let scores: Vec<f64> = scored
                 .iter()
-                .filter_map(|&idx| set.traces.get(idx).and_then(|t| t.metric(metric)))
+                .filter_map(|&idx| set.traces.get(idx).and_then(|t| metric.uncertainty(t)))
                 .collect();
             let is_error: Vec<bool> = sorted_quality.iter().map(|&q| q == 0.0).collect();
 

@@ -5,18 +5,21 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::Serialize;
+use serde::ser::SerializeMap;
 
 use crate::answer::AnswerExtractor;
 use crate::chat_template;
 use crate::dataset::{ScoredSet, TraceScores};
 use crate::import::{self, Format, ImportOptions, TraceBatch};
 use crate::json;
+use crate::metrics::{ColumnSet, score_columns};
 use crate::requests::{Prompt, RequestJoin, Role};
 use crate::settings::ExportFormat;
 use crate::trace::{TraceBuf, classify_logprob};
 
-/// One line of `tracesift score` output, fields in the order SPEC §10 gives.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One line of `tracesift score` output: the fields SPEC §10 lists first, then the score
+/// columns of the metric table in its order.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ScoreRow<'a> {
     pub trace_id: &'a str,
     pub question_id: &'a str,
@@ -24,13 +27,24 @@ pub struct ScoreRow<'a> {
     pub greedy: bool,
     pub n_tokens: u32,
     pub invalid_tokens: u32,
-    pub msp: Option<f64>,
-    pub ppl: Option<f64>,
-    pub mte: Option<f64>,
-    pub consistency: Option<f64>,
-    pub cocoa_msp: Option<f64>,
-    pub cocoa_ppl: Option<f64>,
-    pub cocoa_mte: Option<f64>,
+    pub trace: &'a TraceScores,
+}
+
+impl Serialize for ScoreRow<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let columns = score_columns(ColumnSet::ScoreRow);
+        let mut map = serializer.serialize_map(Some(6 + columns.len()))?;
+        map.serialize_entry("trace_id", self.trace_id)?;
+        map.serialize_entry("question_id", self.question_id)?;
+        map.serialize_entry("class", &self.class)?;
+        map.serialize_entry("greedy", &self.greedy)?;
+        map.serialize_entry("n_tokens", &self.n_tokens)?;
+        map.serialize_entry("invalid_tokens", &self.invalid_tokens)?;
+        for column in columns {
+            map.serialize_entry(column.name(), &column.value(self.trace))?;
+        }
+        map.end()
+    }
 }
 
 pub fn score_row<'a>(set: &'a ScoredSet, trace: &'a TraceScores) -> ScoreRow<'a> {
@@ -41,45 +55,36 @@ pub fn score_row<'a>(set: &'a ScoredSet, trace: &'a TraceScores) -> ScoreRow<'a>
         greedy: trace.greedy,
         n_tokens: trace.n_tokens,
         invalid_tokens: trace.invalid_tokens,
-        msp: trace.msp,
-        ppl: trace.ppl,
-        mte: trace.mte,
-        consistency: trace.consistency,
-        cocoa_msp: trace.cocoa_msp(),
-        cocoa_ppl: trace.cocoa_ppl(),
-        cocoa_mte: trace.cocoa_mte(),
+        trace,
     }
 }
 
-/// The `scores` object added to canonical exports.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The `scores` object added to canonical exports: class and token counts, then every
+/// score column (`consistency` and `inconsistency` both).
+#[derive(Debug, Clone, PartialEq)]
 struct ScoresObject<'a> {
     class: Option<&'a str>,
-    n_tokens: u32,
-    invalid_tokens: u32,
-    msp: Option<f64>,
-    ppl: Option<f64>,
-    mte: Option<f64>,
-    consistency: Option<f64>,
-    inconsistency: Option<f64>,
-    cocoa_msp: Option<f64>,
-    cocoa_ppl: Option<f64>,
-    cocoa_mte: Option<f64>,
+    trace: &'a TraceScores,
+}
+
+impl Serialize for ScoresObject<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let columns = score_columns(ColumnSet::Full);
+        let mut map = serializer.serialize_map(Some(3 + columns.len()))?;
+        map.serialize_entry("class", &self.class)?;
+        map.serialize_entry("n_tokens", &self.trace.n_tokens)?;
+        map.serialize_entry("invalid_tokens", &self.trace.invalid_tokens)?;
+        for column in columns {
+            map.serialize_entry(column.name(), &column.value(self.trace))?;
+        }
+        map.end()
+    }
 }
 
 fn scores_object<'a>(set: &'a ScoredSet, trace: &'a TraceScores) -> ScoresObject<'a> {
     ScoresObject {
         class: set.class_name(trace.class),
-        n_tokens: trace.n_tokens,
-        invalid_tokens: trace.invalid_tokens,
-        msp: trace.msp,
-        ppl: trace.ppl,
-        mte: trace.mte,
-        consistency: trace.consistency,
-        inconsistency: trace.inconsistency(),
-        cocoa_msp: trace.cocoa_msp(),
-        cocoa_ppl: trace.cocoa_ppl(),
-        cocoa_mte: trace.cocoa_mte(),
+        trace,
     }
 }
 
@@ -124,29 +129,45 @@ impl Default for ExportOptions {
     }
 }
 
-/// The CSV columns (one row per trace; `kept` says whether the filter kept it).
-pub const CSV_HEADER: &str = "trace_id,question_id,class,greedy,n_tokens,invalid_tokens,msp,ppl,mte,consistency,inconsistency,cocoa_msp,cocoa_ppl,cocoa_mte,kept\n";
+/// The CSV header: trace fields, every score column, and `kept` (whether the filter kept
+/// the trace).
+pub fn csv_header() -> String {
+    let mut names = vec![
+        "trace_id",
+        "question_id",
+        "class",
+        "greedy",
+        "n_tokens",
+        "invalid_tokens",
+    ];
+    names.extend(
+        score_columns(ColumnSet::Full)
+            .iter()
+            .map(|column| column.name()),
+    );
+    names.push("kept");
+    let mut header = names.join(",");
+    header.push('\n');
+    header
+}
 
 /// Appends one CSV row.
 pub fn write_csv_row(set: &ScoredSet, trace: &TraceScores, kept: bool, out: &mut Vec<u8>) {
     let number = |value: Option<f64>| value.map(|v| v.to_string()).unwrap_or_default();
-    let fields = [
+    let mut fields = vec![
         csv_field(&trace.trace_id),
         csv_field(set.question_id(trace)),
         csv_field(set.class_name(trace.class).unwrap_or("")),
         trace.greedy.to_string(),
         trace.n_tokens.to_string(),
         trace.invalid_tokens.to_string(),
-        number(trace.msp),
-        number(trace.ppl),
-        number(trace.mte),
-        number(trace.consistency),
-        number(trace.inconsistency()),
-        number(trace.cocoa_msp()),
-        number(trace.cocoa_ppl()),
-        number(trace.cocoa_mte()),
-        kept.to_string(),
     ];
+    fields.extend(
+        score_columns(ColumnSet::Full)
+            .iter()
+            .map(|column| number(column.value(trace))),
+    );
+    fields.push(kept.to_string());
     out.extend_from_slice(fields.join(",").as_bytes());
     out.push(b'\n');
 }
@@ -174,7 +195,7 @@ pub fn write_selection(
     let mut warnings = Vec::new();
     let mut line = Vec::new();
     if options.format == ExportFormat::Csv {
-        out.write_all(CSV_HEADER.as_bytes())?;
+        out.write_all(csv_header().as_bytes())?;
         for (trace, &kept) in set.traces.iter().zip(chosen) {
             line.clear();
             write_csv_row(set, trace, kept, &mut line);

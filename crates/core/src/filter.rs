@@ -59,13 +59,14 @@ pub fn keep_count(fraction: f64, n: usize) -> usize {
     if k <= 0.0 { 0 } else { (k as usize).min(n) }
 }
 
-/// The order of SPEC §6: metric ascending, then `ppl` ascending (nulls last), then
+/// The order of SPEC §6: most trustworthy first — an uncertainty ascending, a confidence
+/// descending (its negation ascending) — then `ppl` ascending (nulls last), then
 /// `trace_id` by bytes, then input position. Both traces must have a non-null metric.
 pub fn compare(traces: &[TraceScores], metric: Metric, a: usize, b: usize) -> Ordering {
     let (Some(trace_a), Some(trace_b)) = (traces.get(a), traces.get(b)) else {
         return a.cmp(&b);
     };
-    let by_metric = match (trace_a.metric(metric), trace_b.metric(metric)) {
+    let by_metric = match (metric.uncertainty(trace_a), metric.uncertainty(trace_b)) {
         (Some(x), Some(y)) => x.total_cmp(&y),
         (Some(_), None) => Ordering::Less,
         (None, Some(_)) => Ordering::Greater,
@@ -95,7 +96,7 @@ pub fn sort_by_order(traces: &[TraceScores], metric: Metric, trace_idxs: &mut [u
         .iter()
         .map(|&idx| match traces.get(idx) {
             Some(trace) => (
-                key(trace.metric(metric)),
+                key(metric.uncertainty(trace)),
                 key(trace.ppl),
                 trace.trace_id.as_bytes(),
                 idx,
@@ -155,7 +156,7 @@ pub fn select(set: &ScoredSet, options: &FilterOptions) -> Selection {
                     traces
                         .get(idx)
                         .and_then(|t| t.metric(options.metric))
-                        .is_some_and(|value| value <= threshold)
+                        .is_some_and(|value| options.metric.passes_threshold(value, threshold))
                 })
                 .count(),
         };
@@ -290,8 +291,9 @@ pub fn random_sample(set: &ScoredSet, options: &FilterOptions, n: usize, seed: u
     chosen
 }
 
-/// SplitMix64 (Steele, Lea & Flood 2014).
-fn split_mix_64(state: &mut u64) -> u64 {
+/// SplitMix64 (Steele, Lea & Flood 2014): the generator of every seeded draw (the random
+/// baseline here, the bootstrap of `compare`).
+pub(crate) fn split_mix_64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

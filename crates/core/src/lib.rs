@@ -4,6 +4,7 @@
 
 pub mod answer;
 pub mod chat_template;
+pub mod compare;
 pub mod dataset;
 pub mod eval;
 pub mod evaluate;
@@ -11,9 +12,11 @@ pub mod export;
 pub mod filter;
 pub mod import;
 pub mod json;
+pub mod metrics;
 pub mod requests;
 pub mod score;
 pub mod settings;
+pub mod signals;
 pub mod similarity;
 pub mod split;
 pub mod stream;

@@ -4,6 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::import::Format;
+pub use crate::metrics::Metric;
+use crate::signals::combo::DEFAULT_COMBINE;
+use crate::signals::token::DEFAULT_WINDOW;
 
 /// Everything that decides a run's numbers and its export. Missing fields take defaults,
 /// unknown fields are an error (a typo must not silently change a result).
@@ -29,7 +32,7 @@ pub struct Settings {
     pub metric: Metric,
     /// Keep this fraction of each scope group (0 < q ≤ 1).
     pub keep: Option<f64>,
-    /// Keep traces whose metric is ≤ this.
+    /// Keep traces whose metric is ≤ this (an uncertainty) or ≥ this (a confidence).
     pub threshold: Option<f64>,
     /// Keep the first n of each scope group.
     pub top: Option<u64>,
@@ -43,6 +46,10 @@ pub struct Settings {
     /// System message for chat-style exports (OpenAI, ShareGPT), where the prompt has
     /// none; none by default.
     pub system_prompt: Option<String>,
+    /// DeepConf's sliding window w, in tokens (SPEC §5b).
+    pub window: u32,
+    /// The metrics `combo` averages the ranks of, comma-separated (SPEC §5b).
+    pub combine: String,
     /// Write SFT exports (openai, trl, sharegpt, alpaca) even when a kept trace has an
     /// empty prompt; by default such an export is refused.
     pub allow_empty_prompt: bool,
@@ -68,6 +75,8 @@ impl Default for Settings {
             export: ExportFormat::Canonical,
             seed: 0,
             system_prompt: None,
+            window: DEFAULT_WINDOW,
+            combine: DEFAULT_COMBINE.to_owned(),
             allow_empty_prompt: false,
         }
     }
@@ -87,6 +96,10 @@ pub enum SettingsError {
     Answer(#[from] crate::answer::AnswerSettingsError),
     #[error("sample suffix is not a valid regular expression: {0}")]
     BadSuffix(String),
+    #[error("window must be a whole number of tokens ≥ 1, got {0}")]
+    BadWindow(u32),
+    #[error("combine: {0}")]
+    BadCombine(String),
 }
 
 /// The filter rule of SPEC §6.
@@ -117,6 +130,20 @@ impl Settings {
             (None, None, Some(n)) => Ok(Rule::Top(n)),
             _ => Err(SettingsError::SeveralRules),
         }
+    }
+
+    /// DeepConf's window, validated.
+    pub fn window(&self) -> Result<u32, SettingsError> {
+        match self.window {
+            0 => Err(SettingsError::BadWindow(0)),
+            window => Ok(window),
+        }
+    }
+
+    /// The metrics of `combine`, validated: at least one, each a known metric other than
+    /// `combo` itself.
+    pub fn combine_metrics(&self) -> Result<Vec<Metric>, SettingsError> {
+        crate::signals::combo::parse_combine(&self.combine).map_err(SettingsError::BadCombine)
     }
 
     /// Replaces the rule (flags override a config file's rule rather than clash with it).
@@ -190,19 +217,6 @@ macro_rules! named_enum {
 named_enum!(
     /// Pairwise similarity for consistency (SPEC §5).
     Similarity { Answer => "answer", RougeL => "rouge_l", Embedding => "embedding" }
-);
-named_enum!(
-    /// An uncertainty score of SPEC §5 that the filter and the evaluation can rank by
-    /// (higher = more uncertain).
-    Metric {
-        Msp => "msp",
-        Ppl => "ppl",
-        Mte => "mte",
-        Inconsistency => "inconsistency",
-        CocoaMsp => "cocoa_msp",
-        CocoaPpl => "cocoa_ppl",
-        CocoaMte => "cocoa_mte",
-    }
 );
 named_enum!(Scope { PerClass => "per_class", Global => "global" });
 named_enum!(Candidates { All => "all", Greedy => "greedy" });
@@ -284,6 +298,33 @@ mod tests {
         assert_eq!(settings.format, FormatChoice::Fixed(Format::Vllm));
         assert!(Settings::from_json(r#"{"metrc":"msp"}"#).is_err());
         assert!(Settings::from_json(r#"{"format":"csv"}"#).is_err());
+    }
+
+    #[test]
+    fn window_and_combine_are_validated() {
+        let settings = Settings::default();
+        assert_eq!(settings.window().unwrap(), 2048);
+        assert_eq!(
+            settings.combine_metrics().unwrap(),
+            [Metric::CocoaPpl, Metric::ConfMean]
+        );
+        let parsed = Settings::from_json(r#"{"window":16,"combine":" eigv , conf_tail"}"#).unwrap();
+        assert_eq!(parsed.window().unwrap(), 16);
+        assert_eq!(
+            parsed.combine_metrics().unwrap(),
+            [Metric::Eigv, Metric::ConfTail]
+        );
+        let zero = Settings::from_json(r#"{"window":0}"#).unwrap();
+        assert_eq!(zero.window(), Err(SettingsError::BadWindow(0)));
+        assert!(Settings::from_json(r#"{"window":-3}"#).is_err());
+        assert!(Settings::from_json(r#"{"window":2.5}"#).is_err());
+        for bad in ["", " , ", "combo", "ppl,combo", "ppl,bogus"] {
+            let settings = Settings {
+                combine: bad.to_owned(),
+                ..Settings::default()
+            };
+            assert!(settings.combine_metrics().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Property tests of the invariants SPEC §5–§6 promise: scores do not depend on line order,
+//! the filter is deterministic and keeps the most trustworthy first by each metric's
+//! direction, `balanced` balances, and no NaN reaches an output.
 
 // Helpers in test crates may panic: a panic here is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! the filter is deterministic, `balanced` balances, and no NaN reaches an output.
 
 use std::collections::HashMap;
 
@@ -10,6 +11,7 @@ use proptest::prelude::*;
 use tracesift_core::dataset::{ScoredSet, score_bytes};
 use tracesift_core::export::score_row;
 use tracesift_core::filter::{FilterOptions, select};
+use tracesift_core::metrics::Direction;
 use tracesift_core::settings::{Candidates, Metric, Rule, Scope, Settings, Similarity};
 
 /// One generated trace line.
@@ -232,11 +234,63 @@ proptest! {
                 prop_assert!(!row.contains("NaN") && !row.contains("inf"), "{row}");
                 for metric in Metric::ALL {
                     if let Some(value) = trace.metric(*metric) {
-                        prop_assert!(value.is_finite() && value >= 0.0, "{metric} = {value}");
+                        prop_assert!(value.is_finite(), "{metric} = {value}");
+                        // SentenceSAR is −ln of a sum that may exceed 1; self-certainty is
+                        // negative when a top list's probabilities add up to more than 1.
+                        let may_be_negative =
+                            matches!(metric, Metric::SentenceSar | Metric::SelfCertainty);
+                        prop_assert!(may_be_negative || value >= 0.0, "{metric} = {value}");
+                    }
+                }
+                for metric in [Metric::Combo, Metric::SemanticDensity, Metric::Kle] {
+                    if let Some(value) = trace.metric(metric) {
+                        prop_assert!((0.0..=1.0 + 1e-9).contains(&value), "{metric} = {value}");
                     }
                 }
                 if let Some(c) = trace.consistency {
                     prop_assert!((0.0..=1.0).contains(&c));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_filter_keeps_the_most_trustworthy_first(
+        (traces, _) in dataset(),
+        options in filter_options(),
+    ) {
+        let set = scored(Similarity::Answer, &traces);
+        let options = FilterOptions { balanced: false, ..options };
+        let selection = select(&set, &options);
+        let metric = options.metric;
+        // Within each scope group, every kept trace is at least as trustworthy as every
+        // dropped candidate: a lower uncertainty, or a higher confidence.
+        let group_of = |trace: &tracesift_core::dataset::TraceScores| match options.scope {
+            Scope::PerClass => trace.class.map(Some),
+            Scope::Global => Some(None),
+        };
+        let candidate = |trace: &tracesift_core::dataset::TraceScores| {
+            trace.metric(metric).is_some()
+                && (options.candidates == Candidates::All || trace.greedy)
+                && group_of(trace).is_some()
+        };
+        for (kept_trace, _) in set.traces.iter().zip(&selection.kept).filter(|(_, k)| **k) {
+            prop_assert!(candidate(kept_trace));
+            let kept_value = kept_trace.metric(metric).unwrap();
+            if let Rule::Threshold(x) = options.rule {
+                match metric.direction() {
+                    Direction::Uncertainty => prop_assert!(kept_value <= x),
+                    Direction::Confidence => prop_assert!(kept_value >= x),
+                }
+            }
+            for (dropped, _) in set.traces.iter().zip(&selection.kept).filter(|(t, k)| !**k && candidate(t)) {
+                if group_of(dropped) != group_of(kept_trace) {
+                    continue;
+                }
+                let dropped_value = dropped.metric(metric).unwrap();
+                match metric.direction() {
+                    Direction::Uncertainty => prop_assert!(kept_value <= dropped_value, "{metric}"),
+                    Direction::Confidence => prop_assert!(kept_value >= dropped_value, "{metric}"),
                 }
             }
         }

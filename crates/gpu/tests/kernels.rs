@@ -321,7 +321,7 @@ mod lcs {
 mod scorer {
     use super::*;
     use tracesift_core::dataset::{ScoreOptions, ScoredSet, Scorer};
-    use tracesift_core::settings::{Settings, Similarity};
+    use tracesift_core::settings::{Metric, Settings, Similarity};
 
     fn file(n_questions: usize, with_embedding: bool) -> String {
         let mut state = 5u64;
@@ -350,6 +350,17 @@ mod scorer {
                 } else {
                     text.join(" ")
                 };
+                // Every other trace has top-k lists, so the token signals that stay on the
+                // CPU (DeepConf, self-certainty) are exercised beside the GPU's sums.
+                let top = if sample % 2 == 0 {
+                    let lists: Vec<String> = logprobs
+                        .iter()
+                        .map(|value| format!("[{value},{:.6},-4.5]", -6.0 * next()))
+                        .collect();
+                    format!(r#","top_logprobs":[{}]"#, lists.join(","))
+                } else {
+                    String::new()
+                };
                 let embedding = if with_embedding && sample != 2 {
                     let values: Vec<String> =
                         (0..16).map(|_| format!("{:.5}", next() - 0.5)).collect();
@@ -358,7 +369,7 @@ mod scorer {
                     String::new()
                 };
                 out.push_str(&format!(
-                    r#"{{"question_id":"q{question}","sample_idx":{sample},"text":"{text}","answer":"up","logprobs":[{}]{embedding}}}"#,
+                    r#"{{"question_id":"q{question}","sample_idx":{sample},"text":"{text}","answer":"up","logprobs":[{}]{top}{embedding}}}"#,
                     logprobs.join(",")
                 ));
                 out.push('\n');
@@ -370,6 +381,8 @@ mod scorer {
     fn run(bytes: &[u8], sim: Similarity, on_gpu: bool) -> ScoredSet {
         let settings = Settings {
             sim,
+            // A window shorter than most traces, so the sliding windows are exercised.
+            window: 16,
             ..Settings::default()
         };
         let mut scorer = Scorer::new(ScoreOptions::from_settings(&settings).unwrap());
@@ -405,6 +418,17 @@ mod scorer {
             let gpu = run(bytes.as_bytes(), sim, true);
             assert_eq!(gpu.traces.len(), cpu.traces.len());
             assert!(cpu.traces.len() > 300);
+            for metric in [
+                Metric::ConfLowest,
+                Metric::Eigv,
+                Metric::SentenceSar,
+                Metric::Combo,
+            ] {
+                assert!(
+                    cpu.traces.iter().any(|t| t.metric(metric).is_some()),
+                    "{metric} is computed somewhere"
+                );
+            }
             assert_eq!(gpu.report.invalid_tokens, cpu.report.invalid_tokens);
             for (g, c) in gpu.traces.iter().zip(&cpu.traces) {
                 assert_eq!(
@@ -413,7 +437,21 @@ mod scorer {
                 );
                 assert_close(g.msp, c.msp, "msp");
                 assert_close(g.ppl, c.ppl, "ppl");
-                assert_eq!(g.mte, c.mte, "no top-k: mte is null on both");
+                assert_close(g.mte, c.mte, "mte");
+                // The token signals are computed on the CPU while parsing, also when the
+                // sums wait for the GPU: the same bits.
+                for metric in [
+                    Metric::ConfMean,
+                    Metric::ConfTail,
+                    Metric::ConfBottom10,
+                    Metric::ConfLowest,
+                    Metric::SelfCertainty,
+                ] {
+                    assert_eq!(g.metric(metric), c.metric(metric), "{metric}");
+                }
+                for &metric in Metric::ALL {
+                    assert_close(g.metric(metric), c.metric(metric), metric.name());
+                }
                 if sim == Similarity::RougeL {
                     // Exact LCS: the same f64 bits.
                     assert_eq!(g.consistency, c.consistency, "{}", c.trace_id);
