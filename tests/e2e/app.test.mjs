@@ -175,6 +175,29 @@ test('the demo data loads, scores and reports its timing', async () => {
   await context.close();
 });
 
+test('with gold labels the metrics are ranked, and "use the best" filters by the best', async () => {
+  const { context, page, errors } = await openApp();
+  await page.getByTestId('demo').click();
+  await summaryText(page, '2700 traces');
+  const ranking = page.getByTestId('ranking-table');
+  await ranking.waitFor({ timeout: 60_000 });
+  const rows = await ranking.locator('tbody tr').allTextContents();
+  assert.ok(rows.length >= 19, `every metric ranked: ${rows.length} rows`);
+  assert.ok(await page.getByTestId('agreement-table').isVisible());
+  const button = page.getByTestId('use-best');
+  const best = (await button.textContent()).replace('Use the best: ', '').trim();
+  assert.ok(rows[0].startsWith(best), `the first row is the best: ${rows[0]} vs ${best}`);
+  if (await page.getByTestId('metric').inputValue() !== best) {
+    await button.click();
+  }
+  await page.waitForFunction((name) => window.location.hash.includes(`metric=${name}`), best);
+  assert.equal(await page.getByTestId('metric').inputValue(), best);
+  assert.ok(await button.isDisabled());
+  await page.screenshot({ path: path.join(shots, 'ranking.png'), fullPage: true });
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('files it cannot read get a clear message, not a crash', async () => {
   const { context, page, errors } = await openApp();
   await page.getByTestId('file-input').setInputFiles({
