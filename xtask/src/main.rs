@@ -4,9 +4,11 @@
 //! - `test`: installs what the tests need on a fresh machine, then runs every check.
 //! - `bench`: generates a large synthetic trace file and prints `tracesift score` throughput.
 //! - `gen`: writes a synthetic PerturbQA-style trace file.
+//! - `demo`: writes the app's demo data (`public/demo.jsonl.gz`) afresh.
 //! - `record`: re-creates the real provider output in tests/data/real/ (by hand, not in CI).
 
 mod bench;
+mod demo;
 mod generate;
 mod record;
 mod test;
@@ -26,8 +28,9 @@ fn main() -> anyhow::Result<()> {
         "gen" => generate::run(rest),
         "record" => record::run(rest),
         "serve" => web::serve(rest),
+        "demo" => web::write_demo(),
         "help" | "-h" | "--help" => {
-            println!("usage: cargo xtask <serve|test|bench|gen> [options]\n");
+            println!("usage: cargo xtask <serve|test|bench|gen|demo|record> [options]\n");
             println!(
                 "  serve           install what the app needs, then serve it on http://127.0.0.1:8080"
             );
@@ -40,6 +43,7 @@ fn main() -> anyhow::Result<()> {
             println!(
                 "  gen             write a synthetic PerturbQA-style trace file (see `cargo xtask gen --help`)"
             );
+            println!("  demo            write the app's demo data (public/demo.jsonl.gz) afresh");
             println!(
                 "  record          re-create tests/data/real/ from real clients and servers (by hand, not in CI)"
             );

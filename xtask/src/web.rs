@@ -6,13 +6,13 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-use crate::generate::{self, GenAmount, GenOptions};
+use crate::demo;
 use crate::test::{cmd, output, workspace_root};
 
 const TRUNK_VERSION: &str = "0.21.14";
 /// Must equal the `wasm-bindgen` pin in Cargo.toml and `[tools]` in Trunk.toml.
 const WASM_BINDGEN_VERSION: &str = "0.2.130";
-/// The demo dataset the app ships: 300 PerturbQA-style questions × (1 greedy + 8 samples).
+/// The demo dataset the app ships (see `demo.rs`).
 pub const DEMO_PATH: &str = "public/demo.jsonl.gz";
 
 /// `cargo xtask serve`: installs what is missing, then serves the app on 127.0.0.1:8080.
@@ -171,27 +171,38 @@ fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
     run_apt(&install)
 }
 
-/// The demo dataset, generated (deterministically) if it is not there yet.
+/// The demo dataset, generated (deterministically) if it is missing or was made by an
+/// older generator (its gzip comment is not the current stamp).
 pub fn ensure_demo() -> anyhow::Result<()> {
     let path = workspace_root().join(DEMO_PATH);
-    if path.exists() {
+    if demo::is_current(&path) {
         return Ok(());
     }
+    write_demo()
+}
+
+/// `cargo xtask demo`: writes the demo dataset afresh and says what is in it.
+pub fn write_demo() -> anyhow::Result<()> {
+    let path = workspace_root().join(DEMO_PATH);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let options = GenOptions {
-        amount: GenAmount::Questions(300),
-        samples_per_question: 8,
-        tokens_per_trace: 60,
-        top_k: 5,
-        labelled_question_fraction: 0.3,
-        seed: 1,
-    };
-    let stats = generate::write_file(&options, &path, true)?;
+    let stats = demo::write_demo(&demo::DEMO_OPTIONS, &path)?;
+    let compressed = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let answered = stats.traces - stats.unanswered;
     println!(
-        "generated the demo data: {} traces -> {}",
+        "generated the demo data: {} questions ({} labelled), {} traces of {}-{} tokens (mean {:.0}), \
+         {} unanswered, {:.1} % of answers correct; {:.1} MB, {:.2} MB gzipped -> {}",
+        stats.questions,
+        stats.labelled_questions,
         stats.traces,
+        stats.min_tokens,
+        stats.max_tokens,
+        stats.total_tokens as f64 / stats.traces.max(1) as f64,
+        stats.unanswered,
+        100.0 * stats.correct as f64 / answered.max(1) as f64,
+        stats.bytes as f64 / 1e6,
+        compressed as f64 / 1e6,
         path.display()
     );
     Ok(())
