@@ -15,6 +15,7 @@ use web_sys::{Blob, MessageEvent, Worker};
 
 use crate::charts_view::{ChartKind, ChartPanel};
 use crate::fragment;
+use crate::offline::{OfflineStatus, register_service_worker};
 use crate::protocol::{ExportWhat, Request, Response, TraceDetail};
 use crate::traces::{TraceView, TracesTable};
 
@@ -67,6 +68,8 @@ pub fn App() -> impl IntoView {
     let initial_hash = window().location().hash().unwrap_or_default();
     let (initial_settings, link_problems) =
         fragment::apply_fragment(&initial_hash, &Settings::default());
+    let offline_ready = RwSignal::new(false);
+    register_service_worker(offline_ready);
     let settings = RwSignal::new(initial_settings);
     let scored: RwSignal<Option<Arc<ScoredSet>>> = RwSignal::new(None);
     let status = RwSignal::new(Status::Idle);
@@ -234,6 +237,7 @@ pub fn App() -> impl IntoView {
         <header>
             <h1>"tracesift"</h1>
             <p class="tagline">"Label-free filtering of LLM reasoning traces — everything stays in this tab."</p>
+            <OfflineStatus ready=offline_ready />
             <span class="backend" title=move || backend_title(adapter.get())>"Backend: " <b data-testid="backend">{move || {
                 let ran = scored.with(|set| set.as_ref().map(|set| set.report.backend.clone()));
                 backend_label(ran.as_deref(), settings.with(|s| s.backend), adapter.get().as_deref())

@@ -5,6 +5,7 @@ pub mod app;
 pub mod charts_view;
 pub mod fragment;
 pub mod helpers;
+pub mod offline;
 pub mod protocol;
 pub mod requests;
 pub mod traces;

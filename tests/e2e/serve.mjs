@@ -20,8 +20,16 @@ export async function serveDist(dist) {
     res.writeHead(200, { 'content-type': MIME[path.extname(file)] ?? 'application/octet-stream' });
     fs.createReadStream(file).pipe(res);
   });
+  return listen(server);
+}
+
+async function listen(server) {
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { origin: `http://127.0.0.1:${server.address().port}`, close: () => server.close() };
+  return {
+    origin: `http://127.0.0.1:${server.address().port}`,
+    // Open keep-alive connections too, so a closed server really is gone.
+    close: () => new Promise((resolve) => { server.close(resolve); server.closeAllConnections(); }),
+  };
 }
 
 /// Chromium flags for a machine with no network, running as root.

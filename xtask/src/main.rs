@@ -5,6 +5,7 @@
 //! - `bench`: generates a large synthetic trace file and prints `tracesift score` throughput.
 //! - `gen`: writes a synthetic PerturbQA-style trace file.
 //! - `demo`: writes the app's demo data (`public/demo.jsonl.gz`) afresh.
+//! - `precache`: run by Trunk after each build, lists the build's files for the service worker.
 //! - `record`: re-creates the real provider output in tests/data/real/ (by hand, not in CI).
 
 mod bench;
@@ -29,6 +30,7 @@ fn main() -> anyhow::Result<()> {
         "record" => record::run(rest),
         "serve" => web::serve(rest),
         "demo" => web::write_demo(),
+        "precache" => web::precache(rest),
         "help" | "-h" | "--help" => {
             println!("usage: cargo xtask <serve|test|bench|gen|demo|record> [options]\n");
             println!(
