@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod charts_view;
+pub mod data_link;
 pub mod fragment;
 pub mod helpers;
 pub mod offline;
