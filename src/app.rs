@@ -16,7 +16,9 @@ use wasm_bindgen::prelude::*;
 use web_sys::{Blob, MessageEvent, Worker};
 
 use crate::charts_view::{ChartKind, ChartPanel};
+use crate::data_link::{DataLink, LinkState, LinkedDataPrompt, LinkedFile};
 use crate::fragment;
+use crate::offline::{OfflineStatus, register_service_worker};
 use crate::protocol::{ExportWhat, Request, Response, TraceDetail};
 use crate::traces::{TraceView, TracesTable};
 
@@ -49,6 +51,11 @@ pub fn App() -> impl IntoView {
     let initial_hash = window().location().hash().unwrap_or_default();
     let (initial_settings, link_problems) =
         fragment::apply_fragment(&initial_hash, &Settings::default());
+    let page_url = window().location().href().unwrap_or_default();
+    // A `#data=` link: offered, never fetched until the user asks.
+    let link = RwSignal::new(DataLink::from_fragment(&initial_hash, &page_url));
+    let offline_ready = RwSignal::new(false);
+    register_service_worker(offline_ready);
     let settings = RwSignal::new(initial_settings);
     let scored: RwSignal<Option<Arc<ScoredSet>>> = RwSignal::new(None);
     let status = RwSignal::new(Status::Idle);
@@ -80,6 +87,8 @@ pub fn App() -> impl IntoView {
         comparison,
         parts: StoredValue::new_local((0, Vec::new())),
         requests_summary,
+        inputs,
+        link,
     });
     let open_trace = Callback::new(move |trace_idx: usize| {
         post_request(
@@ -100,6 +109,13 @@ pub fn App() -> impl IntoView {
         if next != current {
             settings.set(next);
         }
+        let href = window().location().href().unwrap_or_default();
+        let next_link = DataLink::from_fragment(&hash, &href);
+        if link.with_untracked(|now| {
+            now.as_ref().map(|l| &l.raw) != next_link.as_ref().map(|l| &l.raw)
+        }) {
+            link.set(next_link);
+        }
         if !problems.is_empty() {
             notice.set(problems.join("; "));
         }
@@ -112,6 +128,10 @@ pub fn App() -> impl IntoView {
     // Keep the URL fragment in step with the settings, so a copied link reproduces the view.
     Effect::new(move |_| {
         let fragment = settings.with(fragment::to_fragment);
+        let fragment = match link.with(|link| link.as_ref().map(|link| link.raw.clone())) {
+            Some(raw) => fragment::with_data_link(fragment, &raw),
+            None => fragment,
+        };
         if let Ok(history) = window().history() {
             let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&fragment));
         }
@@ -136,7 +156,7 @@ pub fn App() -> impl IntoView {
     Effect::new(move |previous: Option<()>| {
         scoring_key.track();
         if previous.is_some() && inputs.with_value(|i| !i.is_empty()) {
-            send_score(&worker, settings, status, run, inputs, requests_input);
+            send_score(&worker, settings, status, run, inputs, requests_input, None);
         }
     });
 
@@ -185,8 +205,34 @@ pub fn App() -> impl IntoView {
             return;
         }
         inputs.set_value(files);
-        send_score(&worker, settings, status, run, inputs, requests_input);
+        // The linked data, if it was loaded, is no longer what the page shows.
+        link.update(|link| match link.as_ref().map(|link| &link.state) {
+            Some(LinkState::Loaded) => *link = None,
+            Some(LinkState::Loading) => {
+                if let Some(link) = link {
+                    link.state = LinkState::Offered;
+                }
+            }
+            _ => {}
+        });
+        send_score(&worker, settings, status, run, inputs, requests_input, None);
     };
+    let load_link = Callback::new(move |file: LinkedFile| {
+        link.update(|link| {
+            if let Some(link) = link {
+                link.state = LinkState::Loading;
+            }
+        });
+        send_score(
+            &worker,
+            settings,
+            status,
+            run,
+            inputs,
+            requests_input,
+            Some(file),
+        );
+    });
     // A request file given after the traces scores them again, with its prompts joined.
     let on_requests = move |ev: leptos::ev::Event| {
         let input: web_sys::HtmlInputElement = event_target(&ev);
@@ -196,7 +242,7 @@ pub fn App() -> impl IntoView {
         requests_summary.set(None);
         requests_input.set_value(file);
         if inputs.with_value(|i| !i.is_empty()) {
-            send_score(&worker, settings, status, run, inputs, requests_input);
+            send_score(&worker, settings, status, run, inputs, requests_input, None);
         }
     };
     let on_files = move |ev: leptos::ev::Event| {
@@ -237,6 +283,7 @@ pub fn App() -> impl IntoView {
         <header>
             <h1>"tracesift"</h1>
             <p class="tagline">"Label-free filtering of LLM reasoning traces — everything stays in this tab."</p>
+            <OfflineStatus ready=offline_ready />
             <span class="backend" title=move || backend_title(adapter.get())>"Backend: " <b data-testid="backend">{move || {
                 let ran = scored.with(|set| set.as_ref().map(|set| set.report.backend.clone()));
                 backend_label(ran.as_deref(), settings.with(|s| s.backend), adapter.get().as_deref())
@@ -246,6 +293,7 @@ pub fn App() -> impl IntoView {
             <section class="load"
                 on:dragover=move |ev: leptos::ev::DragEvent| ev.prevent_default()
                 on:drop=on_drop>
+                <LinkedDataPrompt link=link status=status load=load_link />
                 <p>"Drop trace files here (JSONL, JSON, .gz — OpenAI, OpenAI Batch, vLLM, TGI, llama.cpp, SGLang, Ollama or canonical), or "</p>
                 <input type="file" multiple accept=".jsonl,.json,.gz,.ndjson" data-testid="file-input" on:change=on_files />
                 <button data-testid="demo" on:click=load_demo>"Try the demo data"</button>
@@ -313,7 +361,11 @@ pub fn StatusLine(status: RwSignal<Status>) -> impl IntoView {
         Status::Loading { bytes_done, bytes_total } => view! {
             <p class="status">
                 <progress data-testid="progress" max=bytes_total.max(1.0) value=bytes_done></progress>
-                {format!(" reading and scoring… {:.1} of {:.1} MB", bytes_done / 1e6, bytes_total / 1e6)}
+                {if bytes_total > 0.0 {
+                    format!(" reading and scoring… {:.1} of {:.1} MB", bytes_done / 1e6, bytes_total / 1e6)
+                } else {
+                    " reading and scoring…".to_owned()
+                }}
             </p>
         }
         .into_any(),
@@ -635,6 +687,7 @@ async fn fetch_blob(path: &str) -> Result<Blob, String> {
         .map_err(|_| format!("cannot read {path}"))
 }
 
+/// Asks the worker to score the inputs, or to download and score a data link instead.
 fn send_score(
     worker: &StoredValue<Option<WorkerHandle>, LocalStorage>,
     settings: RwSignal<Settings>,
@@ -642,6 +695,7 @@ fn send_score(
     run: StoredValue<u32>,
     inputs: StoredValue<Vec<(String, Blob)>, LocalStorage>,
     requests: StoredValue<Option<(String, Blob)>, LocalStorage>,
+    link: Option<LinkedFile>,
 ) {
     let next_run = run.get_value() + 1;
     run.set_value(next_run);
@@ -649,14 +703,17 @@ fn send_score(
         bytes_done: 0.0,
         bytes_total: 0.0,
     });
-    let (names, files) = inputs.with_value(|inputs| {
-        let names: Vec<String> = inputs.iter().map(|(name, _)| name.clone()).collect();
-        let files = Array::new();
-        for (_, blob) in inputs {
-            files.push(blob);
-        }
-        (names, files)
-    });
+    let (names, files) = match &link {
+        Some(file) => (vec![file.name.clone()], Array::new()),
+        None => inputs.with_value(|inputs| {
+            let names: Vec<String> = inputs.iter().map(|(name, _)| name.clone()).collect();
+            let files = Array::new();
+            for (_, blob) in inputs {
+                files.push(blob);
+            }
+            (names, files)
+        }),
+    };
     let requests = requests.get_value();
     let request = Request::Score {
         run: next_run,
@@ -664,6 +721,7 @@ fn send_score(
         names,
         helper_script: worker_source().ok(),
         requests_name: requests.as_ref().map(|(name, _)| name.clone()),
+        link,
     };
     let message = request_message(&request, Some(&files));
     if let Some((_, blob)) = &requests {
@@ -728,6 +786,9 @@ struct WorkerSinks {
     parts: StoredValue<(u32, Vec<TraceScores>), LocalStorage>,
     /// What the request file gave, for the line under its slot.
     requests_summary: RwSignal<Option<String>>,
+    /// The inputs, which a downloaded data link joins as a Blob.
+    inputs: StoredValue<Vec<(String, Blob)>, LocalStorage>,
+    link: RwSignal<Option<DataLink>>,
 }
 
 fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalStorage> {
@@ -742,6 +803,8 @@ fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalSt
         comparison,
         parts,
         requests_summary,
+        inputs,
+        link,
     } = sinks;
     let worker = match spawn_worker() {
         Ok(worker) => worker,
@@ -828,6 +891,19 @@ fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalSt
                     .unwrap_or_default();
                 scored.set(Some(Arc::new(*set)));
                 status.set(Status::Ready { millis, workers });
+            }
+            Response::Fetched { run, name } if run == current => {
+                // Kept like a dropped file: scoring again reads it here, without a download.
+                if let Ok(Ok(blob)) =
+                    Reflect::get(&data, &"blob".into()).map(JsCast::dyn_into::<Blob>)
+                {
+                    inputs.set_value(vec![(name, blob)]);
+                }
+                link.update(|link| {
+                    if let Some(link) = link {
+                        link.state = LinkState::Loaded;
+                    }
+                });
             }
             Response::Evaluated { run, report } if run == current => {
                 evaluation.set(report.map(|report| *report));

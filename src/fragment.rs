@@ -1,7 +1,9 @@
 //! Settings in the URL fragment, so a link reproduces a view:
 //! `#metric=cocoa_ppl&keep=0.1&scope=per_class&candidates=all&sim=answer&export=canonical`.
 //! Keys: metric keep threshold top scope candidates balanced sim backend classes pattern export
-//! window combine allow_empty_prompt; values as in the CLI.
+//! window combine allow_empty_prompt; values as in the CLI. A link may also bring its data:
+//! `data=<url>` (see `data_link.rs`), which is not a setting and is only ever fetched when
+//! the user asks.
 
 use tracesift_core::settings::{
     Backend, Candidates, ExportFormat, Metric, Rule, Scope, Settings, Similarity,
@@ -75,6 +77,8 @@ pub fn apply_fragment(fragment: &str, base: &Settings) -> (Settings, Vec<String>
                 "false" | "0" => settings.allow_empty_prompt = false,
                 _ => bad(),
             },
+            // The linked data, read by `data_link`: not a setting.
+            "data" => {}
             _ => problems.push(format!("`{key}` is not a setting this app knows")),
         }
     }
@@ -122,6 +126,33 @@ pub fn to_fragment(settings: &Settings) -> String {
         .map(|(key, value)| format!("{key}={}", percent_encode(&value)))
         .collect();
     format!("#{}", encoded.join("&"))
+}
+
+/// The URL a fragment's `data=` names (percent-decoded), if any.
+pub fn data_link(fragment: &str) -> Option<String> {
+    let fragment = fragment.strip_prefix('#').unwrap_or(fragment);
+    fragment
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(key, _)| *key == "data")
+        .map(|(_, value)| percent_decode(value))
+        .rfind(|url| !url.trim().is_empty())
+}
+
+/// `fragment` (from `to_fragment`) with the linked data's URL appended. The URL stays
+/// readable: only what would end or break the value (`&`, `#`, `%`, spaces, non-ASCII) is
+/// encoded.
+pub fn with_data_link(fragment: String, url: &str) -> String {
+    let mut out = fragment;
+    out.push_str("&data=");
+    for byte in url.bytes() {
+        if byte.is_ascii_graphic() && !b"&#%".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters and `,` `;` `|`, which
@@ -201,6 +232,23 @@ mod tests {
         let (parsed, problems) = apply_fragment(&fragment, &Settings::default());
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(parsed, settings);
+    }
+
+    #[test]
+    fn a_data_link_round_trips_and_is_not_a_setting_problem() {
+        let url = "https://example.org/runs/a b.jsonl.gz?x=1&y=%2F#part";
+        let fragment = with_data_link(to_fragment(&Settings::default()), url);
+        assert!(
+            fragment
+                .ends_with("&data=https://example.org/runs/a%20b.jsonl.gz?x=1%26y=%252F%23part"),
+            "{fragment}"
+        );
+        assert_eq!(data_link(&fragment).as_deref(), Some(url));
+        let (settings, problems) = apply_fragment(&fragment, &Settings::default());
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(settings, Settings::default());
+        assert_eq!(data_link("#metric=msp"), None);
+        assert_eq!(data_link("#data=&metric=msp"), None);
     }
 
     #[test]

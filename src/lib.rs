@@ -3,8 +3,10 @@
 
 pub mod app;
 pub mod charts_view;
+pub mod data_link;
 pub mod fragment;
 pub mod helpers;
+pub mod offline;
 pub mod protocol;
 pub mod requests;
 pub mod traces;

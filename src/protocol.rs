@@ -22,6 +22,10 @@ pub enum Request {
         /// Blob), whose prompts the downloads carry.
         #[serde(default)]
         requests_name: Option<String>,
+        /// A data link the user chose to load: the worker downloads it and scores it as
+        /// it arrives, instead of the `files`.
+        #[serde(default)]
+        link: Option<crate::data_link::LinkedFile>,
     },
     /// To a helper worker: score a part of a file (the message's `part` Blob), which
     /// starts at byte `start` of the file.
@@ -100,6 +104,12 @@ pub enum Response {
         /// What the request file gave and how it was joined (or why it could not be read).
         #[serde(default)]
         requests: Option<String>,
+    },
+    /// A data link's file, downloaded whole (the message's `blob`), sent before `Scored`
+    /// so the page keeps it as an input like a dropped file.
+    Fetched {
+        run: u32,
+        name: String,
     },
     /// From a helper worker.
     PartScored {

@@ -146,6 +146,7 @@ fn handle(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
             names,
             helper_script,
             requests_name,
+            link,
         } => {
             let files: Vec<Blob> = Reflect::get(data, &"files".into())
                 .map(|files| {
@@ -166,6 +167,7 @@ fn handle(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
                     names: &names,
                     blobs: files,
                     requests,
+                    link,
                 };
                 let scored = score(&scope, run, &settings, inputs, helper_script).await;
                 if let Err(message) = scored {
@@ -232,11 +234,25 @@ pub(crate) fn post(
     response: &Response,
     bytes: Option<&Uint8Array>,
 ) {
+    post_with(
+        scope,
+        response,
+        bytes.map(|bytes| ("bytes", AsRef::<JsValue>::as_ref(bytes))),
+    );
+}
+
+/// Posts a response with a JS object beside it (`bytes` of a download, the `blob` of a
+/// downloaded data link), which travels without a copy into JSON.
+fn post_with(
+    scope: &DedicatedWorkerGlobalScope,
+    response: &Response,
+    beside: Option<(&str, &JsValue)>,
+) {
     let message = Object::new();
     let text = serde_json::to_string(response).unwrap_or_default();
     let _ = Reflect::set(&message, &"response".into(), &text.into());
-    if let Some(bytes) = bytes {
-        let _ = Reflect::set(&message, &"bytes".into(), bytes);
+    if let Some((key, value)) = beside {
+        let _ = Reflect::set(&message, &key.into(), value);
     }
     let _ = scope.post_message(&message);
 }
@@ -255,11 +271,13 @@ fn parse_settings(settings: &str) -> Result<Settings, String> {
     Settings::from_json(settings).map_err(|error| error.to_string())
 }
 
-/// What a run reads: the trace files, and the request file if one was given.
+/// What a run reads: the trace files (or a data link to download), and the request file
+/// if one was given.
 struct Inputs<'a> {
     names: &'a [String],
     blobs: Vec<Blob>,
     requests: Option<(String, Blob)>,
+    link: Option<crate::data_link::LinkedFile>,
 }
 
 async fn score(
@@ -271,8 +289,9 @@ async fn score(
 ) -> Result<(), String> {
     let Inputs {
         names,
-        blobs,
+        mut blobs,
         requests,
+        link,
     } = inputs;
     let started = js_sys::Date::now();
     let settings_text = settings;
@@ -287,7 +306,35 @@ async fn score(
     let mut bytes_before = 0.0;
     let mut gzipped = Vec::new();
     let mut workers = 1u32;
-    for (file_idx, blob) in blobs.iter().enumerate() {
+    if let Some(file) = &link {
+        // A data link is the run's only input: scored while it downloads, then kept as a
+        // Blob like a dropped file (and handed to the page, so scoring again is local).
+        scorer.begin_file(&file.name);
+        let progress = |bytes_done: f64, bytes_total: f64| {
+            let response = Response::Progress {
+                run,
+                bytes_done,
+                bytes_total,
+            };
+            post(scope, &response, None);
+        };
+        let (blob, is_gzip) =
+            crate::data_link::stream_into(scope, file, &mut scorer, &mut engine, progress).await?;
+        scorer.end_file();
+        let fetched = Response::Fetched {
+            run,
+            name: file.name.clone(),
+        };
+        post_with(
+            scope,
+            &fetched,
+            Some(("blob", AsRef::<JsValue>::as_ref(&blob))),
+        );
+        blobs = vec![blob];
+        gzipped.push(is_gzip);
+    }
+    // The files not read yet: all of them, or none after a data link.
+    for (file_idx, blob) in blobs.iter().enumerate().skip(gzipped.len()) {
         let name = names.get(file_idx).map_or("input", String::as_str);
         let reader = BlobReader::new(blob.clone())?;
         let is_gzip = reader.starts_with(&[0x1f, 0x8b]);

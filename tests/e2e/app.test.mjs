@@ -163,10 +163,10 @@ test('a saved stream is assembled in the worker, plain or gzipped, as the CLI do
 test('the demo data loads, scores and reports its timing', async () => {
   const { context, page, requests, errors } = await openApp();
   await page.getByTestId('demo').click();
-  const text = await summaryText(page, '2700 traces');
-  assert.match(text, /2700 traces, 300 questions, 3 classes, format canonical/);
+  const text = await summaryText(page, '1800 traces');
+  assert.match(text, /1800 traces, 200 questions, 3 classes, format canonical/);
   const millis = Number(await page.getByTestId('scored-in').getAttribute('data-millis'));
-  console.log(`# demo data (2700 traces, 12 MB uncompressed) scored in the worker in ${millis.toFixed(0)} ms`);
+  console.log(`# demo data (1800 traces, 19 MB uncompressed) scored in the worker in ${millis.toFixed(0)} ms`);
   const counts = await page.getByTestId('class-counts').textContent();
   assert.match(counts, /down/);
   await page.screenshot({ path: path.join(shots, 'demo.png'), fullPage: true });
@@ -178,7 +178,7 @@ test('the demo data loads, scores and reports its timing', async () => {
 test('with gold labels the metrics are ranked, and "use the best" filters by the best', async () => {
   const { context, page, errors } = await openApp();
   await page.getByTestId('demo').click();
-  await summaryText(page, '2700 traces');
+  await summaryText(page, '1800 traces');
   const ranking = page.getByTestId('ranking-table');
   await ranking.waitFor({ timeout: 60_000 });
   const rows = await ranking.locator('tbody tr').allTextContents();
@@ -220,7 +220,7 @@ test('files it cannot read get a clear message, not a crash', async () => {
 test('traces can be sorted and opened, tokens coloured by log-prob', async () => {
   const { context, page, errors } = await openApp();
   await page.getByTestId('demo').click();
-  await summaryText(page, '2700 traces');
+  await summaryText(page, '1800 traces');
   const table = page.getByTestId('traces-table');
   assert.equal(await table.locator('tbody tr').count(), 50, 'one page of 50 rows');
   // Sort by cocoa_ppl: the first row then has the smallest score.
@@ -232,10 +232,11 @@ test('traces can be sorted and opened, tokens coloured by log-prob', async () =>
   const firstCocoa = Number(await table.locator('tbody tr').first().locator('td').nth(cocoaColumn).textContent());
   const secondCocoa = Number(await table.locator('tbody tr').nth(1).locator('td').nth(cocoaColumn).textContent());
   assert.ok(firstCocoa <= secondCocoa, `${firstCocoa} <= ${secondCocoa}`);
+  const nTokens = Number(await table.locator('tbody tr').first().locator('td').nth(5).textContent());
   await table.locator('tbody tr').first().click();
   const view = page.getByTestId('trace-view');
   await view.waitFor();
-  assert.equal(await view.locator('span.token').count(), 60, 'every token of the trace');
+  assert.equal(await view.locator('span.token').count(), nTokens, 'every token of the trace');
   const title = await view.locator('span.token').first().getAttribute('title');
   assert.match(title, /^log-prob -?\d+\.\d{4} \(p = \d\.\d{3}\)/);
   assert.match(await view.textContent(), /Other samples of this question \(8\)/);
@@ -254,7 +255,7 @@ test('traces can be sorted and opened, tokens coloured by log-prob', async () =>
 test('the charts draw and download as PNG and SVG', async () => {
   const { context, page, errors } = await openApp();
   await page.getByTestId('demo').click();
-  await summaryText(page, '2700 traces');
+  await summaryText(page, '1800 traces');
   for (const id of ['chart-per-class', 'chart-counts', 'chart-scatter', 'chart-selective']) {
     const canvas = page.getByTestId(id);
     await page.waitForFunction((testId) => document.querySelector(`[data-testid=${testId}]`)?.dataset.drawn === 'true', id);
@@ -293,7 +294,7 @@ test('WebGPU and CPU runs download the same kept traces', async () => {
     for (const [name, inBrowser] of [['cpu', browser], ['webgpu', gpuBrowser]]) {
       const { context, page, requests, errors } = await openApp(fragment, inBrowser);
       await page.getByTestId('demo').click();
-      await summaryText(page, '2700 traces');
+      await summaryText(page, '1800 traces');
       const backend = await page.getByTestId('backend').textContent();
       const downloads = {};
       for (const format of ['trl', 'canonical']) {

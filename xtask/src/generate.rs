@@ -247,16 +247,16 @@ const MAXIMUM_TOP_K: u32 = 100;
 
 /// SplitMix64: tiny, fast, and good enough for synthetic data; no dependency needed, and its
 /// output never changes between versions, which keeps files byte-identical per seed.
-struct SplitMix64 {
+pub(crate) struct SplitMix64 {
     state: u64,
 }
 
 impl SplitMix64 {
-    fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Self { state: seed }
     }
 
-    fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut mixed = self.state;
         mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -265,35 +265,35 @@ impl SplitMix64 {
     }
 
     /// Uniform in [0, 1).
-    fn next_unit(&mut self) -> f64 {
+    pub(crate) fn next_unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
     /// Uniform in (0, 1]: safe to take the logarithm of.
-    fn next_unit_nonzero(&mut self) -> f64 {
+    pub(crate) fn next_unit_nonzero(&mut self) -> f64 {
         ((self.next_u64() >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
     /// Uniform in 0..bound (multiply-shift, no modulo bias worth caring about here).
-    fn below(&mut self, bound: usize) -> usize {
+    pub(crate) fn below(&mut self, bound: usize) -> usize {
         ((u128::from(self.next_u64()) * bound as u128) >> 64) as usize
     }
 
-    fn chance(&mut self, probability: f64) -> bool {
+    pub(crate) fn chance(&mut self, probability: f64) -> bool {
         self.next_unit() < probability
     }
 
-    fn exponential(&mut self, mean: f64) -> f64 {
+    pub(crate) fn exponential(&mut self, mean: f64) -> f64 {
         -mean * self.next_unit_nonzero().ln()
     }
 
     /// Box-Muller; called once per trace, so its two transcendental calls do not matter.
-    fn standard_normal(&mut self) -> f64 {
+    pub(crate) fn standard_normal(&mut self) -> f64 {
         let radius = (-2.0 * self.next_unit_nonzero().ln()).sqrt();
         radius * (std::f64::consts::TAU * self.next_unit()).cos()
     }
 
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+    pub(crate) fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
         // Every list passed here is a non-empty constant; "" only guards the impossible case.
         items
             .get(self.below(items.len()))
@@ -966,7 +966,7 @@ fn push_unsigned(line: &mut Vec<u8>, mut value: u64) {
     }
 }
 
-const CELL_LINES: &[&str] = &["K562", "RPE1", "HepG2", "Jurkat"];
+pub(crate) const CELL_LINES: &[&str] = &["K562", "RPE1", "HepG2", "Jurkat"];
 
 /// Real human gene symbols, weighted towards the ER / proteostasis genes PerturbQA is full of.
 // Skipped by rustfmt, which would otherwise move the group comments onto the wrong lines.

@@ -5,9 +5,12 @@
 //! - `fuzz`: runs every fuzz target for longer (`--minutes N` each).
 //! - `bench`: generates a large synthetic trace file and prints `tracesift score` throughput.
 //! - `gen`: writes a synthetic PerturbQA-style trace file.
+//! - `demo`: writes the app's demo data (`public/demo.jsonl.gz`) afresh.
+//! - `precache`: run by Trunk after each build, lists the build's files for the service worker.
 //! - `record`: re-creates the real provider output in tests/data/real/ (by hand, not in CI).
 
 mod bench;
+mod demo;
 mod generate;
 mod record;
 mod test;
@@ -28,8 +31,10 @@ fn main() -> anyhow::Result<()> {
         "gen" => generate::run(rest),
         "record" => record::run(rest),
         "serve" => web::serve(rest),
+        "demo" => web::write_demo(),
+        "precache" => web::precache(rest),
         "help" | "-h" | "--help" => {
-            println!("usage: cargo xtask <serve|test|bench|gen> [options]\n");
+            println!("usage: cargo xtask <serve|test|bench|gen|demo|record> [options]\n");
             println!(
                 "  serve           install what the app needs, then serve it on http://127.0.0.1:8080"
             );
@@ -45,6 +50,7 @@ fn main() -> anyhow::Result<()> {
             println!(
                 "  gen             write a synthetic PerturbQA-style trace file (see `cargo xtask gen --help`)"
             );
+            println!("  demo            write the app's demo data (public/demo.jsonl.gz) afresh");
             println!(
                 "  record          re-create tests/data/real/ from real clients and servers (by hand, not in CI)"
             );

@@ -1,18 +1,18 @@
 //! The browser app's toolchain and tasks: installing trunk, wasm-bindgen-cli, wasm-opt
 //! (npm binaryen) and Chromium when missing, generating the demo data, serving and building.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
 
-use crate::generate::{self, GenAmount, GenOptions};
+use crate::demo;
 use crate::test::{cmd, output, workspace_root};
 
 const TRUNK_VERSION: &str = "0.21.14";
 /// Must equal the `wasm-bindgen` pin in Cargo.toml and `[tools]` in Trunk.toml.
 const WASM_BINDGEN_VERSION: &str = "0.2.130";
-/// The demo dataset the app ships: 300 PerturbQA-style questions × (1 greedy + 8 samples).
+/// The demo dataset the app ships (see `demo.rs`).
 pub const DEMO_PATH: &str = "public/demo.jsonl.gz";
 
 /// `cargo xtask serve`: installs what is missing, then serves the app on 127.0.0.1:8080.
@@ -171,30 +171,123 @@ fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
     run_apt(&install)
 }
 
-/// The demo dataset, generated (deterministically) if it is not there yet.
+/// The demo dataset, generated (deterministically) if it is missing or was made by an
+/// older generator (its gzip comment is not the current stamp).
 pub fn ensure_demo() -> anyhow::Result<()> {
     let path = workspace_root().join(DEMO_PATH);
-    if path.exists() {
+    if demo::is_current(&path) {
         return Ok(());
     }
+    write_demo()
+}
+
+/// `cargo xtask demo`: writes the demo dataset afresh and says what is in it.
+pub fn write_demo() -> anyhow::Result<()> {
+    let path = workspace_root().join(DEMO_PATH);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let options = GenOptions {
-        amount: GenAmount::Questions(300),
-        samples_per_question: 8,
-        tokens_per_trace: 60,
-        top_k: 5,
-        labelled_question_fraction: 0.3,
-        seed: 1,
-    };
-    let stats = generate::write_file(&options, &path, true)?;
+    let stats = demo::write_demo(&demo::DEMO_OPTIONS, &path)?;
+    let compressed = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let answered = stats.traces - stats.unanswered;
     println!(
-        "generated the demo data: {} traces -> {}",
+        "generated the demo data: {} questions ({} labelled), {} traces of {}-{} tokens (mean {:.0}), \
+         {} unanswered, {:.1} % of answers correct; {:.1} MB, {:.2} MB gzipped -> {}",
+        stats.questions,
+        stats.labelled_questions,
         stats.traces,
+        stats.min_tokens,
+        stats.max_tokens,
+        stats.total_tokens as f64 / stats.traces.max(1) as f64,
+        stats.unanswered,
+        100.0 * stats.correct as f64 / answered.max(1) as f64,
+        stats.bytes as f64 / 1e6,
+        compressed as f64 / 1e6,
         path.display()
     );
     Ok(())
+}
+
+/// `cargo xtask precache`, run by Trunk after every build (a `post_build` hook in
+/// Trunk.toml): writes `precache.js` into the build, naming each of its files (the hashed
+/// wasm and JS names come from this build) and a hash of their contents, for the service
+/// worker (public/service-worker.js) to cache as one snapshot.
+pub fn precache(args: &[String]) -> anyhow::Result<()> {
+    if let Some(other) = args.first() {
+        bail!("unknown option `{other}` for `cargo xtask precache`");
+    }
+    let staging = std::env::var_os("TRUNK_STAGING_DIR")
+        .map(PathBuf::from)
+        .context("`cargo xtask precache` runs as a Trunk hook: TRUNK_STAGING_DIR is not set")?;
+    let mut files = Vec::new();
+    list_files(&staging, &staging, &mut files)?;
+    files.retain(|name| name != SERVICE_WORKER && name != PRECACHE_LIST);
+    files.sort();
+    let mut build_hash = Fnv64::default();
+    for name in &files {
+        build_hash.write(name.as_bytes());
+        build_hash.write(&[0]);
+        let bytes = std::fs::read(staging.join(name))
+            .with_context(|| format!("cannot read {name} in the build"))?;
+        build_hash.write(&bytes);
+    }
+    let list: Vec<String> = files
+        .iter()
+        .map(|name| serde_json::Value::from(name.as_str()).to_string())
+        .collect();
+    let script = format!(
+        "// Written by `cargo xtask precache` after the Trunk build: this build's files, for service-worker.js.\n\
+         self.TRACESIFT_BUILD = \"{:016x}\";\n\
+         self.TRACESIFT_FILES = [\n  {},\n];\n",
+        build_hash.0,
+        list.join(",\n  ")
+    );
+    std::fs::write(staging.join(PRECACHE_LIST), script)
+        .with_context(|| format!("cannot write {PRECACHE_LIST}"))?;
+    println!(
+        "precache.js: {} files of build {:016x}",
+        files.len(),
+        build_hash.0
+    );
+    Ok(())
+}
+
+/// The service worker and the list of files it caches, in the build's root.
+const SERVICE_WORKER: &str = "service-worker.js";
+const PRECACHE_LIST: &str = "precache.js";
+
+/// Paths under `root`, relative and with `/` separators.
+fn list_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            list_files(root, &path, out)?;
+        } else if let Ok(relative) = path.strip_prefix(root) {
+            let parts: Vec<String> = relative
+                .components()
+                .map(|part| part.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            out.push(parts.join("/"));
+        }
+    }
+    Ok(())
+}
+
+/// FNV-1a, 64 bits: enough to tell builds apart, and the same everywhere.
+struct Fnv64(u64);
+
+impl Default for Fnv64 {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv64 {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
 }
 
 /// Chromium flags for tests: headless, as root, and quiet on a machine with no network.
