@@ -84,11 +84,11 @@ pub fn top_k_entropy(top_logprobs: &[f64]) -> Option<f64> {
     // With m = max ℓ and wᵥ = e^(ℓᵥ−m): H = ln Σw − Σ wᵥ(ℓᵥ−m) / Σw, stable for any ℓ.
     let (sum_weights, sum_weighted_shift) = valid().fold((0.0, 0.0), |(sum_w, sum_ws), value| {
         let shift = value - max;
-        let weight = shift.exp();
+        let weight = libm::exp(shift);
         (sum_w + weight, sum_ws + weight * shift)
     });
     Some(positive_zero(
-        (sum_weights.ln() - sum_weighted_shift / sum_weights).max(0.0),
+        (libm::log(sum_weights) - sum_weighted_shift / sum_weights).max(0.0),
     ))
 }
 

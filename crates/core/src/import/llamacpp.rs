@@ -391,7 +391,7 @@ fn read_probabilities(
                 }
                 "prob" if !has_logprob || from_prob => {
                     let peek = jiter.peek().ctx(FIELD)?;
-                    logprob = json::known_f64_or_null(jiter, peek, FIELD)?.ln();
+                    logprob = libm::log(json::known_f64_or_null(jiter, peek, FIELD)?);
                     has_logprob = true;
                     from_prob = true;
                 }
@@ -482,7 +482,7 @@ fn read_old_probs(
                 }
                 "prob" => {
                     let peek = jiter.peek().ctx(field)?;
-                    value = json::known_f64_or_null(jiter, peek, field)?.ln();
+                    value = libm::log(json::known_f64_or_null(jiter, peek, field)?);
                 }
                 _ => jiter.next_skip().ctx(field)?,
             }
@@ -570,14 +570,25 @@ mod tests {
         assert_eq!(trace.tokens, strings(&["Answer", ":", " down"]));
         assert_raw(
             &trace.logprobs,
-            &[0.9907_f64.ln(), 1.0_f64.ln(), 0.5200_f64.ln()],
+            &[
+                libm::log(0.9907_f64),
+                libm::log(1.0_f64),
+                libm::log(0.5200_f64),
+            ],
         );
-        assert_raw(trace.top_list(0), &[0.9907_f64.ln(), 0.0093_f64.ln()]);
+        assert_raw(
+            trace.top_list(0),
+            &[libm::log(0.9907_f64), libm::log(0.0093_f64)],
+        );
         // A post-sampling prob of 0 is ln(0) = −∞: kept, the scorer counts it invalid.
         assert_raw(trace.top_list(1), &[0.0, f64::NEG_INFINITY]);
         assert_raw(
             trace.top_list(2),
-            &[0.5200_f64.ln(), 0.4285_f64.ln(), 0.0515_f64.ln()],
+            &[
+                libm::log(0.5200_f64),
+                libm::log(0.4285_f64),
+                libm::log(0.0515_f64),
+            ],
         );
     }
 
@@ -595,10 +606,16 @@ mod tests {
         // llama-cpp-python 0.2.85 sdist; the sampled one need not be among them).
         assert_raw(
             &trace.logprobs,
-            &[0.982_f64.ln(), 0.9996_f64.ln(), f64::NAN],
+            &[libm::log(0.982_f64), libm::log(0.9996_f64), f64::NAN],
         );
-        assert_raw(trace.top_list(0), &[0.982_f64.ln(), 0.011_f64.ln()]);
-        assert_raw(trace.top_list(2), &[0.61_f64.ln(), 0.37_f64.ln()]);
+        assert_raw(
+            trace.top_list(0),
+            &[libm::log(0.982_f64), libm::log(0.011_f64)],
+        );
+        assert_raw(
+            trace.top_list(2),
+            &[libm::log(0.61_f64), libm::log(0.37_f64)],
+        );
         assert_eq!(
             trace.top_tokens,
             strings(&["Answer", "Final", ":", " is", " down", " up"])
@@ -615,7 +632,7 @@ mod tests {
         assert_eq!(traces[0].n_token_strings, Some(3));
         assert_raw(
             &traces[0].logprobs,
-            &[0.982_f64.ln(), 0.9996_f64.ln(), f64::NAN],
+            &[libm::log(0.982_f64), libm::log(0.9996_f64), f64::NAN],
         );
     }
 
@@ -730,8 +747,8 @@ mod tests {
         let (traces, notes) = parse_with_notes(record);
         assert_eq!(traces.len(), 2);
         assert_ne!(traces[0].question_id, traces[1].question_id);
-        assert_raw(&traces[0].logprobs, &[0.6_f64.ln()]);
-        assert_raw(&traces[1].logprobs, &[0.4_f64.ln()]);
+        assert_raw(&traces[0].logprobs, &[libm::log(0.6_f64)]);
+        assert_raw(&traces[1].logprobs, &[libm::log(0.4_f64)]);
         assert_eq!(notes, vec![note(GROUPED_BY_PROMPT, 2), note(OLD_PROBS, 2)]);
     }
 
@@ -808,7 +825,7 @@ mod tests {
         // The post-sampling spelling of the same placeholder.
         let record = br#"{"content":"up","id_slot":0,"completion_probabilities":[{"id":2,"token":"up","bytes":[117],"prob":1.0,"top_probs":[]},{"id":3,"token":"!","bytes":[33],"prob":0.5,"top_probs":[{"id":3,"token":"!","bytes":[33],"prob":0.5},{"id":6,"token":".","bytes":[46],"prob":0.4}]}]}"#;
         let (traces, notes) = parse_with_notes(record);
-        assert_raw(&traces[0].logprobs, &[0.5_f64.ln()]);
+        assert_raw(&traces[0].logprobs, &[libm::log(0.5_f64)]);
         assert_eq!(
             notes,
             vec![note(SPECULATIVE_DRAFT, 1), note(POST_SAMPLING_PROBS, 1)]
@@ -844,7 +861,7 @@ mod tests {
         // numbers, read.
         let softmax = br#"{"content":" up","stop":true,"tokens_predicted":1,"generation_settings":{"temperature":0.0,"n_probs":2},"completion_probabilities":[{"content":" up","probs":[{"tok_str":" up","prob":0.93},{"tok_str":" down","prob":0.07}]}]}"#;
         let (traces, notes) = parse_with_notes(softmax);
-        assert_raw(&traces[0].logprobs, &[0.93_f64.ln()]);
+        assert_raw(&traces[0].logprobs, &[libm::log(0.93_f64)]);
         assert_eq!(notes, vec![note(OLD_PROBS, 1)]);
     }
 
@@ -855,7 +872,7 @@ mod tests {
         let record = br#"{"content":"up down","id_slot":0,"tokens_predicted":2,"generation_settings":{"temperature":0.7,"n_probs":2,"post_sampling_probs":true},"completion_probabilities":[{"id":3,"token":"up","bytes":[117],"prob":1.0,"top_probs":[{"id":3,"token":"up","bytes":[117],"prob":1.0}]},{"id":4,"token":" down","bytes":[32],"prob":0.6,"top_probs":[{"id":4,"token":" down","bytes":[32],"prob":0.6},{"id":5,"token":" up","bytes":[32],"prob":0.4}]}]}"#;
         let (traces, notes) = parse_with_notes(record);
         let trace = &traces[0];
-        assert_raw(&trace.logprobs, &[0.0, 0.6_f64.ln()]);
+        assert_raw(&trace.logprobs, &[0.0, libm::log(0.6_f64)]);
         assert_eq!(trace.top_list(0).len(), 1);
         let stats = token_stats(trace);
         assert_eq!(stats.n_valid, 2);
@@ -894,7 +911,7 @@ mod tests {
                     .iter()
                     .map(|entry| match entry.get("logprob") {
                         Some(logprob) => logprob.as_f64().unwrap(),
-                        None => entry["prob"].as_f64().unwrap().ln(),
+                        None => libm::log(entry["prob"].as_f64().unwrap()),
                     })
                     .collect()
             })

@@ -360,7 +360,7 @@ fn read_top_entry_object(
             }
             "prob" => {
                 let peek = jiter.peek().ctx(field)?;
-                value = json::known_f64_or_null(jiter, peek, field)?.ln();
+                value = libm::log(json::known_f64_or_null(jiter, peek, field)?);
             }
             "token" | "decoded_token" | "tok_str" | "text" if keep_tokens => {
                 token = json::next_id(jiter, field)?.unwrap_or_default();

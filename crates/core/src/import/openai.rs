@@ -902,7 +902,7 @@ pub(super) fn read_token_list(
             (Some(logprob), _) => logprob,
             (None, Some(prob)) => {
                 n_post_sampling += 1;
-                prob.ln()
+                libm::log(prob)
             }
             (None, None) => f64::NAN,
         };

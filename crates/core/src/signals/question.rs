@@ -61,7 +61,7 @@ pub fn answer_entropy(classes: &[Option<u32>]) -> Option<f64> {
         .iter()
         .map(|&size| {
             let share = size as f64 / total;
-            -share * share.ln()
+            -share * libm::log(share)
         })
         .fold(0.0, |sum, term| sum + term);
     Some(entropy.max(0.0))
@@ -84,7 +84,7 @@ fn log_add(a: f64, b: f64) -> f64 {
     if low == f64::NEG_INFINITY {
         high
     } else {
-        high + (low - high).exp().ln_1p()
+        high + libm::log1p(libm::exp(low - high))
     }
 }
 
@@ -107,12 +107,13 @@ fn leave_one_out_log_sums(values: &[f64], out: &mut Vec<f64>) {
 /// semantic density from ln Σ_{j≠t} w_j W_tj and ln Σ_{j≠t} w_j (None: no other trace
 /// with a ppl).
 fn density(log_numerator: f64, log_denominator: f64) -> Option<f64> {
-    (log_denominator != f64::NEG_INFINITY).then(|| (log_numerator - log_denominator).exp().min(1.0))
+    (log_denominator != f64::NEG_INFINITY)
+        .then(|| libm::exp(log_numerator - log_denominator).min(1.0))
 }
 
 /// SentenceSAR from −msp_t and ln Σ_{j≠t} W_tj p_j.
 fn sentence_sar(own_log_prob: f64, log_support: f64) -> f64 {
-    -log_add(own_log_prob, log_support - SAR_TEMPERATURE.ln())
+    -log_add(own_log_prob, log_support - libm::log(SAR_TEMPERATURE))
 }
 
 /// The graph signals under `answer` similarity, from each trace's class (None: ∅, a
@@ -133,20 +134,20 @@ pub fn answer_graph(classes: &[Option<u32>], members: &[GraphMember], out: &mut 
     // the normalised kernel's eigenvalues are s = 1/((√a + ε)²·M) once and s·e^{−tn} n − 1 times.
     let entropy_term = |lambda: f64| {
         if lambda > ENTROPY_CUTOFF {
-            -lambda * lambda.ln()
+            -lambda * libm::log(lambda)
         } else {
             0.0
         }
     };
     let entropy = sizes.iter().fold(0.0, |sum, &size| {
         let n = size as f64;
-        let decay = (-HEAT_TIME * n).exp();
+        let decay = libm::exp(-HEAT_TIME * n);
         let diagonal = 1.0 / n + decay * (1.0 - 1.0 / n);
         let root = diagonal.sqrt() + KERNEL_EPS;
         let scale = 1.0 / (root * root * total);
         sum + entropy_term(scale) + (n - 1.0) * entropy_term(scale * decay)
     });
-    let kle = (entropy / total.ln()).max(0.0);
+    let kle = (entropy / libm::log(total)).max(0.0);
 
     // Per class, its members' positions, for the leave-one-out sums.
     let mut by_class: Vec<(u32, usize)> = classes
@@ -298,7 +299,7 @@ pub fn similarity_graph(
     let Some(heat) = SymmetricEigen::try_new(graph_laplacian, f64::EPSILON, max_iterations) else {
         return;
     };
-    let decays = heat.eigenvalues.map(|mu| (-HEAT_TIME * mu).exp());
+    let decays = heat.eigenvalues.map(|mu| libm::exp(-HEAT_TIME * mu));
     let kernel =
         &heat.eigenvectors * DMatrix::from_diagonal(&decays) * heat.eigenvectors.transpose();
     let roots: Vec<f64> = (0..n_members)
@@ -318,11 +319,11 @@ pub fn similarity_graph(
             .eigenvalues
             .iter()
             .filter(|lambda| lambda.abs() > ENTROPY_CUTOFF && **lambda > 0.0)
-            .map(|&lambda| -lambda * lambda.ln()),
+            .map(|&lambda| -lambda * libm::log(lambda)),
     );
     // The solver returns eigenvalues in no fixed order; sorting the terms fixes the rounding.
     scratch.terms.sort_unstable_by(f64::total_cmp);
-    let kle = (scratch.terms.iter().fold(0.0, |sum, term| sum + term) / total.ln()).max(0.0);
+    let kle = (scratch.terms.iter().fold(0.0, |sum, term| sum + term) / libm::log(total)).max(0.0);
 
     for (position, signals) in out.iter_mut().enumerate() {
         let eccentricity = kept
@@ -344,13 +345,13 @@ pub fn similarity_graph(
             if let Some(ppl) = member.ppl {
                 log_denominator = log_add(log_denominator, -ppl);
                 if similarity > 0.0 {
-                    log_numerator = log_add(log_numerator, similarity.ln() - ppl);
+                    log_numerator = log_add(log_numerator, libm::log(similarity) - ppl);
                 }
             }
             if let Some(msp) = member.msp
                 && similarity > 0.0
             {
-                log_support = log_add(log_support, similarity.ln() - msp);
+                log_support = log_add(log_support, libm::log(similarity) - msp);
             }
         }
         let own_msp = members.get(position).and_then(|member| member.msp);

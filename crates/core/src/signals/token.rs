@@ -70,11 +70,11 @@ const LN_TABLE: usize = 128;
 impl TokenScratch {
     fn ln(&mut self, k: usize) -> f64 {
         if self.ln_small.is_empty() {
-            self.ln_small = (0..LN_TABLE).map(|k| (k as f64).ln()).collect();
+            self.ln_small = (0..LN_TABLE).map(|k| libm::log(k as f64)).collect();
         }
         match self.ln_small.get(k) {
             Some(&ln_k) => ln_k,
-            None => (k as f64).ln(),
+            None => libm::log(k as f64),
         }
     }
 }
