@@ -504,7 +504,7 @@ fn read_old_probs(
 mod tests {
     use super::*;
     use crate::import::test_support::{assert_raw, parse, parse_as, records, strings};
-    use crate::import::{Format, ImportNote, parse_record};
+    use crate::import::{Format, ImportNote};
     use crate::score::token_stats;
 
     const FIXTURE: &[u8] = include_bytes!("../../../../tests/data/formats/llamacpp.jsonl");
@@ -519,10 +519,7 @@ mod tests {
     const DROPPED: &[u8] = include_bytes!("../../../../tests/data/formats/llamacpp_dropped.jsonl");
 
     fn parse_with_notes(record: &[u8]) -> (Vec<TraceBuf>, Vec<ImportNote>) {
-        let mut out = TraceBatch::default();
-        let options = ImportOptions { keep_content: true };
-        parse_record(Format::Llamacpp, record, options, &mut out).unwrap();
-        (out.traces().to_vec(), out.notes().to_vec())
+        crate::import::test_support::parse_with_notes(Format::Llamacpp, record)
     }
 
     fn note(what: &'static str, count: u64) -> ImportNote {

@@ -580,6 +580,17 @@ pub(crate) mod test_support {
         parse_as(expected, record, true)
     }
 
+    /// Parses a record as `format` with full content, returning its traces and notes.
+    pub(crate) fn parse_with_notes(
+        format: Format,
+        record: &[u8],
+    ) -> (Vec<TraceBuf>, Vec<crate::import::ImportNote>) {
+        let mut out = TraceBatch::default();
+        let options = ImportOptions { keep_content: true };
+        parse_record(format, record, options, &mut out).unwrap();
+        (out.traces().to_vec(), out.notes().to_vec())
+    }
+
     /// Parses a record as `format`, with or without content.
     pub(crate) fn parse_as(
         format: Format,

@@ -147,7 +147,7 @@ fn parse_response(
 mod tests {
     use super::*;
     use crate::import::test_support::{assert_raw, parse, parse_as, records, strings};
-    use crate::import::{Format, ImportNote, parse_record};
+    use crate::import::{Format, ImportNote};
     use crate::trace::TraceBuf;
 
     const FIXTURE: &[u8] = include_bytes!("../../../../tests/data/formats/ollama.jsonl");
@@ -155,10 +155,7 @@ mod tests {
     const THINKING: &[u8] = include_bytes!("../../../../tests/data/formats/ollama_thinking.jsonl");
 
     fn parse_with_notes(record: &[u8]) -> (Vec<TraceBuf>, Vec<ImportNote>) {
-        let mut out = TraceBatch::default();
-        let options = ImportOptions { keep_content: true };
-        parse_record(Format::Ollama, record, options, &mut out).unwrap();
-        (out.traces().to_vec(), out.notes().to_vec())
+        crate::import::test_support::parse_with_notes(Format::Ollama, record)
     }
 
     fn note(what: &'static str, count: u64) -> ImportNote {

@@ -523,7 +523,7 @@ mod tests {
         );
     }
 
-    use crate::import::{ImportNote, ImportOptions, TraceBatch, parse_record};
+    use crate::import::ImportNote;
     use crate::score::token_stats;
     use crate::trace::TraceBuf;
 
@@ -548,10 +548,7 @@ mod tests {
     }
 
     fn parse_with_notes(record: &[u8]) -> (Vec<TraceBuf>, Vec<ImportNote>) {
-        let mut out = TraceBatch::default();
-        let options = ImportOptions { keep_content: true };
-        parse_record(Format::Sglang, record, options, &mut out).unwrap();
-        (out.traces().to_vec(), out.notes().to_vec())
+        crate::import::test_support::parse_with_notes(Format::Sglang, record)
     }
 
     #[test]
