@@ -176,18 +176,8 @@ fn interval(values: &mut [f64], resamples: u32) -> Option<Interval> {
 /// Ranks every metric by PRR and AUROC on the labelled traces, with `resamples` bootstrap
 /// resamples drawn from `seed`.
 pub fn rank_metrics(set: &ScoredSet, resamples: u32, seed: u64) -> Ranking {
-    let labelled: Vec<usize> = set
-        .traces
-        .iter()
-        .enumerate()
-        .filter(|(_, trace)| trace.label.is_some())
-        .map(|(idx, _)| idx)
-        .collect();
-    let is_error = |idx: usize| {
-        set.traces
-            .get(idx)
-            .is_none_or(|trace| trace.label.is_none() || trace.class != trace.label)
-    };
+    let labelled = crate::evaluate::labelled_traces(set);
+    let is_error = |idx: usize| crate::evaluate::is_error(set, idx);
     let slot_of: std::collections::HashMap<usize, usize> = labelled
         .iter()
         .enumerate()

@@ -15,6 +15,26 @@ fn is_correct(class: Option<u32>, label: u32) -> bool {
     class == Some(label)
 }
 
+/// Indices of the traces that have a gold label, in input order.
+pub(crate) fn labelled_traces(set: &ScoredSet) -> Vec<usize> {
+    set.traces
+        .iter()
+        .enumerate()
+        .filter(|(_, trace)| trace.label.is_some())
+        .map(|(idx, _)| idx)
+        .collect()
+}
+
+/// Whether trace `idx` is an error against its gold label (SPEC §7: class ∅ is one); a
+/// trace without a label counts as one too.
+pub(crate) fn is_error(set: &ScoredSet, idx: usize) -> bool {
+    set.traces.get(idx).is_none_or(|trace| {
+        trace
+            .label
+            .is_none_or(|label| !is_correct(trace.class, label))
+    })
+}
+
 /// The evaluation of one metric.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricEval {
@@ -97,13 +117,7 @@ impl<'de> Deserialize<'de> for MetricEvals {
 /// scope and candidates of the filter behind the kept-vs-dropped figures only; its metric
 /// is replaced by each metric in turn.
 pub fn evaluate(set: &ScoredSet, options: &FilterOptions) -> EvalReport {
-    let labelled: Vec<usize> = set
-        .traces
-        .iter()
-        .enumerate()
-        .filter(|(_, trace)| trace.label.is_some())
-        .map(|(idx, _)| idx)
-        .collect();
+    let labelled = labelled_traces(set);
     let quality_of = |idx: usize| {
         set.traces
             .get(idx)
