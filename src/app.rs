@@ -873,24 +873,33 @@ fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalSt
                 });
             }
             Response::Scored {
-                run,
+                run: scored_run,
                 mut set,
                 millis,
                 workers,
                 requests,
-            } if run == current => {
+            } if scored_run == current => {
                 requests_summary.set(requests);
                 set.traces = parts
                     .try_update_value(|(parts_run, received)| {
-                        if *parts_run == run {
+                        if *parts_run == scored_run {
                             std::mem::take(received)
                         } else {
                             Vec::new()
                         }
                     })
                     .unwrap_or_default();
-                scored.set(Some(Arc::new(*set)));
-                status.set(Status::Ready { millis, workers });
+                // Shown in a task of its own: this one decoded the message, the next
+                // filters and renders, so neither blocks the page for long.
+                set_timeout(
+                    move || {
+                        if run.get_value() == current {
+                            scored.set(Some(Arc::new(*set)));
+                            status.set(Status::Ready { millis, workers });
+                        }
+                    },
+                    std::time::Duration::ZERO,
+                );
             }
             Response::Fetched { run, name } if run == current => {
                 // Kept like a dropped file: scoring again reads it here, without a download.

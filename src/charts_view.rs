@@ -110,35 +110,41 @@ pub fn ChartPanel(
             .flatten();
         generation.update_value(|count| *count += 1);
         let mine = generation.get_value();
-        set_timeout(
-            move || {
-                if generation.try_get_value() != Some(mine) {
-                    return;
-                }
-                let (Some(set), Some(selection)) = (set, selection) else {
-                    let _ = drawn.try_set(false);
-                    return;
-                };
-                let outcome = CanvasBackend::with_canvas_object(canvas)
-                    .ok_or_else(|| "this browser has no 2D canvas".to_owned())
-                    .and_then(|backend| {
-                        let area = backend.into_drawing_area();
-                        draw(kind, &area, &set, &selection, metric, report.as_ref())
-                            .map_err(|e| e.to_string())?;
-                        area.present().map_err(|e| e.to_string())
-                    });
-                match outcome {
-                    Ok(()) => {
-                        let _ = drawn.try_set(true);
+        // After the next frame has rendered: the browser has then laid out whatever the
+        // new data changed (the traces table above all), so the text measurements of
+        // the draw do not force that layout inside the chart's own task.
+        let draw_after_frame = move || {
+            set_timeout(
+                move || {
+                    if generation.try_get_value() != Some(mine) {
+                        return;
                     }
-                    Err(message) => {
+                    let (Some(set), Some(selection)) = (set, selection) else {
                         let _ = drawn.try_set(false);
-                        web_sys::console::warn_1(&format!("chart not drawn: {message}").into());
+                        return;
+                    };
+                    let outcome = CanvasBackend::with_canvas_object(canvas)
+                        .ok_or_else(|| "this browser has no 2D canvas".to_owned())
+                        .and_then(|backend| {
+                            let area = backend.into_drawing_area();
+                            draw(kind, &area, &set, &selection, metric, report.as_ref())
+                                .map_err(|e| e.to_string())?;
+                            area.present().map_err(|e| e.to_string())
+                        });
+                    match outcome {
+                        Ok(()) => {
+                            let _ = drawn.try_set(true);
+                        }
+                        Err(message) => {
+                            let _ = drawn.try_set(false);
+                            web_sys::console::warn_1(&format!("chart not drawn: {message}").into());
+                        }
                     }
-                }
-            },
-            std::time::Duration::ZERO,
-        );
+                },
+                std::time::Duration::ZERO,
+            );
+        };
+        request_animation_frame(draw_after_frame);
     });
     let download_png = move |_| {
         if let Some(canvas) = canvas_ref.get()

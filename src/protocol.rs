@@ -8,7 +8,10 @@ use tracesift_core::evaluate::EvalReport;
 
 /// Page → worker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+// Adjacently tagged, with the tag written first: serde then decodes the body straight into
+// its variant. An internally tagged enum would first buffer every message, a scored part's
+// thousand traces included, as a generic tree, which doubled the page's decoding time.
+#[serde(tag = "kind", content = "body", rename_all = "snake_case")]
 pub enum Request {
     /// Score the files sent alongside (as the message's `files` array of Blobs/Files).
     Score {
@@ -77,7 +80,8 @@ impl ExportWhat {
 
 /// Worker → page.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+// Adjacently tagged, as `Request` is (see there).
+#[serde(tag = "kind", content = "body", rename_all = "snake_case")]
 pub enum Response {
     /// The worker has loaded and listens; `webgpu` names the WebGPU adapter it found.
     Ready {

@@ -265,6 +265,32 @@ fn cutoffs(set: &ScoredSet, selection: &Selection, metric: Metric) -> (Vec<Optio
     let mut per_class = vec![None; set.classes.len()];
     let mut mismatched = false;
     let global = selection.groups.iter().any(|group| group.class.is_none());
+    // One pass over the kept traces: per class (or for the one global group), the largest
+    // uncertainty kept and whether every kept trace had a score.
+    let n_slots = if global { 1 } else { set.classes.len() };
+    let mut largest: Vec<Option<f64>> = vec![None; n_slots];
+    let mut all_scored = vec![true; n_slots];
+    for (idx, trace) in set.traces.iter().enumerate() {
+        if !selection.kept.get(idx).copied().unwrap_or(false) {
+            continue;
+        }
+        let slot = if global {
+            0
+        } else {
+            match trace.class {
+                Some(class) => class as usize,
+                None => continue,
+            }
+        };
+        let (Some(largest), Some(all_scored)) = (largest.get_mut(slot), all_scored.get_mut(slot))
+        else {
+            continue;
+        };
+        match metric.uncertainty(trace) {
+            Some(value) => *largest = Some(largest.map_or(value, |l: f64| l.max(value))),
+            None => *all_scored = false,
+        }
+    }
     for group in &selection.groups {
         let Some(cutoff) = group.cutoff.filter(|cutoff| cutoff.is_finite()) else {
             continue;
@@ -274,19 +300,16 @@ fn cutoffs(set: &ScoredSet, selection: &Selection, metric: Metric) -> (Vec<Optio
             Direction::Uncertainty => cutoff,
             Direction::Confidence => -cutoff,
         };
-        let mut largest: Option<f64> = None;
-        let mut all_scored = true;
-        for (idx, trace) in set.traces.iter().enumerate() {
-            let in_group = global || trace.class == group.class;
-            if !in_group || !selection.kept.get(idx).copied().unwrap_or(false) {
-                continue;
-            }
-            match metric.uncertainty(trace) {
-                Some(value) => largest = Some(largest.map_or(value, |l: f64| l.max(value))),
-                None => all_scored = false,
-            }
-        }
-        if !all_scored || largest != Some(cutoff_uncertainty) {
+        let slot = if global {
+            Some(0)
+        } else {
+            group.class.map(|class| class as usize)
+        };
+        let matches = slot.is_some_and(|slot| {
+            all_scored.get(slot).copied().unwrap_or(false)
+                && largest.get(slot).copied().flatten() == Some(cutoff_uncertainty)
+        });
+        if !matches {
             mismatched = true;
             continue;
         }
