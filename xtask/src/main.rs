@@ -12,6 +12,7 @@
 mod bench;
 mod demo;
 mod generate;
+mod python;
 mod record;
 mod test;
 mod web;

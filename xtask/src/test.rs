@@ -14,11 +14,12 @@ const DEFAULT_FUZZ_SECONDS: u64 = 40;
 
 /// The crates built natively (the app is checked for wasm32 in its own steps); clippy and
 /// the tests run over the same list.
-const NATIVE_CRATES: [&str; 5] = [
+const NATIVE_CRATES: [&str; 6] = [
     "tracesift-core",
     "tracesift-charts",
     "tracesift-cli",
     "tracesift-gpu",
+    "tracesift-io",
     "xtask",
 ];
 
@@ -52,7 +53,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         cmd("rustup", &["component", "add", "rustfmt", "clippy"])
     })?;
     steps.run("fmt", || cmd("cargo", &["fmt", "--all", "--check"]))?;
-    steps.run("clippy (core, charts, cli, gpu, xtask)", || {
+    steps.run("clippy (core, charts, cli, gpu, io, xtask)", || {
         cmd(
             "cargo",
             &native_crates_args("clippy", &["--all-targets", "--", "-D", "warnings"]),
@@ -64,9 +65,38 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     )?;
     let mut tally = Tally::default();
     steps.run(
-        "tests (core, charts, cli, gpu, xtask; GPU kernels on Mesa lavapipe)",
+        "tests (core, charts, cli, gpu, io, xtask; GPU kernels on Mesa lavapipe)",
         || {
             tally = cmd_counting_tests("cargo", &native_crates_args("test", &[]))?;
+            Ok(())
+        },
+    )?;
+    steps.run("clippy (python)", || {
+        // Linted here; it is tested through Python below (its test binary would need
+        // libpython to link).
+        cmd(
+            "cargo",
+            &[
+                "clippy",
+                "-p",
+                "tracesift-python",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        )
+    })?;
+    steps.run(
+        "install: Python venv (maturin, pytest, pyarrow, pandas, polars, ray[data])",
+        crate::python::ensure_venv,
+    )?;
+    steps.run(
+        "Python package (maturin develop) and pytest, Ray on 2 CPUs",
+        || {
+            let counts = crate::python::build_and_test()?;
+            tally.passed += counts.passed;
+            tally.failed += counts.failed;
             Ok(())
         },
     )?;

@@ -113,7 +113,8 @@ pub struct FilterArgs {
     pub common: ScoreOptions,
     #[command(flatten)]
     pub rule: FilterRuleArgs,
-    /// canonical|openai|trl|sharegpt|alpaca|csv
+    /// canonical|openai|trl|sharegpt|alpaca|csv|parquet (parquet: the canonical export's
+    /// records and scores as a Parquet file)
     #[arg(long)]
     pub export: Option<String>,
     /// Also write a matched-size random sample (same pool, same format) to FILE.

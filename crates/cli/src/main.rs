@@ -2,7 +2,7 @@
 
 mod args;
 mod backend;
-mod input;
+mod progress;
 mod requests;
 mod run;
 

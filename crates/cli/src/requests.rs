@@ -10,8 +10,8 @@ use tracesift_core::dataset::ScoredSet;
 use tracesift_core::export::{self, ExportOptions};
 use tracesift_core::requests::{RequestJoin, Requests};
 
-use crate::input::RecordStore;
 use crate::run::BadArguments;
+use tracesift_io::RecordStore;
 
 /// How many unusable request lines are printed before the rest are only counted.
 const MAX_PROBLEMS_SHOWN: usize = 20;

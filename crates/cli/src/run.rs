@@ -18,7 +18,7 @@ use tracesift_core::settings::{
 
 use crate::args::{Cli, Command, FilterRuleArgs, ScoreOptions};
 use crate::backend::CliEngine;
-use crate::input::{self, RecordStore};
+use tracesift_io::{Input, InputError, RecordStore, Threads};
 
 /// An error in what the user asked for (exit code 2).
 #[derive(Debug)]
@@ -54,9 +54,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Filter(args) => {
             let mut settings = settings_from(&args.common, Some(&args.rule))?;
+            // Parquet is the canonical export in columns: the core writes the records,
+            // the I/O crate turns them into a file.
+            let mut as_parquet = false;
             if let Some(name) = &args.export {
-                settings.export =
-                    parse_name(name, "export", ExportFormat::from_name, ExportFormat::names)?;
+                if name == PARQUET_EXPORT {
+                    settings.export = ExportFormat::Canonical;
+                    as_parquet = true;
+                } else {
+                    settings.export = parse_name(name, "export", ExportFormat::from_name, || {
+                        format!("{}|{PARQUET_EXPORT}", ExportFormat::names())
+                    })?;
+                }
             }
             if let Some(seed) = args.seed {
                 settings.seed = seed;
@@ -83,20 +92,41 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 requests.map(|requests| Arc::new(crate::requests::join(requests, &set)));
             crate::requests::check_prompts(&set, &selection.kept, &export_options, &mut store)?;
             let mut out = output(args.common.out.as_deref())?;
-            write_export(&set, &selection.kept, &export_options, &mut store, &mut out)?;
+            write_export(
+                &set,
+                &selection.kept,
+                &export_options,
+                as_parquet,
+                &mut store,
+                &mut out,
+            )?;
             out.flush()?;
             if let Some(path) = &args.random_baseline {
                 let sample = filter::random_sample(&set, &options, selection.n_kept, settings.seed);
                 crate::requests::check_prompts(&set, &sample, &export_options, &mut store)?;
                 let mut file = output(Some(path))?;
-                write_export(&set, &sample, &export_options, &mut store, &mut file)?;
+                write_export(
+                    &set,
+                    &sample,
+                    &export_options,
+                    as_parquet,
+                    &mut store,
+                    &mut file,
+                )?;
                 file.flush()?;
             }
             if let Some(path) = &args.unfiltered {
                 let everything = filter::unfiltered(&set, &options);
                 crate::requests::check_prompts(&set, &everything, &export_options, &mut store)?;
                 let mut file = output(Some(path))?;
-                write_export(&set, &everything, &export_options, &mut store, &mut file)?;
+                write_export(
+                    &set,
+                    &everything,
+                    &export_options,
+                    as_parquet,
+                    &mut store,
+                    &mut file,
+                )?;
                 file.flush()?;
             }
             let cut_by_ties = selection.groups.iter().filter(|g| g.tie_at_cutoff).count();
@@ -272,22 +302,26 @@ fn score_inputs(
     let mut scorer = Scorer::new(options);
     engine.prepare(&mut scorer);
     let threads = match common.threads {
-        Some(count) => input::Threads {
+        Some(count) => Threads {
             count: usize::from(count),
             asked: true,
         },
-        None => input::Threads {
-            count: std::thread::available_parallelism().map_or(1, usize::from),
-            asked: false,
-        },
+        None => Threads::all_cores(),
     };
-    let store = input::feed_inputs(
-        &common.inputs,
+    let inputs: Vec<Input> = common.inputs.iter().cloned().map(Input::Path).collect();
+    let store = tracesift_io::feed_inputs(
+        &inputs,
         &mut scorer,
         keep_records,
         threads,
+        &mut crate::progress::bar_for,
         &mut |scorer| engine.after_chunk(scorer),
-    )?;
+    )
+    .map_err(|error| match error {
+        // A missing or unreadable input is the user's to fix (exit 2).
+        InputError::Open { .. } => bad(error.to_string()),
+        InputError::Io { .. } => anyhow::Error::new(error),
+    })?;
     let set = engine.finish(scorer);
     let report = &set.report;
     for skipped in report.skipped.iter().take(MAX_SKIPS_SHOWN) {
@@ -349,14 +383,28 @@ fn output(path: Option<&Path>) -> anyhow::Result<Box<dyn Write>> {
     })
 }
 
-/// Writes the traces marked in `chosen`, in input order, in the export format.
+/// The `--export` name of a Parquet file of the canonical records and their scores.
+const PARQUET_EXPORT: &str = "parquet";
+
+/// Writes the traces marked in `chosen`, in input order, in the export format (as a
+/// Parquet file of the canonical export when `as_parquet`).
 fn write_export(
     set: &ScoredSet,
     chosen: &[bool],
     options: &ExportOptions,
+    as_parquet: bool,
     store: &mut RecordStore,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
+    if as_parquet {
+        let mut jsonl = Vec::new();
+        write_export(set, chosen, options, false, store, &mut jsonl)?;
+        let mut parquet = Vec::new();
+        tracesift_io::parquet_files::write_jsonl_as_parquet(&jsonl, &mut parquet)
+            .context("cannot write the Parquet export")?;
+        out.write_all(&parquet)?;
+        return Ok(());
+    }
     let warnings = export::write_selection(
         set,
         chosen,

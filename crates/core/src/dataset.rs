@@ -1347,3 +1347,177 @@ pub fn score_bytes(
     }
     Ok(scorer.finish())
 }
+
+/// One trace's part of a run, on its own: what an engine that spreads a run over machines
+/// (Ray Data) moves from the per-trace pass to the per-question pass, never the tokens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TracePart {
+    pub question_id: String,
+    pub trace_id: String,
+    /// A [`ScoredPart`] holding this trace alone.
+    pub part: ScoredPart,
+}
+
+impl ScoredPart {
+    /// Splits a part into one part per trace, each with its own question and classes, to
+    /// be gathered by question and absorbed by [`score_gathered_question`]. Skipped lines
+    /// and notes stay with the caller (returned beside the parts).
+    pub fn split_by_trace(self) -> (Vec<TracePart>, Vec<Skipped>, Vec<ReportNote>) {
+        let classes = self.classes;
+        let questions = self.questions;
+        let class_name = |idx: Option<u32>| idx.and_then(|idx| classes.get(idx as usize)).cloned();
+        let mut parts = Vec::with_capacity(self.traces.len());
+        let traces = self.traces.into_iter().zip(self.payloads);
+        for ((mut trace, payload), defaulted) in traces.zip(self.defaulted_ids) {
+            let question_id = questions
+                .get(trace.question_idx as usize)
+                .cloned()
+                .unwrap_or_default();
+            let mut own_classes: Vec<String> = Vec::new();
+            let mut own_idx = |name: Option<String>| {
+                let name = name?;
+                let idx = own_classes.iter().position(|known| *known == name);
+                Some(idx.unwrap_or_else(|| {
+                    own_classes.push(name);
+                    own_classes.len() - 1
+                }) as u32)
+            };
+            trace.class = own_idx(class_name(trace.class));
+            trace.label = own_idx(class_name(trace.label));
+            trace.question_idx = 0;
+            parts.push(TracePart {
+                question_id: question_id.clone(),
+                trace_id: trace.trace_id.clone(),
+                part: ScoredPart {
+                    invalid_tokens: u64::from(trace.invalid_tokens),
+                    traces: vec![trace],
+                    payloads: vec![payload],
+                    defaulted_ids: vec![defaulted],
+                    questions: vec![question_id],
+                    classes: own_classes,
+                    skipped: Vec::new(),
+                    notes: Vec::new(),
+                    responses: 0,
+                    lines: 0,
+                },
+            });
+        }
+        (parts, self.skipped, self.notes)
+    }
+}
+
+/// The per-question pass over one question's traces gathered from anywhere: consistency,
+/// answer entropy and the similarity-graph signals, as [`Scorer::finish`] computes them.
+/// The parts are taken in trace-id order (the order question signals use), so the result
+/// does not depend on the order they arrived in. `combo`, which ranks over the whole run,
+/// is filled in later by [`gather_run`].
+pub fn score_gathered_question(options: ScoreOptions, mut parts: Vec<TracePart>) -> ScoredSet {
+    parts.sort_by(|a, b| a.trace_id.as_bytes().cmp(b.trace_id.as_bytes()));
+    let mut scorer = Scorer::new(options);
+    for part in parts {
+        scorer.absorb_part(part.part);
+    }
+    scorer.finish()
+}
+
+/// One scored trace of a run gathered from per-question passes, with the names its
+/// indices stand for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GatheredTrace {
+    pub question_id: String,
+    pub class: Option<String>,
+    pub label: Option<String>,
+    pub scores: TraceScores,
+}
+
+impl GatheredTrace {
+    /// The traces of a scored set (a question scored by [`score_gathered_question`]).
+    pub fn from_set(set: ScoredSet) -> Vec<GatheredTrace> {
+        let ScoredSet {
+            traces,
+            questions,
+            classes,
+            ..
+        } = set;
+        let name = |idx: Option<u32>| idx.and_then(|idx| classes.get(idx as usize)).cloned();
+        traces
+            .into_iter()
+            .map(|scores| GatheredTrace {
+                question_id: questions
+                    .get(scores.question_idx as usize)
+                    .map(|question| question.id.clone())
+                    .unwrap_or_default(),
+                class: name(scores.class),
+                label: name(scores.label),
+                scores,
+            })
+            .collect()
+    }
+}
+
+/// A run put together from its questions' traces, in the given order: question and class
+/// indices rebuilt, `combo` ranked over the whole run. The filter, exports of score rows
+/// and the evaluation then work on it as on a run scored in one pass.
+pub fn gather_run(gathered: Vec<GatheredTrace>, combine: &[Metric]) -> ScoredSet {
+    let mut question_idx_by_id: HashMap<String, u32> = HashMap::new();
+    let mut questions: Vec<Question> = Vec::new();
+    let mut class_idx_by_name: HashMap<String, u32> = HashMap::new();
+    let mut classes: Vec<String> = Vec::new();
+    let mut class_idx = |name: Option<String>| {
+        let name = name?;
+        Some(*class_idx_by_name.entry(name.clone()).or_insert_with(|| {
+            classes.push(name);
+            u32::try_from(classes.len() - 1).unwrap_or(u32::MAX)
+        }))
+    };
+    let mut traces = Vec::with_capacity(gathered.len());
+    for item in gathered {
+        let mut trace = item.scores;
+        trace.class = class_idx(item.class);
+        trace.label = class_idx(item.label);
+        let question_idx = *question_idx_by_id
+            .entry(item.question_id.clone())
+            .or_insert_with(|| {
+                questions.push(Question {
+                    id: item.question_id,
+                    n_traces: 0,
+                    majority_agreement: None,
+                });
+                u32::try_from(questions.len() - 1).unwrap_or(u32::MAX)
+            });
+        if let Some(question) = questions.get_mut(question_idx as usize) {
+            question.n_traces += 1;
+        }
+        trace.question_idx = question_idx;
+        traces.push(trace);
+    }
+    combo::fill_combo(&mut traces, combine);
+    let mut class_counts: BTreeMap<String, u64> = BTreeMap::new();
+    for trace in &traces {
+        let name = trace
+            .class
+            .and_then(|idx| classes.get(idx as usize))
+            .map_or(NO_CLASS, String::as_str);
+        *class_counts.entry(name.to_owned()).or_default() += 1;
+    }
+    let report = Report {
+        lines: 0,
+        traces: traces.len() as u64,
+        questions: questions.len() as u64,
+        skipped: Vec::new(),
+        classes: class_counts,
+        format: None,
+        files: Vec::new(),
+        invalid_tokens: traces.iter().map(|t| u64::from(t.invalid_tokens)).sum(),
+        backend: "cpu".to_owned(),
+        notes: Vec::new(),
+        responses: 0,
+    };
+    ScoredSet {
+        traces,
+        questions,
+        classes,
+        files: Vec::new(),
+        report,
+    }
+}
