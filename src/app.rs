@@ -60,7 +60,11 @@ pub fn App() -> impl IntoView {
     let scored: RwSignal<Option<Arc<ScoredSet>>> = RwSignal::new(None);
     let status = RwSignal::new(Status::Idle);
     let notice = RwSignal::new(link_problems.join("; "));
+    // The newest run asked of the worker, and the run whose results are on the screen (0:
+    // none). Requests about the results name the run shown, so a download, a trace or an
+    // evaluation always matches the screen, even while a newer run is scoring.
     let run = StoredValue::new(0u32);
+    let shown_run = StoredValue::new(0u32);
     let inputs: StoredValue<Vec<(String, Blob)>, LocalStorage> = StoredValue::new_local(Vec::new());
     // The request file, if one was given: its prompts go into the downloads.
     let requests_input: StoredValue<Option<(String, Blob)>, LocalStorage> =
@@ -81,6 +85,7 @@ pub fn App() -> impl IntoView {
         status,
         notice,
         run,
+        shown_run,
         opened,
         adapter,
         evaluation,
@@ -94,7 +99,7 @@ pub fn App() -> impl IntoView {
         post_request(
             &worker,
             &Request::Trace {
-                run: run.get_value(),
+                run: shown_run.get_value(),
                 trace_idx,
             },
             None,
@@ -175,7 +180,7 @@ pub fn App() -> impl IntoView {
         });
         if labelled && options.is_some() {
             let request = Request::Evaluate {
-                run: run.get_value(),
+                run: shown_run.get_value(),
                 settings: settings.with_untracked(Settings::to_json_pretty),
             };
             post_request(&worker, &request, None);
@@ -191,7 +196,7 @@ pub fn App() -> impl IntoView {
         seed.track();
         if scored.with(Option::is_some) {
             let request = Request::Compare {
-                run: run.get_value(),
+                run: shown_run.get_value(),
                 settings: settings.with_untracked(Settings::to_json_pretty),
             };
             post_request(&worker, &request, None);
@@ -271,7 +276,7 @@ pub fn App() -> impl IntoView {
     };
     let download = move |what: ExportWhat| {
         let request = Request::Export {
-            run: run.get_value(),
+            run: shown_run.get_value(),
             settings: settings.with(Settings::to_json_pretty),
             what,
         };
@@ -778,6 +783,8 @@ struct WorkerSinks {
     status: RwSignal<Status>,
     notice: RwSignal<String>,
     run: StoredValue<u32>,
+    /// The run whose results are shown (see `App`).
+    shown_run: StoredValue<u32>,
     opened: RwSignal<Option<(usize, Arc<TraceDetail>)>>,
     adapter: RwSignal<Option<String>>,
     evaluation: RwSignal<Option<EvalReport>>,
@@ -797,6 +804,7 @@ fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalSt
         status,
         notice,
         run,
+        shown_run,
         opened,
         adapter,
         evaluation,
@@ -839,10 +847,18 @@ fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalSt
             .ok()
             .and_then(|v| v.as_string())
             .unwrap_or_default();
-        let Ok(response) = serde_json::from_str::<Response>(&text) else {
-            return;
+        let response = match serde_json::from_str::<Response>(&text) {
+            Ok(response) => response,
+            Err(error) => {
+                let message =
+                    format!("the page got a message from its worker that it cannot read: {error}");
+                web_sys::console::error_1(&message.clone().into());
+                status.set(Status::Failed(message));
+                return;
+            }
         };
         let current = run.get_value();
+        let shown = shown_run.get_value();
         match response {
             Response::Ready { webgpu } => handle.update_value(|handle| {
                 adapter.set(webgpu);
@@ -894,6 +910,7 @@ fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalSt
                 set_timeout(
                     move || {
                         if run.get_value() == current {
+                            shown_run.set_value(current);
                             scored.set(Some(Arc::new(*set)));
                             status.set(Status::Ready { millis, workers });
                         }
@@ -914,25 +931,25 @@ fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalSt
                     }
                 });
             }
-            Response::Evaluated { run, report } if run == current => {
+            Response::Evaluated { run, report } if run == shown => {
                 evaluation.set(report.map(|report| *report));
             }
             Response::Compared {
                 run,
                 ranking,
                 agreement,
-            } if run == current => {
+            } if run == shown => {
                 comparison.set(Some(Comparison {
                     ranking: ranking.map(|ranking| *ranking),
                     agreement: *agreement,
                 }));
             }
             Response::Exported {
+                run,
                 what,
                 file_name,
                 n_traces,
-                ..
-            } => {
+            } if run == shown => {
                 if let Ok(bytes) = Reflect::get(&data, &"bytes".into()) {
                     let bytes = Uint8Array::new(&bytes).to_vec();
                     let mime = if file_name.ends_with(".csv") {
@@ -951,11 +968,16 @@ fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalSt
                 run,
                 trace_idx,
                 detail,
-            } if run == current => {
+            } if run == shown => {
                 opened.set(Some((trace_idx, Arc::new(*detail))));
             }
-            Response::Failed { message, .. } => status.set(Status::Failed(message)),
-            Response::ExportRefused { message, .. } => notice.set(message),
+            // Only the run on the screen speaks: an earlier run's answers are out of date.
+            Response::Failed { run, message } if run == current => {
+                status.set(Status::Failed(message));
+            }
+            // A request about the results shown failed while a newer run scores.
+            Response::Failed { run, message } if run == shown => notice.set(message),
+            Response::ExportRefused { run, message } if run == shown => notice.set(message),
             _ => {}
         }
     });

@@ -36,6 +36,8 @@ const TRACES_PER_PART: usize = 400;
 
 /// What the worker keeps between requests: the inputs and the last scored run.
 struct State {
+    /// The page's id of the run this is; requests name the run they are about.
+    run: u32,
     blobs: Vec<Blob>,
     gzipped: Vec<bool>,
     set: ScoredSet,
@@ -45,7 +47,33 @@ struct State {
 
 thread_local! {
     static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
+    /// The newest run the page asked for. An older run still scoring (awaiting helpers or
+    /// the GPU) stops at its next chunk, and its results are never kept: the state always
+    /// belongs to the run on the screen.
+    static NEWEST_RUN: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
     static GPU: RefCell<Option<Rc<Gpu>>> = const { RefCell::new(None) };
+}
+
+/// The state of run `run`, or why there is none: nothing scored yet, or the run the
+/// request is about is not the one the worker holds (a newer one is still scoring, or the
+/// request was made before the newest run).
+fn with_run<T, E: From<String>>(run: u32, f: impl FnOnce(&State) -> Result<T, E>) -> Result<T, E> {
+    STATE.with(|state| {
+        let state = state.borrow();
+        match state.as_ref() {
+            None => Err(E::from("load a file first".to_owned())),
+            Some(state) if state.run != run => Err(E::from(format!(
+                "these results are still being computed (run {run}; the worker holds run {}): \
+                 try again when scoring has finished",
+                state.run
+            ))),
+            Some(state) => f(state),
+        }
+    })
+}
+
+fn is_superseded(run: u32) -> bool {
+    NEWEST_RUN.with(|newest| newest.get() != run)
 }
 
 /// Entry point of the worker binary.
@@ -161,6 +189,7 @@ fn handle(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
                 .ok()
                 .and_then(|blob| blob.dyn_into::<Blob>().ok())
                 .map(|blob| (requests_name.unwrap_or_else(|| "requests".to_owned()), blob));
+            NEWEST_RUN.with(|newest| newest.set(run));
             let scope = scope.clone();
             wasm_bindgen_futures::spawn_local(async move {
                 let helper_script = helper_script.as_deref();
@@ -171,12 +200,15 @@ fn handle(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
                     link,
                 };
                 let scored = score(&scope, run, &settings, inputs, helper_script).await;
-                if let Err(message) = scored {
-                    post(&scope, &Response::Failed { run, message }, None);
+                match scored {
+                    Err(message) if !is_superseded(run) => {
+                        post(&scope, &Response::Failed { run, message }, None);
+                    }
+                    _ => {}
                 }
             });
         }
-        Request::Trace { run, trace_idx } => match trace_detail(trace_idx) {
+        Request::Trace { run, trace_idx } => match trace_detail(run, trace_idx) {
             Ok(detail) => {
                 let response = Response::Trace {
                     run,
@@ -187,11 +219,11 @@ fn handle(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
             }
             Err(message) => post(scope, &Response::Failed { run, message }, None),
         },
-        Request::Evaluate { run, settings } => match evaluation(&settings) {
+        Request::Evaluate { run, settings } => match evaluation(run, &settings) {
             Ok(report) => post(scope, &Response::Evaluated { run, report }, None),
             Err(message) => post(scope, &Response::Failed { run, message }, None),
         },
-        Request::Compare { run, settings } => match comparison(&settings) {
+        Request::Compare { run, settings } => match comparison(run, &settings) {
             Ok((ranking, agreement)) => {
                 let response = Response::Compared {
                     run,
@@ -206,7 +238,7 @@ fn handle(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
             run,
             settings,
             what,
-        } => match build_export(&settings, what) {
+        } => match build_export(run, &settings, what) {
             Err(ExportError::Refused(message)) => {
                 post(scope, &Response::ExportRefused { run, message }, None);
             }
@@ -336,6 +368,9 @@ async fn score(
     }
     // The files not read yet: all of them, or none after a data link.
     for (file_idx, blob) in blobs.iter().enumerate().skip(gzipped.len()) {
+        if is_superseded(run) {
+            return Ok(());
+        }
         let name = names.get(file_idx).map_or("input", String::as_str);
         let reader = BlobReader::new(blob.clone())?;
         let is_gzip = reader.starts_with(&[0x1f, 0x8b]);
@@ -370,9 +405,10 @@ async fn score(
         }
         let result = if is_gzip {
             let mut stream = MultiGzDecoder::new(reader.with_progress(progress));
-            feed(&mut scorer, &mut engine, &mut stream).await
+            feed(run, &mut scorer, &mut engine, &mut stream).await
         } else {
             feed(
+                run,
                 &mut scorer,
                 &mut engine,
                 &mut reader.with_progress(progress),
@@ -385,7 +421,13 @@ async fn score(
         scorer.end_file();
         bytes_before += blob.size();
     }
+    if is_superseded(run) {
+        return Ok(());
+    }
     let set = engine.finish(scorer).await;
+    if is_superseded(run) {
+        return Ok(());
+    }
     let millis = js_sys::Date::now() - started;
     for part in set.traces.chunks(TRACES_PER_PART) {
         let response = Response::ScoredPart {
@@ -419,6 +461,7 @@ async fn score(
     post(scope, &response, None);
     STATE.with(|state| {
         *state.borrow_mut() = Some(State {
+            run,
             blobs,
             gzipped,
             set,
@@ -428,7 +471,10 @@ async fn score(
     Ok(())
 }
 
+/// Feeds a stream to the scorer in chunks; stops early, with what it has, once a newer
+/// run has been asked for (that run's results are the ones kept).
 async fn feed(
+    run: u32,
     scorer: &mut Scorer,
     engine: &mut Engine,
     stream: &mut dyn Read,
@@ -437,6 +483,7 @@ async fn feed(
     loop {
         match stream.read(&mut chunk) {
             Ok(0) => return Ok(()),
+            Ok(_) if is_superseded(run) => return Ok(()),
             Ok(n) => {
                 scorer.feed(chunk.get(..n).unwrap_or(&[]));
                 engine.after_chunk(scorer).await;
@@ -448,12 +495,11 @@ async fn feed(
 }
 
 /// The last run against its gold labels (None without any), off the page's thread.
-fn evaluation(settings: &str) -> Result<Option<Box<EvalReport>>, String> {
+fn evaluation(run: u32, settings: &str) -> Result<Option<Box<EvalReport>>, String> {
     let settings = parse_settings(settings)?;
     let options = FilterOptions::from_settings(&settings).map_err(|e| e.to_string())?;
-    STATE.with(|state| {
-        let state = state.borrow();
-        let set = &state.as_ref().ok_or("load a file first")?.set;
+    with_run(run, |state| {
+        let set = &state.set;
         let labelled = set.traces.iter().any(|trace| trace.label.is_some());
         Ok(labelled.then(|| Box::new(evaluate(set, &options))))
     })
@@ -463,11 +509,10 @@ fn evaluation(settings: &str) -> Result<Option<Box<EvalReport>>, String> {
 /// the bootstrap and the Spearman sorts stay here, off the page's thread.
 type Comparison = (Option<Box<Ranking>>, Box<Agreement>);
 
-fn comparison(settings: &str) -> Result<Comparison, String> {
+fn comparison(run: u32, settings: &str) -> Result<Comparison, String> {
     let settings = parse_settings(settings)?;
-    STATE.with(|state| {
-        let state = state.borrow();
-        let set = &state.as_ref().ok_or("load a file first")?.set;
+    with_run(run, |state| {
+        let set = &state.set;
         let labelled = set.traces.iter().any(|trace| trace.label.is_some());
         let ranking = labelled.then(|| {
             Box::new(compare::rank_metrics(
@@ -500,13 +545,15 @@ impl From<&str> for ExportError {
 }
 
 /// Builds a download from the last run: `(bytes, traces in it, file name)`.
-fn build_export(settings: &str, what: ExportWhat) -> Result<(Vec<u8>, usize, String), ExportError> {
+fn build_export(
+    run: u32,
+    settings: &str,
+    what: ExportWhat,
+) -> Result<(Vec<u8>, usize, String), ExportError> {
     let settings = parse_settings(settings)?;
     let filter_options = FilterOptions::from_settings(&settings).map_err(|e| e.to_string())?;
     let export_options = ExportOptions::from_settings(&settings).map_err(|e| e.to_string())?;
-    STATE.with(|state| {
-        let state = state.borrow();
-        let state = state.as_ref().ok_or("load a file first")?;
+    with_run(run, |state| {
         let selection = filter::select(&state.set, &filter_options);
         let chosen = match what {
             ExportWhat::Kept | ExportWhat::ScoresCsv => selection.kept,
@@ -558,10 +605,8 @@ fn build_export(settings: &str, what: ExportWhat) -> Result<(Vec<u8>, usize, Str
 }
 
 /// Reads one trace back and lays out its tokens for the trace view.
-fn trace_detail(trace_idx: usize) -> Result<TraceDetail, String> {
-    STATE.with(|state| {
-        let state = state.borrow();
-        let state = state.as_ref().ok_or("load a file first")?;
+fn trace_detail(run: u32, trace_idx: usize) -> Result<TraceDetail, String> {
+    with_run(run, |state| {
         let trace = state.set.traces.get(trace_idx).ok_or("no such trace")?;
         let mut chosen = vec![false; state.set.traces.len()];
         if let Some(slot) = chosen.get_mut(trace_idx) {

@@ -343,9 +343,10 @@ test('WebGPU and CPU runs download the same kept traces', async () => {
   }
 });
 
-test('a large file is scored by helper workers and gives what the CLI gives', async () => {
-  // Over the 64 MiB above which the worker splits plain JSONL among helper workers: lines
-  // with made-up trace ids, a broken line, questions spanning parts.
+/// A plain JSONL file over the 64 MiB above which the worker splits plain JSONL among
+/// helper workers: lines with made-up trace ids, a broken line (line 2001), questions
+/// spanning parts. Returns its folder, path, bytes and lines.
+function writeLargeFile() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tracesift-e2e-'));
   const file = path.join(dir, 'large.jsonl');
   const logprobs = Array.from({ length: 1500 }, (_, i) => `-0.${(i * 7919) % 1000 + 1}`).join(',');
@@ -361,6 +362,11 @@ test('a large file is scored by helper workers and gives what the CLI gives', as
     lines += 1;
   }
   fs.closeSync(fd);
+  return { dir, file, written, lines };
+}
+
+test('a large file is scored by helper workers and gives what the CLI gives', async () => {
+  const { dir, file, written, lines } = writeLargeFile();
   const { context, page, requests, errors } = await openApp('#metric=cocoa_ppl&keep=0.2&export=canonical');
   await page.getByTestId('file-input').setInputFiles(file);
   const text = await summaryText(page, `${lines - 1} traces`);
@@ -380,6 +386,34 @@ test('a large file is scored by helper workers and gives what the CLI gives', as
   const workers = Number(await page.getByTestId('scored-in').getAttribute('data-workers'));
   assert.equal(workers, Math.min(Math.max(cores - 1, 1), 7) + 1);
   console.log(`# ${(written / 1e6).toFixed(0)} MB scored by ${workers} workers`);
+  assertOnlyOwnOrigin(requests);
+  assert.deepEqual(errors, []);
+  await context.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('a newer run wins: an earlier run still scoring never replaces what the screen and the downloads show', async () => {
+  // The large file's run awaits its helpers; the small file dropped meanwhile is scored
+  // at once. The large run must neither replace the small one's results in the worker
+  // nor reach the page.
+  const { dir, file } = writeLargeFile();
+  const { context, page, requests, errors } = await openApp('#metric=cocoa_ppl&keep=0.5&export=canonical');
+  await page.getByTestId('file-input').setInputFiles(file);
+  await page.getByTestId('progress').waitFor({ timeout: 30_000 });
+  await page.getByTestId('file-input').setInputFiles(fixture('small.jsonl'));
+  await summaryText(page, '6 traces');
+  // Time for the large run to have finished, had it gone on.
+  await page.waitForTimeout(6000);
+  assert.match(await page.getByTestId('summary').textContent(), /^6 traces, 2 questions/);
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByTestId('download-kept').click(),
+  ]);
+  const downloaded = fs.readFileSync(await download.path(), 'utf8');
+  const expected = execFileSync(cli, ['filter', fixture('small.jsonl'), '--metric', 'cocoa_ppl', '--keep', '0.5', '--export', 'canonical'],
+    { stdio: ['ignore', 'pipe', 'ignore'] }).toString('utf8');
+  assert.ok(expected.length > 0);
+  assert.equal(downloaded, expected, 'the download is the newest run\'s');
   assertOnlyOwnOrigin(requests);
   assert.deepEqual(errors, []);
   await context.close();
