@@ -300,7 +300,8 @@ pub fn App() -> impl IntoView {
                 on:drop=on_drop>
                 <LinkedDataPrompt link=link status=status load=load_link />
                 <p>"Drop trace files here (JSONL, JSON, .gz — OpenAI, OpenAI Batch, vLLM, TGI, llama.cpp, SGLang, Ollama or canonical), or "</p>
-                <input type="file" multiple accept=".jsonl,.json,.gz,.ndjson" data-testid="file-input" on:change=on_files />
+                <input type="file" multiple accept=".jsonl,.json,.gz,.ndjson" data-testid="file-input" on:change=on_files
+                    aria-label="Trace files (JSONL, JSON or gzip)" />
                 <button data-testid="demo" on:click=load_demo>"Try the demo data"</button>
                 <label class="requests" title="The requests the responses answered: the OpenAI Batch input JSONL (joined by custom_id), or the request bodies as JSONL (joined by id, else one per response in order). The openai, trl, sharegpt and alpaca downloads then carry their system and user messages.">
                     "Requests (optional) "
@@ -552,6 +553,7 @@ pub fn SettingsPanel(settings: RwSignal<Settings>) -> impl IntoView {
                     }.into_any(),
                     _ => view! {
                         <input type="range" min="0.01" max="1" step="0.01" data-testid="keep"
+                            aria-label="Share of traces kept per group"
                             prop:value=move || keep_value().to_string()
                             on:input=move |ev| {
                                 if let Ok(q) = event_target_value(&ev).parse::<f64>() && q > 0.0 && q <= 1.0 {
@@ -1195,7 +1197,7 @@ pub fn SignalFit(
                     {ranking}
                     <details open=open>
                         <summary>"How strongly the metrics agree (Spearman's ρ over the traces; near 1: redundant)"</summary>
-                        <div class="table-scroll">
+                        <div class="table-scroll" tabindex="0" role="region" aria-label="Agreement between the metrics">
                             <table data-testid="agreement-table">
                                 <thead><tr><th></th>{header}</tr></thead>
                                 <tbody>{body}</tbody>

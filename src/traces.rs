@@ -175,13 +175,21 @@ pub fn TracesTable(
                         (c, false) if c == column => " ▼",
                         _ => "",
                     };
+                    let aria_sort = move || match sort.get() {
+                        (c, true) if c == column => "ascending",
+                        (c, false) if c == column => "descending",
+                        _ => "none",
+                    };
+                    // A button in the header cell: sortable from the keyboard too.
                     view! {
-                        <th class="sortable" title=column.explain() on:click=move |_| {
-                            sort.update(|(current, ascending)| {
-                                if *current == column { *ascending = !*ascending } else { *current = column; *ascending = true }
-                            });
-                            page.set(0);
-                        }>{column.title()}{marker}</th>
+                        <th class="sortable" aria-sort=aria_sort>
+                            <button class="sort" title=column.explain() on:click=move |_| {
+                                sort.update(|(current, ascending)| {
+                                    if *current == column { *ascending = !*ascending } else { *current = column; *ascending = true }
+                                });
+                                page.set(0);
+                            }>{column.title()}{marker}</button>
+                        </th>
                     }
                 })
                 .collect_view();
@@ -205,7 +213,7 @@ pub fn TracesTable(
                 <section class="traces">
                     <h2>"Traces"</h2>
                     <p class="explain">"Click a column to sort, a row to read the trace."</p>
-                    <div class="table-scroll">
+                    <div class="table-scroll" tabindex="0" role="region" aria-label="Traces table">
                         <table data-testid="traces-table">
                             <thead><tr>{header}</tr></thead>
                             <tbody>{body}</tbody>
@@ -234,9 +242,17 @@ fn row_view(
         .map(|column| column.cell(set, idx, trace, kept))
         .collect();
     view! {
-        <tr class:kept=kept on:click=move |_| open.run(idx)>
+        <tr class:kept=kept tabindex="0" on:click=move |_| open.run(idx) on:keydown=move |ev| open_on_key(&ev, || open.run(idx))>
             {cells.into_iter().map(|cell| view! { <td>{cell}</td> }).collect_view()}
         </tr>
+    }
+}
+
+/// Enter or Space on a focused row opens it, as a click does.
+fn open_on_key(event: &leptos::ev::KeyboardEvent, open: impl FnOnce()) {
+    if matches!(event.key().as_str(), "Enter" | " ") {
+        event.prevent_default();
+        open();
     }
 }
 
@@ -324,7 +340,7 @@ pub fn TraceView(
                         {siblings.into_iter().filter_map(|idx| set.traces.get(idx).map(|t| (idx, t.clone()))).map(|(idx, sibling)| {
                             let sibling_class = set.class_name(sibling.class).unwrap_or(NO_CLASS).to_owned();
                             view! {
-                                <tr on:click=move |_| open.run(idx)>
+                                <tr tabindex="0" on:click=move |_| open.run(idx) on:keydown=move |ev| open_on_key(&ev, || open.run(idx))>
                                     <td>{sibling.trace_id.clone()}</td>
                                     <td>{sibling_class}</td>
                                     <td>{if kept.get(idx).copied().unwrap_or(false) { "✓" } else { "" }}</td>

@@ -419,3 +419,37 @@ test('a newer run wins: an earlier run still scoring never replaces what the scr
   await context.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('accessibility: axe-core finds no serious or critical violations, and the table works from the keyboard', async () => {
+  const { context, page, errors } = await openApp('');
+  await page.setViewportSize({ width: 1440, height: 900 });
+  const axeSource = path.join(root, 'node_modules/axe-core/axe.min.js');
+  const check = async (view) => {
+    await page.addScriptTag({ path: axeSource });
+    const result = await page.evaluate(async () => axe.run(document, { resultTypes: ['violations'] }));
+    const serious = result.violations
+      .filter((violation) => violation.impact === 'serious' || violation.impact === 'critical')
+      .map((violation) => `${violation.impact} ${violation.id}: ${violation.nodes.map((node) => node.target.join(' ')).join(', ')}`);
+    assert.deepEqual(serious, [], `axe-core on ${view}`);
+  };
+  await check('the empty page');
+  await page.getByTestId('demo').click();
+  await page.getByTestId('scored-in').waitFor({ timeout: 120_000 });
+  await page.waitForFunction(() => [...document.querySelectorAll('canvas[data-drawn]')].every((c) => c.dataset.drawn === 'true'));
+  // Sort by a column from the keyboard: focus its header button, press Enter.
+  const header = page.locator('[data-testid=traces-table] th.sortable button').nth(1);
+  await header.focus();
+  await page.keyboard.press('Enter');
+  assert.equal(await page.locator('[data-testid=traces-table] th.sortable').nth(1).getAttribute('aria-sort'), 'ascending');
+  // Open a trace from the keyboard: a row takes focus and Enter opens it.
+  const row = page.locator('[data-testid=traces-table] tbody tr').first();
+  await row.focus();
+  assert.equal(await page.evaluate(() => document.activeElement?.tagName), 'TR');
+  const outline = await row.evaluate((element) => getComputedStyle(element).outlineStyle);
+  assert.notEqual(outline, 'none', 'a focused row shows its focus');
+  await page.keyboard.press('Enter');
+  await page.getByTestId('trace-view').waitFor();
+  await check('the scored demo with a trace open');
+  assert.deepEqual(errors, []);
+  await context.close();
+});

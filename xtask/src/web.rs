@@ -110,12 +110,14 @@ fn ensure_cargo_tool(binary: &str, version: &str, extra: &[&str]) -> anyhow::Res
     cmd("cargo", &args)
 }
 
-/// npm packages of package.json (binaryen's wasm-opt, playwright-core); Playwright never
-/// downloads a browser: the tests drive Debian's Chromium.
+/// npm packages of package.json (binaryen's wasm-opt, playwright-core, axe-core for the
+/// accessibility check); Playwright never downloads a browser: the tests drive Debian's
+/// Chromium.
 pub fn ensure_npm_tools() -> anyhow::Result<()> {
     let root = workspace_root();
     if root.join("node_modules/.bin/wasm-opt").exists()
         && root.join("node_modules/playwright-core").exists()
+        && root.join("node_modules/axe-core/axe.min.js").exists()
     {
         println!("npm tools are installed");
         return Ok(());
