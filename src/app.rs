@@ -294,7 +294,9 @@ pub fn App() -> impl IntoView {
                 backend_label(ran.as_deref(), settings.with(|s| s.backend), adapter.get().as_deref())
             }}</b></span>
         </header>
-        <main>
+        <div class="dashboard">
+        // The side panel: what goes in, how it is filtered, what comes out.
+        <aside class="side" aria-label="Load, settings and downloads">
             <section class="load"
                 on:dragover=move |ev: leptos::ev::DragEvent| ev.prevent_default()
                 on:drop=on_drop>
@@ -317,21 +319,6 @@ pub fn App() -> impl IntoView {
                 <p class="notice">{move || notice.get()}</p>
             </Show>
             <Summary scored=scored />
-            <SettingsPanel settings=settings />
-            <ClassCounts scored=scored selection=selection />
-            <section class="charts">
-                <h2>"Charts"</h2>
-                <ChartPanel kind=ChartKind::PerClass scored=scored selection=selection settings=settings evaluation=evaluation />
-                <ChartPanel kind=ChartKind::Counts scored=scored selection=selection settings=settings evaluation=evaluation />
-                <ChartPanel kind=ChartKind::Scatter scored=scored selection=selection settings=settings evaluation=evaluation />
-                <Show when=move || evaluation.with(Option::is_some)>
-                    <ChartPanel kind=ChartKind::Selective scored=scored selection=selection settings=settings evaluation=evaluation />
-                </Show>
-            </section>
-            <EvalTable evaluation=evaluation />
-            <SignalFit comparison=comparison settings=settings />
-            <TracesTable scored=scored selection=selection open=open_trace />
-            <TraceView scored=scored selection=selection opened=opened open=open_trace />
             <section class="downloads">
                 <h2>"Download"</h2>
                 <button data-testid="download-kept" disabled=move || scored.with(Option::is_none)
@@ -355,7 +342,29 @@ pub fn App() -> impl IntoView {
                     }
                 }>"Copy link"</button>
             </section>
+            <SettingsPanel settings=settings />
+        </aside>
+        // The workspace: the cut-off per class and the traces it keeps, together on the
+        // first screen; an opened trace slides in over the table's right side.
+        <main class="workspace">
+            <div class="overview">
+                <ChartPanel kind=ChartKind::PerClass scored=scored selection=selection settings=settings evaluation=evaluation />
+                <ClassCounts scored=scored selection=selection />
+            </div>
+            <TracesTable scored=scored selection=selection open=open_trace />
+            <TraceView scored=scored selection=selection opened=opened open=open_trace />
+            <section class="charts">
+                <h2>"More charts"</h2>
+                <ChartPanel kind=ChartKind::Counts scored=scored selection=selection settings=settings evaluation=evaluation />
+                <ChartPanel kind=ChartKind::Scatter scored=scored selection=selection settings=settings evaluation=evaluation />
+                <Show when=move || evaluation.with(Option::is_some)>
+                    <ChartPanel kind=ChartKind::Selective scored=scored selection=selection settings=settings evaluation=evaluation />
+                </Show>
+            </section>
+            <EvalTable evaluation=evaluation />
+            <SignalFit comparison=comparison settings=settings />
         </main>
+        </div>
     }
 }
 
@@ -1250,16 +1259,24 @@ pub fn Guide(
             2
         }
     };
+    // A compact stepper: the steps in a row (each explained on hover), and the current
+    // step's explanation under them.
+    let current_text = move || {
+        steps
+            .get(current())
+            .map_or("Done: the kept traces are downloaded.", |(_, text)| *text)
+    };
     view! {
-        <section class="guide" data-testid="guide">
-            <h2>"How it works"</h2>
-            <ol>
+        <section class="guide" data-testid="guide" aria-label="How it works">
+            <ol class="stepper">
                 {steps.into_iter().enumerate().map(|(idx, (title, text))| view! {
-                    <li class:done=move || idx < current() class:current=move || idx == current()>
-                        <b>{title}</b>" — "{text}
+                    <li class:done=move || idx < current() class:current=move || idx == current()
+                        title=text aria-current=move || (idx == current()).then_some("step")>
+                        <span class="step-number">{idx + 1}</span>" "{title}
                     </li>
                 }).collect_view()}
             </ol>
+            <p class="explain">{current_text}</p>
         </section>
     }
 }

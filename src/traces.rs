@@ -1,5 +1,6 @@
-//! The traces table (sortable by any score, paged so 100,000 rows stay fast) and the trace
-//! view (tokens coloured by log-prob, the question's other samples beside it).
+//! The traces table (sortable by any score; virtualised: only the rows in its scroll
+//! window are in the page, so a million rows scroll as fast as fifty) and the trace view
+//! (tokens coloured by log-prob, the question's other samples beside it).
 
 use std::sync::Arc;
 
@@ -10,7 +11,38 @@ use tracesift_core::metrics::{ColumnSet, ScoreColumn, score_columns};
 
 use crate::protocol::{TokenView, TraceDetail};
 
-const ROWS_PER_PAGE: usize = 50;
+/// Height of a table row in CSS pixels (`.traces tbody tr` in main.css says the same).
+const ROW_HEIGHT: f64 = 26.0;
+/// Rows rendered above and below the scroll window, so a quick scroll shows no gap.
+const OVERSCAN_ROWS: usize = 10;
+/// Rows rendered before the table has been measured.
+const INITIAL_WINDOW_ROWS: usize = 30;
+/// The tallest the scrolled content gets. Browsers cap an element's height (Firefox near
+/// 17.9 million pixels); beyond this a scroll pixel moves more than one pixel of rows.
+const MAX_SCROLL_HEIGHT: f64 = 15_000_000.0;
+
+/// Which rows to render for a scroll position: (first row, rows, spacer above in px,
+/// spacer below in px). With more rows than [`MAX_SCROLL_HEIGHT`] holds, positions are
+/// scaled so the scrollbar still spans every row.
+pub fn window_rows(
+    n_rows: usize,
+    scroll_top: f64,
+    viewport_height: f64,
+) -> (usize, usize, f64, f64) {
+    let full_height = n_rows as f64 * ROW_HEIGHT;
+    let scale = if full_height > MAX_SCROLL_HEIGHT {
+        MAX_SCROLL_HEIGHT / full_height
+    } else {
+        1.0
+    };
+    let first_visible = (scroll_top.max(0.0) / (ROW_HEIGHT * scale)) as usize;
+    let visible = (viewport_height / ROW_HEIGHT).ceil() as usize;
+    let first = first_visible.saturating_sub(OVERSCAN_ROWS).min(n_rows);
+    let count = (visible + 2 * OVERSCAN_ROWS).min(n_rows - first);
+    let above = first as f64 * ROW_HEIGHT * scale;
+    let below = (full_height * scale - above - count as f64 * ROW_HEIGHT).max(0.0);
+    (first, count, above, below)
+}
 
 /// A sortable column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,7 +180,9 @@ pub fn TracesTable(
     open: Callback<usize>,
 ) -> impl IntoView {
     let sort = RwSignal::new((Column::Position, true));
-    let page = RwSignal::new(0usize);
+    // The scroll window: (scroll offset, visible height) of the table's scroll box.
+    let scroll = RwSignal::new((0.0f64, INITIAL_WINDOW_ROWS as f64 * ROW_HEIGHT));
+    let scroll_box = NodeRef::<leptos::html::Div>::new();
     let rows = Memo::new(move |_| {
         let (column, ascending) = sort.get();
         scored.with(|set| {
@@ -159,11 +193,25 @@ pub fn TracesTable(
             Some(Arc::new(sort_rows(set, &kept, column, ascending)))
         })
     });
-    let n_pages = move || {
-        rows.with(|rows| {
-            rows.as_ref()
-                .map_or(1, |r| r.len().div_ceil(ROWS_PER_PAGE).max(1))
-        })
+    let n_rows = move || rows.with(|rows| rows.as_ref().map_or(0, |rows| rows.len()));
+    // New rows (a new run, another sort): measure the scroll box again, as it may have
+    // been laid out since, or resized.
+    Effect::new(move |_| {
+        rows.track();
+        if let Some(element) = scroll_box.get() {
+            scroll.set((
+                f64::from(element.scroll_top()),
+                f64::from(element.client_height()),
+            ));
+        }
+    });
+    let on_scroll = move |_| {
+        if let Some(element) = scroll_box.get() {
+            scroll.set((
+                f64::from(element.scroll_top()),
+                f64::from(element.client_height()),
+            ));
+        }
     };
     move || {
         scored.with(|set| set.as_ref().map(Arc::clone)).map(|set| {
@@ -187,7 +235,9 @@ pub fn TracesTable(
                                 sort.update(|(current, ascending)| {
                                     if *current == column { *ascending = !*ascending } else { *current = column; *ascending = true }
                                 });
-                                page.set(0);
+                                if let Some(element) = scroll_box.get() {
+                                    element.set_scroll_top(0);
+                                }
                             }>{column.title()}{marker}</button>
                         </th>
                     }
@@ -196,34 +246,37 @@ pub fn TracesTable(
             let set_for_rows = Arc::clone(&set);
             let body = move || {
                 let kept = selection.with(|s| s.as_ref().map(|s| s.kept.clone())).unwrap_or_default();
+                let (scroll_top, viewport_height) = scroll.get();
                 rows.with(|rows| {
                     let rows = rows.as_ref()?;
-                    let start = page.get() * ROWS_PER_PAGE;
-                    Some(
-                        rows.iter()
-                            .skip(start)
-                            .take(ROWS_PER_PAGE)
+                    let (first, count, above, below) = window_rows(rows.len(), scroll_top, viewport_height);
+                    let n_columns = Column::all().len().to_string();
+                    let spacer = move |height: f64| view! {
+                        <tr class="spacer" aria-hidden="true"><td colspan=n_columns.clone() style=format!("height:{height}px")></td></tr>
+                    };
+                    Some(view! {
+                        {spacer(above)}
+                        {rows.iter()
+                            .skip(first)
+                            .take(count)
                             .filter_map(|&idx| set_for_rows.traces.get(idx).map(|t| (idx, t)))
                             .map(|(idx, trace)| row_view(&set_for_rows, idx, trace, kept.get(idx).copied().unwrap_or(false), open))
-                            .collect_view(),
-                    )
+                            .collect_view()}
+                        {spacer(below)}
+                    })
                 })
             };
             view! {
                 <section class="traces">
                     <h2>"Traces"</h2>
                     <p class="explain">"Click a column to sort, a row to read the trace."</p>
-                    <div class="table-scroll" tabindex="0" role="region" aria-label="Traces table">
-                        <table data-testid="traces-table">
+                    <div class="table-scroll" tabindex="0" role="region" aria-label="Traces table"
+                        node_ref=scroll_box on:scroll=on_scroll>
+                        <table data-testid="traces-table" data-rows=move || n_rows().to_string()>
                             <thead><tr>{header}</tr></thead>
                             <tbody>{body}</tbody>
                         </table>
                     </div>
-                    <p class="pager">
-                        <button on:click=move |_| page.update(|p| *p = p.saturating_sub(1)) disabled=move || page.get() == 0>"◀"</button>
-                        {move || format!(" page {} of {} ", page.get() + 1, n_pages())}
-                        <button on:click=move |_| page.update(|p| *p = (*p + 1).min(n_pages() - 1)) disabled=move || page.get() + 1 >= n_pages()>"▶"</button>
-                    </p>
                 </section>
             }
         })
@@ -317,7 +370,8 @@ pub fn TraceView(
                 .into_any()
         };
         Some(view! {
-            <section class="trace-view" data-testid="trace-view">
+            <section class="trace-view" data-testid="trace-view" role="dialog" aria-label="Trace"
+                on:keydown=move |ev| if ev.key() == "Escape" { opened.set(None) }>
                 <h2>{format!("Trace {} — question {}", trace.trace_id, set.question_id(&trace))}</h2>
                 <p>
                     {format!(
@@ -326,7 +380,7 @@ pub fn TraceView(
                         number(trace.ppl), number(trace.consistency), number(trace.cocoa_ppl()),
                         trace.n_tokens, trace.invalid_tokens
                     )}
-                    <button on:click=move |_| opened.set(None)>"Close"</button>
+                    <button data-testid="close-trace" title="Close (Esc)" on:click=move |_| opened.set(None)>"Close"</button>
                 </p>
                 {detail.prompt.clone().map(|prompt| view! { <h3>"Prompt"</h3><p class="prompt">{prompt}</p> })}
                 <h3 title="Each token is coloured by its probability (green likely, red unlikely); hover for the log-prob and the alternatives">"Reasoning"</h3>

@@ -222,18 +222,28 @@ test('traces can be sorted and opened, tokens coloured by log-prob', async () =>
   await page.getByTestId('demo').click();
   await summaryText(page, '1800 traces');
   const table = page.getByTestId('traces-table');
-  assert.equal(await table.locator('tbody tr').count(), 50, 'one page of 50 rows');
+  // Virtualised: all 1,800 rows are in the table, a screenful of them in the page.
+  assert.equal(await table.getAttribute('data-rows'), '1800');
+  const rendered = await table.locator('tbody tr:not(.spacer)').count();
+  assert.ok(rendered > 5 && rendered < 100, `${rendered} rows rendered`);
+  // Scrolled to the bottom, the last rows are rendered in view.
+  await page.locator('.traces .table-scroll').evaluate((box) => { box.scrollTop = box.scrollHeight; });
+  await page.waitForFunction(() => [...document.querySelectorAll('[data-testid=traces-table] tbody tr:not(.spacer)')]
+    .some((row) => row.firstElementChild?.textContent === '1800'));
+  const lastRow = page.locator('[data-testid=traces-table] tbody tr:not(.spacer)', { hasText: /^1800/ });
+  assert.ok(await lastRow.isVisible());
+  await page.locator('.traces .table-scroll').evaluate((box) => { box.scrollTop = 0; });
   // Sort by cocoa_ppl: the first row then has the smallest score.
   // Columns follow the core's metric table: find cocoa_ppl's by its header.
   const headers = await table.locator('thead th').allTextContents();
   const cocoaColumn = headers.findIndex((text) => /^cocoa_ppl/.test(text));
   assert.ok(cocoaColumn > 0, headers.join(' | '));
   await table.locator('th', { hasText: /^cocoa_ppl/ }).click();
-  const firstCocoa = Number(await table.locator('tbody tr').first().locator('td').nth(cocoaColumn).textContent());
-  const secondCocoa = Number(await table.locator('tbody tr').nth(1).locator('td').nth(cocoaColumn).textContent());
+  const firstCocoa = Number(await table.locator('tbody tr:not(.spacer)').first().locator('td').nth(cocoaColumn).textContent());
+  const secondCocoa = Number(await table.locator('tbody tr:not(.spacer)').nth(1).locator('td').nth(cocoaColumn).textContent());
   assert.ok(firstCocoa <= secondCocoa, `${firstCocoa} <= ${secondCocoa}`);
-  const nTokens = Number(await table.locator('tbody tr').first().locator('td').nth(5).textContent());
-  await table.locator('tbody tr').first().click();
+  const nTokens = Number(await table.locator('tbody tr:not(.spacer)').first().locator('td').nth(5).textContent());
+  await table.locator('tbody tr:not(.spacer)').first().click();
   const view = page.getByTestId('trace-view');
   await view.waitFor();
   assert.equal(await view.locator('span.token').count(), nTokens, 'every token of the trace');
@@ -442,7 +452,7 @@ test('accessibility: axe-core finds no serious or critical violations, and the t
   await page.keyboard.press('Enter');
   assert.equal(await page.locator('[data-testid=traces-table] th.sortable').nth(1).getAttribute('aria-sort'), 'ascending');
   // Open a trace from the keyboard: a row takes focus and Enter opens it.
-  const row = page.locator('[data-testid=traces-table] tbody tr').first();
+  const row = page.locator('[data-testid=traces-table] tbody tr:not(.spacer)').first();
   await row.focus();
   assert.equal(await page.evaluate(() => document.activeElement?.tagName), 'TR');
   const outline = await row.evaluate((element) => getComputedStyle(element).outlineStyle);
@@ -453,3 +463,36 @@ test('accessibility: axe-core finds no serious or critical violations, and the t
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+for (const [width, height] of [[1440, 900], [1280, 720]]) {
+  test(`at ${width} × ${height} the per-class chart and the traces table share the first screen, and an opened trace is in view`, async () => {
+    const { context, page, errors } = await openApp('');
+    await page.setViewportSize({ width, height });
+    await page.getByTestId('demo').click();
+    await summaryText(page, '1800 traces');
+    await page.waitForFunction(() => document.querySelector('[data-testid=chart-per-class]')?.dataset.drawn === 'true');
+    // The page itself never scrolls: its panels do.
+    const pageScroll = await page.evaluate(() => document.scrollingElement.scrollHeight - window.innerHeight);
+    assert.ok(pageScroll <= 0, `the page scrolls by ${pageScroll} px`);
+    const inView = async (locator, minimumPx) => {
+      const box = await locator.boundingBox();
+      assert.ok(box, 'laid out');
+      const visible = Math.min(box.y + box.height, height) - Math.max(box.y, 0);
+      return visible >= Math.min(minimumPx, box.height);
+    };
+    assert.ok(await inView(page.getByTestId('chart-per-class'), 200), 'the per-class chart is in view');
+    assert.ok(await inView(page.locator('.traces .table-scroll'), 200), 'the traces table is in view');
+    assert.ok(await inView(page.getByTestId('download-kept'), 20), 'the download is in view');
+    await page.screenshot({ path: path.join(shots, `dashboard-${width}x${height}.png`) });
+    await page.locator('[data-testid=traces-table] tbody tr:not(.spacer)').nth(3).click();
+    const view = page.getByTestId('trace-view');
+    await view.waitFor();
+    assert.ok(await inView(view, height - 100), 'the opened trace fills the side of the screen');
+    await page.screenshot({ path: path.join(shots, `trace-view-${width}x${height}.png`) });
+    // Esc closes it.
+    await view.press('Escape');
+    await view.waitFor({ state: 'detached' });
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+}
