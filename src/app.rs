@@ -80,6 +80,12 @@ pub fn App() -> impl IntoView {
     let evaluation: RwSignal<Option<EvalReport>> = RwSignal::new(None);
     // Which signal fits this data: the ranking (with labels) and the agreement matrix.
     let comparison: RwSignal<Option<Comparison>> = RwSignal::new(None);
+    // The table's view of the run (a class or a histogram bin clicked); a new run clears it.
+    let table_filter: RwSignal<Option<crate::traces::TableFilter>> = RwSignal::new(None);
+    Effect::new(move |_| {
+        scored.track();
+        table_filter.set(None);
+    });
     let worker = start_worker(WorkerSinks {
         scored,
         status,
@@ -348,10 +354,10 @@ pub fn App() -> impl IntoView {
         // first screen; an opened trace slides in over the table's right side.
         <main class="workspace">
             <div class="overview">
-                <ChartPanel kind=ChartKind::PerClass scored=scored selection=selection settings=settings evaluation=evaluation />
-                <ClassCounts scored=scored selection=selection />
+                <ChartPanel kind=ChartKind::PerClass scored=scored selection=selection settings=settings evaluation=evaluation table_filter=table_filter />
+                <ClassCounts scored=scored selection=selection table_filter=table_filter />
             </div>
-            <TracesTable scored=scored selection=selection open=open_trace />
+            <TracesTable scored=scored selection=selection open=open_trace table_filter=table_filter />
             <TraceView scored=scored selection=selection opened=opened open=open_trace />
             <section class="charts">
                 <h2>"More charts"</h2>
@@ -632,6 +638,7 @@ pub fn SettingsPanel(settings: RwSignal<Settings>) -> impl IntoView {
 pub fn ClassCounts(
     scored: RwSignal<Option<Arc<ScoredSet>>>,
     selection: Memo<Option<Selection>>,
+    table_filter: RwSignal<Option<crate::traces::TableFilter>>,
 ) -> impl IntoView {
     move || {
         let rows = scored.with(|set| {
@@ -664,8 +671,21 @@ pub fn ClassCounts(
                 <table data-testid="class-counts">
                     <thead><tr><th>"class"</th><th>"traces"</th><th>"kept"</th></tr></thead>
                     <tbody>
-                        {rows.into_iter().map(|(name, all, kept)| view! {
-                            <tr><td>{name}</td><td>{all}</td><td>{kept}</td></tr>
+                        {rows.into_iter().map(|(name, all, kept)| {
+                            // A class (not ∅) shows only its traces in the table.
+                            let class = scored.with_untracked(|set| {
+                                set.as_ref().and_then(|set| set.classes.iter().position(|c| *c == name))
+                            });
+                            let cell = match class {
+                                Some(class) => view! {
+                                    <button class="link" title="Show only this class's traces in the table"
+                                        on:click=move |_| table_filter.set(Some(crate::traces::TableFilter { class: class as u32, bin: None }))>
+                                        {name}
+                                    </button>
+                                }.into_any(),
+                                None => view! { <span>{name}</span> }.into_any(),
+                            };
+                            view! { <tr><td>{cell}</td><td>{all}</td><td>{kept}</td></tr> }
                         }).collect_view()}
                     </tbody>
                 </table>

@@ -8,14 +8,19 @@ use plotters_canvas::CanvasBackend;
 use tracesift_charts::plotters::coord::Shift;
 use tracesift_charts::plotters::prelude::{DrawingArea, DrawingBackend, IntoDrawingArea};
 use tracesift_charts::{
-    ChartError, class_counts, per_class_histograms, scatter_ppl_consistency, selective_accuracy,
-    to_svg,
+    ChartError, HistogramLayout, class_counts, per_class_histograms,
+    per_class_histograms_with_layout, scatter_ppl_consistency, selective_accuracy, to_svg,
 };
 use tracesift_core::compare::curves_to_show;
 use tracesift_core::dataset::ScoredSet;
 use tracesift_core::evaluate::EvalReport;
-use tracesift_core::filter::Selection;
-use tracesift_core::settings::{Metric, Settings};
+use tracesift_core::filter::{FilterOptions, Selection, rule_for_cutoff};
+use tracesift_core::settings::{Metric, Scope, Settings};
+
+use crate::traces::{BinFilter, TableFilter};
+
+/// How near the cut-off line (in the chart's pixels) a press starts dragging it.
+const GRAB_PIXELS: i32 = 8;
 
 const WIDTH: u32 = 900;
 const HEIGHT: u32 = 360;
@@ -90,8 +95,15 @@ pub fn ChartPanel(
     selection: Memo<Option<Selection>>,
     settings: RwSignal<Settings>,
     evaluation: RwSignal<Option<EvalReport>>,
+    /// Where a click on a histogram bar sends the table (the per-class chart only).
+    #[prop(optional)]
+    table_filter: Option<RwSignal<Option<TableFilter>>>,
 ) -> impl IntoView {
     let canvas_ref = NodeRef::<leptos::html::Canvas>::new();
+    // The per-class chart's panels as last drawn, and its cut-off lines (class, pixel).
+    let layout = StoredValue::new(None::<HistogramLayout>);
+    let cutoff_pixels = RwSignal::new(Vec::<(u32, i32)>::new());
+    let dragging = StoredValue::new(None::<u32>);
     let drawn = RwSignal::new(false);
     let generation = StoredValue::new(0u64);
     // Redraw whenever the data, the filter or the metric changes. Each chart draws in a
@@ -127,8 +139,18 @@ pub fn ChartPanel(
                         .ok_or_else(|| "this browser has no 2D canvas".to_owned())
                         .and_then(|backend| {
                             let area = backend.into_drawing_area();
-                            draw(kind, &area, &set, &selection, metric, report.as_ref())
+                            if kind == ChartKind::PerClass {
+                                let drawn_layout = per_class_histograms_with_layout(
+                                    &area, &set, &selection, metric,
+                                )
                                 .map_err(|e| e.to_string())?;
+                                let _ =
+                                    cutoff_pixels.try_set(cutoff_lines(&drawn_layout, &selection));
+                                layout.set_value(Some(drawn_layout));
+                            } else {
+                                draw(kind, &area, &set, &selection, metric, report.as_ref())
+                                    .map_err(|e| e.to_string())?;
+                            }
                             area.present().map_err(|e| e.to_string())
                         });
                     match outcome {
@@ -146,6 +168,90 @@ pub fn ChartPanel(
         };
         request_animation_frame(draw_after_frame);
     });
+    // The pointer in the drawing's pixels (the canvas is scaled, contained, top-left).
+    let to_chart = move |ev: &leptos::ev::PointerEvent| -> Option<(i32, i32)> {
+        let canvas = canvas_ref.get_untracked()?;
+        let rect = canvas.get_bounding_client_rect();
+        let scale = (rect.width() / f64::from(WIDTH)).min(rect.height() / f64::from(HEIGHT));
+        if scale <= 0.0 {
+            return None;
+        }
+        let x = (f64::from(ev.client_x()) - rect.left()) / scale;
+        let y = (f64::from(ev.client_y()) - rect.top()) / scale;
+        Some((x.round() as i32, y.round() as i32))
+    };
+    // Dragging a class's cut-off moves the keep rule (and so the URL and every view).
+    let move_cutoff = move |class: u32, x: i32| {
+        let Some(value) = layout.with_value(|layout| {
+            let layout = layout.as_ref()?;
+            let panel = layout.panels.iter().find(|panel| panel.class == class)?;
+            let width = f64::from(panel.x_pixels.1 - panel.x_pixels.0).max(1.0);
+            let share = (f64::from(x - panel.x_pixels.0) / width).clamp(0.0, 1.0);
+            Some(layout.range.0 + share * (layout.range.1 - layout.range.0))
+        }) else {
+            return;
+        };
+        let rule = scored.with_untracked(|set| {
+            let set = set.as_ref()?;
+            let options = settings.with_untracked(FilterOptions::from_settings).ok()?;
+            let group = (options.scope == Scope::PerClass).then_some(class);
+            rule_for_cutoff(set, &options, group, value)
+        });
+        if let Some(rule) = rule {
+            settings.update(|s| s.set_rule(rule));
+        }
+    };
+    let on_pointer_down = move |ev: leptos::ev::PointerEvent| {
+        let Some((x, y)) = to_chart(&ev) else { return };
+        let Some((class, _)) = layout.with_value(|l| l.as_ref().and_then(|l| l.locate(x, y)))
+        else {
+            return;
+        };
+        let near_line = cutoff_pixels.with_untracked(|lines| {
+            lines
+                .iter()
+                .any(|&(c, px)| c == class && (px - x).abs() <= GRAB_PIXELS)
+        });
+        if near_line {
+            dragging.set_value(Some(class));
+            if let Some(canvas) = canvas_ref.get_untracked() {
+                let _ = canvas.set_pointer_capture(ev.pointer_id());
+            }
+            ev.prevent_default();
+        }
+    };
+    let on_pointer_move = move |ev: leptos::ev::PointerEvent| {
+        if let (Some(class), Some((x, _))) = (dragging.get_value(), to_chart(&ev)) {
+            move_cutoff(class, x);
+        }
+    };
+    let on_pointer_up = move |ev: leptos::ev::PointerEvent| {
+        if dragging.get_value().is_some() {
+            dragging.set_value(None);
+            return;
+        }
+        // A click on a panel shows that bar's traces in the table.
+        let (Some(table_filter), Some((x, y))) = (table_filter, to_chart(&ev)) else {
+            return;
+        };
+        let metric = settings.with_untracked(|s| s.metric);
+        let filter = layout.with_value(|layout| {
+            let layout = layout.as_ref()?;
+            let (class, value) = layout.locate(x, y)?;
+            Some(TableFilter {
+                class,
+                bin: Some(BinFilter {
+                    metric,
+                    layout: layout.clone(),
+                    index: layout.bin_index_of(value),
+                }),
+            })
+        });
+        if let Some(filter) = filter {
+            table_filter.set(Some(filter));
+        }
+    };
+    let interactive = kind == ChartKind::PerClass;
     let download_png = move |_| {
         if let Some(canvas) = canvas_ref.get()
             && let Ok(url) = canvas.to_data_url_with_type("image/png")
@@ -179,7 +285,14 @@ pub fn ChartPanel(
     view! {
         <figure class="chart">
             <canvas node_ref=canvas_ref width=WIDTH height=HEIGHT data-testid=kind.test_id()
-                data-drawn=move || drawn.get().to_string()></canvas>
+                data-drawn=move || drawn.get().to_string()
+                class:interactive=interactive
+                data-cutoffs=move || cutoff_pixels.with(|lines| {
+                    lines.iter().map(|(class, px)| format!("{class}:{px}")).collect::<Vec<_>>().join(",")
+                })
+                on:pointerdown=move |ev| if interactive { on_pointer_down(ev) }
+                on:pointermove=move |ev| if interactive { on_pointer_move(ev) }
+                on:pointerup=move |ev| if interactive { on_pointer_up(ev) }></canvas>
             <figcaption>
                 {kind.explanation()}
                 " "
@@ -188,4 +301,21 @@ pub fn ChartPanel(
             </figcaption>
         </figure>
     }
+}
+
+/// Each drawn panel's cut-off line as (class, pixel column): the group's cut-off for that
+/// class (the one global cut-off on every panel).
+fn cutoff_lines(layout: &HistogramLayout, selection: &Selection) -> Vec<(u32, i32)> {
+    layout
+        .panels
+        .iter()
+        .filter_map(|panel| {
+            let group = selection
+                .groups
+                .iter()
+                .find(|group| group.class.is_none() || group.class == Some(panel.class))?;
+            let cutoff = group.cutoff.filter(|value| value.is_finite())?;
+            Some((panel.class, layout.pixel_of(panel.class, cutoff)?))
+        })
+        .collect()
 }

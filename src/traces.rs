@@ -9,7 +9,52 @@ use tracesift_core::dataset::{NO_CLASS, ScoredSet, TraceScores};
 use tracesift_core::filter::Selection;
 use tracesift_core::metrics::{ColumnSet, ScoreColumn, score_columns};
 
+use tracesift_charts::HistogramLayout;
+use tracesift_core::settings::Metric;
+
 use crate::protocol::{TokenView, TraceDetail};
+
+/// What the table shows of the run: a class clicked in the counts, or a bin of a class
+/// clicked on its histogram. None: every trace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableFilter {
+    pub class: u32,
+    pub bin: Option<BinFilter>,
+}
+
+/// A histogram bin: the traces its bar counted (by the bars' own binning rule).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BinFilter {
+    pub metric: Metric,
+    pub layout: HistogramLayout,
+    pub index: usize,
+}
+
+impl TableFilter {
+    pub fn matches(&self, trace: &TraceScores) -> bool {
+        trace.class == Some(self.class)
+            && self.bin.as_ref().is_none_or(|bin| {
+                trace
+                    .metric(bin.metric)
+                    .filter(|value| value.is_finite())
+                    .is_some_and(|value| bin.layout.bin_index_of(value) == bin.index)
+            })
+    }
+
+    pub fn describe(&self, set: &ScoredSet) -> String {
+        let class = set.class_name(Some(self.class)).unwrap_or(NO_CLASS);
+        match &self.bin {
+            None => format!("class {class}"),
+            Some(bin) => {
+                let (low, high) = bin.layout.bin_edges(bin.index);
+                format!(
+                    "class {class}, {} in [{low:.4}, {high:.4})",
+                    bin.metric.name()
+                )
+            }
+        }
+    }
+}
 
 /// Height of a table row in CSS pixels (`.traces tbody tr` in main.css says the same).
 const ROW_HEIGHT: f64 = 26.0;
@@ -178,6 +223,7 @@ pub fn TracesTable(
     scored: RwSignal<Option<Arc<ScoredSet>>>,
     selection: Memo<Option<Selection>>,
     open: Callback<usize>,
+    table_filter: RwSignal<Option<TableFilter>>,
 ) -> impl IntoView {
     let sort = RwSignal::new((Column::Position, true));
     // The scroll window: (scroll offset, visible height) of the table's scroll box.
@@ -190,7 +236,17 @@ pub fn TracesTable(
             let kept = selection
                 .with(|s| s.as_ref().map(|s| s.kept.clone()))
                 .unwrap_or_default();
-            Some(Arc::new(sort_rows(set, &kept, column, ascending)))
+            let mut rows = sort_rows(set, &kept, column, ascending);
+            table_filter.with(|filter| {
+                if let Some(filter) = filter {
+                    rows.retain(|&idx| {
+                        set.traces
+                            .get(idx)
+                            .is_some_and(|trace| filter.matches(trace))
+                    });
+                }
+            });
+            Some(Arc::new(rows))
         })
     });
     let n_rows = move || rows.with(|rows| rows.as_ref().map_or(0, |rows| rows.len()));
@@ -269,7 +325,16 @@ pub fn TracesTable(
             view! {
                 <section class="traces">
                     <h2>"Traces"</h2>
-                    <p class="explain">"Click a column to sort, a row to read the trace."</p>
+                    <p class="explain">"Click a column to sort, a row to read the trace; a class or a histogram bar to show only its traces."</p>
+                    {move || table_filter.get().map(|filter| {
+                        let text = scored.with(|set| set.as_ref().map(|set| filter.describe(set))).unwrap_or_default();
+                        view! {
+                            <p class="table-filter" data-testid="table-filter">
+                                {format!("Showing {text}: {} traces. ", n_rows())}
+                                <button data-testid="clear-table-filter" on:click=move |_| table_filter.set(None)>"Show all"</button>
+                            </p>
+                        }
+                    })}
                     <div class="table-scroll" tabindex="0" role="region" aria-label="Traces table"
                         node_ref=scroll_box on:scroll=on_scroll>
                         <table data-testid="traces-table" data-rows=move || n_rows().to_string()>

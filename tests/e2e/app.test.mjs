@@ -496,3 +496,47 @@ for (const [width, height] of [[1440, 900], [1280, 720]]) {
     await context.close();
   });
 }
+
+test('linked views: dragging the cut-off moves the keep rule and the URL; a class or a bar filters the table', async () => {
+  const { context, page, errors } = await openApp('#metric=cocoa_ppl&keep=0.1');
+  await page.setViewportSize({ width: 1440, height: 900 });
+  await page.getByTestId('demo').click();
+  await summaryText(page, '1800 traces');
+  const chart = page.getByTestId('chart-per-class');
+  await page.waitForFunction(() => document.querySelector('[data-testid=chart-per-class]')?.dataset.cutoffs);
+  const keptBefore = await page.getByTestId('kept-count').textContent();
+  assert.equal(keptBefore, '174 traces kept.');
+  // The first panel's cut-off line, in the page's pixels.
+  const [classIdx, linePx] = (await chart.getAttribute('data-cutoffs')).split(',')[0].split(':').map(Number);
+  const box = await chart.boundingBox();
+  const scale = Math.min(box.width / 900, box.height / 360);
+  const x = box.x + linePx * scale;
+  const y = box.y + 180 * scale;
+  await page.mouse.move(x, y);
+  await page.mouse.down();
+  await page.mouse.move(x + 80 * scale, y, { steps: 6 });
+  await page.mouse.up();
+  await page.waitForFunction((before) => document.querySelector('[data-testid=kept-count]')?.textContent !== before, keptBefore);
+  const keptAfter = Number((await page.getByTestId('kept-count').textContent()).split(' ')[0]);
+  assert.ok(keptAfter > 174, `dragging right keeps more: ${keptAfter}`);
+  const keep = Number(new URL(page.url()).hash.match(/keep=([0-9.]+)/)[1]);
+  assert.ok(keep > 0.1 && keep <= 1, `the URL's keep moved: ${keep}`);
+  // A click on the first panel's plot (away from the line) shows one bar's traces.
+  await page.mouse.click(box.x + (linePx + 40) * scale, y);
+  const filterText = await page.getByTestId('table-filter').textContent();
+  const className = filterText.match(/class (\w+), cocoa_ppl in/)[1];
+  const table = page.getByTestId('traces-table');
+  const classColumn = (await table.locator('thead th').allTextContents()).findIndex((text) => /^class/.test(text));
+  const classes = await table.locator('tbody tr:not(.spacer)').evaluateAll(
+    (rows, column) => rows.map((row) => row.children[column].textContent), classColumn);
+  assert.ok(classes.length > 0 && classes.every((name) => name === className), `${classes}`);
+  assert.match(filterText, new RegExp(`: ${await table.getAttribute('data-rows')} traces`));
+  // A class in the counts shows all its traces; "Show all" brings every trace back.
+  await page.getByTestId('class-counts').getByRole('button', { name: 'up' }).click();
+  assert.match(await page.getByTestId('table-filter').textContent(), /Showing class up: 528 traces/);
+  await page.getByTestId('clear-table-filter').click();
+  assert.equal(await table.getAttribute('data-rows'), '1800');
+  await page.screenshot({ path: path.join(shots, 'linked-views.png') });
+  assert.deepEqual(errors, []);
+  await context.close();
+});

@@ -10,7 +10,7 @@ use tracesift_core::metrics::Direction;
 use tracesift_core::settings::Metric;
 
 use crate::ChartError;
-use crate::scale::{bin_edge, histogram, value_range};
+use crate::scale::{bin_edge, bin_index, histogram, value_range};
 use crate::style::{
     CAPTION_SIZE, CUTOFF_COLOR, DESC_SIZE, FONT, LABEL_SIZE, TEXT_COLOR, class_color, count_noun,
     fits, format_value, grid_bold, grid_light, light, message, short_label, size, text, titled,
@@ -37,9 +37,83 @@ pub fn per_class_histograms<DB: DrawingBackend>(
     selection: &Selection,
     metric: Metric,
 ) -> Result<(), ChartError> {
+    per_class_histograms_with_layout(area, set, selection, metric).map(|_| ())
+}
+
+/// Where a drawn per-class histogram put its panels, so a pointer on the drawing can be
+/// read back as a class and a metric value (the app's cut-off drag and bin clicks).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HistogramLayout {
+    /// The x axis's metric range, shared by every panel.
+    pub range: (f64, f64),
+    pub n_bins: usize,
+    pub panels: Vec<PanelLayout>,
+}
+
+/// One class's plotting area, in the drawing's pixels (right and bottom exclusive).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PanelLayout {
+    pub class: u32,
+    pub x_pixels: (i32, i32),
+    pub y_pixels: (i32, i32),
+}
+
+impl HistogramLayout {
+    /// The class and metric value under pixel `(x, y)`, if it is on a panel's plot.
+    pub fn locate(&self, x: i32, y: i32) -> Option<(u32, f64)> {
+        let panel = self.panels.iter().find(|panel| {
+            (panel.x_pixels.0..panel.x_pixels.1).contains(&x)
+                && (panel.y_pixels.0..panel.y_pixels.1).contains(&y)
+        })?;
+        let width = f64::from(panel.x_pixels.1 - panel.x_pixels.0).max(1.0);
+        let share = f64::from(x - panel.x_pixels.0) / width;
+        Some((
+            panel.class,
+            self.range.0 + share * (self.range.1 - self.range.0),
+        ))
+    }
+
+    /// The pixel column of `value` on `class`'s panel.
+    pub fn pixel_of(&self, class: u32, value: f64) -> Option<i32> {
+        let panel = self.panels.iter().find(|panel| panel.class == class)?;
+        let span = self.range.1 - self.range.0;
+        if span <= 0.0 {
+            return None;
+        }
+        let share = (value - self.range.0) / span;
+        let width = f64::from(panel.x_pixels.1 - panel.x_pixels.0);
+        Some(panel.x_pixels.0 + (share * width).round() as i32)
+    }
+
+    /// The index of the bin that counted `value` (the same rule as the bars', so a
+    /// bin's traces are exactly those with this index).
+    pub fn bin_index_of(&self, value: f64) -> usize {
+        bin_index(value, self.range, self.n_bins)
+    }
+
+    /// Bin `index`'s `[low, high)` edges (the last bin includes its high).
+    pub fn bin_edges(&self, index: usize) -> (f64, f64) {
+        (
+            bin_edge(index, self.range, self.n_bins),
+            bin_edge(index + 1, self.range, self.n_bins),
+        )
+    }
+}
+
+/// [`per_class_histograms`], returning where its panels are (empty when none was drawn).
+pub fn per_class_histograms_with_layout<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    set: &ScoredSet,
+    selection: &Selection,
+    metric: Metric,
+) -> Result<HistogramLayout, ChartError> {
+    let mut layout = HistogramLayout {
+        n_bins: N_BINS,
+        ..HistogramLayout::default()
+    };
     let title = format!("{} per class — kept vs dropped", metric.name());
     let Some(body) = titled(area, &title)? else {
-        return Ok(());
+        return Ok(layout);
     };
     let is_kept = |idx: usize| selection.kept.get(idx).copied().unwrap_or(false);
 
@@ -105,7 +179,8 @@ pub fn per_class_histograms<DB: DrawingBackend>(
     let body = with_footer(&body, &footer)?;
 
     if set.classes.is_empty() {
-        return message(&body, "no classes to show");
+        message(&body, "no classes to show")?;
+        return Ok(layout);
     }
     // One x range for every panel, so their positions compare; cut-offs are included so a
     // global cut-off set by a ∅ trace still lies on the axis.
@@ -126,8 +201,10 @@ pub fn per_class_histograms<DB: DrawingBackend>(
             ),
     );
     let Some(range) = range else {
-        return message(&body, &format!("no {} scores to show", metric.name()));
+        message(&body, &format!("no {} scores to show", metric.name()))?;
+        return Ok(layout);
     };
+    layout.range = range;
 
     let (rows, cols) = grid(panels.len());
     let cells = body.split_evenly((rows, cols));
@@ -135,9 +212,11 @@ pub fn per_class_histograms<DB: DrawingBackend>(
         let values = per_class.get(class).map_or(&[][..], Vec::as_slice);
         let name = set.class_name(Some(class as u32)).unwrap_or("");
         let cutoff = cutoffs.get(class).copied().flatten();
-        panel(cell, metric, range, class as u32, name, values, cutoff)?;
+        if let Some(pixels) = panel(cell, metric, range, class as u32, name, values, cutoff)? {
+            layout.panels.push(pixels);
+        }
     }
-    Ok(())
+    Ok(layout)
 }
 
 /// One class's histogram.
@@ -149,7 +228,7 @@ fn panel<DB: DrawingBackend>(
     name: &str,
     values: &[(f64, bool)],
     cutoff: Option<f64>,
-) -> Result<(), ChartError> {
+) -> Result<Option<PanelLayout>, ChartError> {
     let n_kept = values.iter().filter(|(_, kept)| *kept).count();
     let suffix = format!(" — {} of {} kept", n_kept, values.len());
     // The name gets what the panel's width leaves (≈ 7.5 px per caption character).
@@ -162,7 +241,7 @@ fn panel<DB: DrawingBackend>(
     if !fits(cell, 150, 120) {
         let style = text(LABEL_SIZE, TEXT_COLOR, HPos::Left, VPos::Top);
         cell.draw_text(&caption, &style, (4, 4))?;
-        return Ok(());
+        return Ok(None);
     }
     let bins = histogram(values.iter().copied(), range, N_BINS);
     let tallest = bins
@@ -244,7 +323,12 @@ fn panel<DB: DrawingBackend>(
         let plot = chart.plotting_area().strip_coord_spec();
         message(&plot, "no scores")?;
     }
-    Ok(())
+    let (x_pixels, y_pixels) = chart.plotting_area().get_pixel_range();
+    Ok(Some(PanelLayout {
+        class,
+        x_pixels: (x_pixels.start, x_pixels.end),
+        y_pixels: (y_pixels.start, y_pixels.end),
+    }))
 }
 
 /// A bar with a 1-pixel gap on its left, so neighbouring bins stay apart.

@@ -22,7 +22,9 @@ use plotters::drawing::DrawingAreaErrorKind;
 use plotters::prelude::*;
 
 pub use counts::class_counts;
-pub use histogram::per_class_histograms;
+pub use histogram::{
+    HistogramLayout, PanelLayout, per_class_histograms, per_class_histograms_with_layout,
+};
 pub use scatter::scatter_ppl_consistency;
 pub use selective::selective_accuracy;
 

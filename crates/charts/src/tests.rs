@@ -815,3 +815,48 @@ fn a_confidence_cut_off_is_its_smallest_kept_value() {
         "{texts:?}"
     );
 }
+
+#[test]
+fn the_histogram_layout_reads_a_pixel_back_as_a_class_and_a_value() {
+    let (set, selection, _) = small();
+    let mut layout = None;
+    to_svg(900, 360, |area| {
+        layout = Some(crate::per_class_histograms_with_layout(
+            area,
+            &set,
+            &selection,
+            Metric::CocoaPpl,
+        )?);
+        Ok(())
+    })
+    .unwrap();
+    let layout = layout.unwrap();
+    // A panel per class (up, down, none), side by side, none overlapping.
+    let classes: Vec<u32> = layout.panels.iter().map(|panel| panel.class).collect();
+    assert_eq!(classes.len(), set.classes.len());
+    for pair in layout.panels.windows(2) {
+        assert!(pair[0].x_pixels.1 <= pair[1].x_pixels.0, "{pair:?}");
+    }
+    let (low, high) = layout.range;
+    assert!(low < high);
+    for panel in &layout.panels {
+        let middle = (low + high) / 2.0;
+        let x = layout.pixel_of(panel.class, middle).unwrap();
+        let y = (panel.y_pixels.0 + panel.y_pixels.1) / 2;
+        let (class, value) = layout.locate(x, y).unwrap();
+        assert_eq!(class, panel.class);
+        // One pixel of the panel's width is the most a round trip can be off by.
+        let pixel_value = (high - low) / f64::from(panel.x_pixels.1 - panel.x_pixels.0);
+        assert!((value - middle).abs() <= pixel_value, "{value} vs {middle}");
+        // Outside the plot (the panel's caption above it) is no panel.
+        assert_eq!(layout.locate(x, panel.y_pixels.0 - 5), None);
+    }
+    // Bins tile the range: the first starts at its low end, the last ends at its high.
+    assert_eq!(layout.bin_index_of(low), 0);
+    assert_eq!(layout.bin_edges(0).0, low);
+    assert_eq!(layout.bin_index_of(high), layout.n_bins - 1);
+    assert_eq!(layout.bin_edges(layout.n_bins - 1).1, high);
+    let inside = low + 0.37 * (high - low);
+    let (bin_low, bin_high) = layout.bin_edges(layout.bin_index_of(inside));
+    assert!(bin_low <= inside && inside < bin_high);
+}

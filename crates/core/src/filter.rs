@@ -5,6 +5,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use crate::dataset::{ScoredSet, TraceScores};
+use crate::metrics::Direction;
 use crate::settings::{Candidates, Metric, Rule, Scope, Settings, SettingsError};
 
 /// The filter part of the settings, validated.
@@ -124,6 +125,50 @@ fn is_candidate(trace: &TraceScores, candidates: Candidates) -> bool {
         Candidates::All => true,
         Candidates::Greedy => trace.greedy,
     }
+}
+
+/// The rule that moves a group's cut-off to `value` (a drag of the cut-off line): the
+/// group is `class`'s under `per_class`, every eligible trace under `global`. The rule
+/// keeps its kind: a fraction keeps the share of the group at least as trustworthy as
+/// `value` (at least one trace), a count keeps that many, a threshold becomes `value`.
+/// None when the group has no eligible trace.
+pub fn rule_for_cutoff(
+    set: &ScoredSet,
+    options: &FilterOptions,
+    class: Option<u32>,
+    value: f64,
+) -> Option<Rule> {
+    if let Rule::Threshold(_) = options.rule {
+        return Some(Rule::Threshold(value));
+    }
+    // Compared as uncertainties, as the filter orders them.
+    let limit = match options.metric.direction() {
+        Direction::Uncertainty => value,
+        Direction::Confidence => -value,
+    };
+    let (mut n_eligible, mut n_within) = (0usize, 0usize);
+    for trace in &set.traces {
+        let in_group = match options.scope {
+            Scope::PerClass => trace.class.is_some() && trace.class == class,
+            Scope::Global => true,
+        };
+        if !in_group || !is_candidate(trace, options.candidates) {
+            continue;
+        }
+        let Some(uncertainty) = options.metric.uncertainty(trace) else {
+            continue;
+        };
+        n_eligible += 1;
+        n_within += usize::from(uncertainty <= limit);
+    }
+    if n_eligible == 0 {
+        return None;
+    }
+    let n_keep = n_within.max(1);
+    Some(match options.rule {
+        Rule::Top(_) => Rule::Top(n_keep as u64),
+        _ => Rule::Keep(n_keep as f64 / n_eligible as f64),
+    })
 }
 
 /// Applies the filter.
@@ -304,6 +349,75 @@ pub(crate) fn split_mix_64(state: &mut u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dragged_cut_off_keeps_the_traces_up_to_it_in_the_rules_kind() {
+        use crate::dataset::score_bytes;
+        // Class up: ppl 0.1, 0.2, 0.3, 0.4; class down: ppl 0.5 (one trace each).
+        let lines: String = [("a", "up", 0.1), ("b", "up", 0.2), ("c", "up", 0.3), ("d", "up", 0.4), ("e", "down", 0.5)]
+            .iter()
+            .map(|(id, answer, ppl)| {
+                format!("{{\"question_id\":\"q{id}\",\"trace_id\":\"{id}\",\"answer\":\"{answer}\",\"logprobs\":[-{ppl}]}}\n")
+            })
+            .collect();
+        let set = score_bytes(&Settings::default(), &[("x.jsonl", lines.as_bytes())]).unwrap();
+        let up = set
+            .classes
+            .iter()
+            .position(|class| class == "up")
+            .map(|idx| idx as u32);
+        let mut options = FilterOptions {
+            metric: Metric::Ppl,
+            rule: Rule::Keep(0.1),
+            scope: Scope::PerClass,
+            candidates: Candidates::All,
+            balanced: false,
+        };
+        // Dragged to 0.25 on class up: 2 of its 4 traces, and select keeps exactly those.
+        let rule = rule_for_cutoff(&set, &options, up, 0.25).unwrap();
+        assert_eq!(rule, Rule::Keep(0.5));
+        options.rule = rule;
+        let kept: Vec<&str> = select(&set, &options)
+            .kept
+            .iter()
+            .zip(&set.traces)
+            .filter(|(kept, trace)| **kept && trace.class == up)
+            .map(|(_, trace)| trace.trace_id.as_str())
+            .collect();
+        assert_eq!(kept, ["a", "b"]);
+        // Below every score, one trace is still kept; a count and a threshold keep their kind.
+        assert_eq!(
+            rule_for_cutoff(&set, &options, up, 0.0),
+            Some(Rule::Keep(0.25))
+        );
+        options.rule = Rule::Top(1);
+        assert_eq!(
+            rule_for_cutoff(&set, &options, up, 0.35),
+            Some(Rule::Top(3))
+        );
+        options.rule = Rule::Threshold(0.1);
+        assert_eq!(
+            rule_for_cutoff(&set, &options, up, 0.35),
+            Some(Rule::Threshold(0.35))
+        );
+        // A confidence counts from the other end: conf_mean = −mean log-prob here is 0.1…0.4
+        // too, and keeping "at least as confident as 0.25" keeps c and d.
+        options.rule = Rule::Keep(0.1);
+        options.metric = Metric::ConfMean;
+        assert_eq!(
+            set.traces[0].metric(Metric::ConfMean),
+            None,
+            "no top-k: no DeepConf score"
+        );
+        assert_eq!(rule_for_cutoff(&set, &options, up, 0.25), None);
+        // The global scope counts every trace: 0.25 holds 2 of 5.
+        options.metric = Metric::Ppl;
+        options.scope = Scope::Global;
+        assert_eq!(
+            rule_for_cutoff(&set, &options, None, 0.25),
+            Some(Rule::Keep(0.4))
+        );
+    }
 
     #[test]
     fn keep_count_rounds_up_without_float_noise() {
