@@ -1408,11 +1408,12 @@ impl ScoredPart {
 
 /// The per-question pass over one question's traces gathered from anywhere: consistency,
 /// answer entropy and the similarity-graph signals, as [`Scorer::finish`] computes them.
-/// The parts are taken in trace-id order (the order question signals use), so the result
-/// does not depend on the order they arrived in. `combo`, which ranks over the whole run,
-/// is filled in later by [`gather_run`].
-pub fn score_gathered_question(options: ScoreOptions, mut parts: Vec<TracePart>) -> ScoredSet {
-    parts.sort_by(|a, b| a.trace_id.as_bytes().cmp(b.trace_id.as_bytes()));
+/// The parts are absorbed in the order given, which callers make the input order: the
+/// order [`Scorer::finish`] sums consistency in, so a gathered question scores bit for bit
+/// as the whole run does (the graph signals sort by trace id themselves). The traces come
+/// back in that order. `combo`, which ranks over the whole run, is filled in later by
+/// [`gather_run`].
+pub fn score_gathered_question(options: ScoreOptions, parts: Vec<TracePart>) -> ScoredSet {
     let mut scorer = Scorer::new(options);
     for part in parts {
         scorer.absorb_part(part.part);

@@ -124,3 +124,35 @@ def test_ray_needs_trace_ids() -> None:
     dataset = ray.data.from_items([{"question_id": "q", "answer": "up"}])
     with pytest.raises(ValueError, match="trace_id"):
         tracesift_ray.filter(dataset, keep=0.5)
+
+
+def _shuffled_signal_files(tmp_path: Path, n_files: int) -> list[str]:
+    """The signal fixture's lines shuffled (input order far from trace-id order) and dealt
+    over files, so each question's traces are split across files."""
+    lines = CANONICAL.read_text().splitlines()
+    random.Random(5).shuffle(lines)
+    paths = []
+    for index in range(n_files):
+        path = tmp_path / f"signals{index}.jsonl"
+        path.write_text("".join(line + "\n" for line in lines[index::n_files]))
+        paths.append(str(path))
+    return paths
+
+
+@pytest.mark.usefixtures("ray_cluster")
+@pytest.mark.parametrize("sim", ["rouge_l", "embedding"])
+def test_ray_score_is_the_cli_rows_in_input_order_bit_for_bit(tmp_path: Path, sim: str) -> None:
+    import ray.data
+
+    import tracesift.ray as tracesift_ray
+
+    paths = _shuffled_signal_files(tmp_path, 3)
+    expected = cli_rows("score", *paths, "--sim", sim)
+    got = tracesift_ray.score(ray.data.read_json(paths), sim=sim).take_all()
+    # Input order: the rows come back in the CLI's order, not sorted by id.
+    assert [row["trace_id"] for row in got] == [row["trace_id"] for row in expected]
+    assert [row["trace_id"] for row in got] != sorted(row["trace_id"] for row in got)
+    # Each question's traces are summed in input order, as the CLI sums them: the same
+    # floats, to the last bit.
+    assert [row["consistency"] for row in got] == [row["consistency"] for row in expected]
+    assert got == expected

@@ -5,14 +5,16 @@ The work splits the way the maths does:
 
 1. per trace (``map_batches``, no shuffle): each batch of canonical rows is scored as far
    as one trace allows — token signals, class, similarity payload — and its token arrays
-   are dropped;
+   are dropped; the small per-trace parts are numbered in the dataset's order (block
+   index, then row), so later stages can restore input order after the shuffle;
 2. per question (``groupby("question_id").map_groups``): consistency, answer entropy and
-   the similarity-graph signals, from the small per-trace parts;
-3. run-wide, on the driver: every trace's scores (a few hundred bytes, never tokens) for
-   ``combo``'s ranks and the per-class cut-offs of SPEC §6;
+   the similarity-graph signals, from the small per-trace parts taken in input order —
+   the CLI's order, so sums come out bit for bit the same;
+3. run-wide, on the driver: every trace's scores (a few hundred bytes, never tokens), in
+   input order, for ``combo``'s ranks and the per-class cut-offs of SPEC §6;
 4. ``filter`` only: a last ``map_batches`` over the input keeps the chosen rows.
 
-Rows need a ``trace_id``: made-up ids depend on input order, which a shuffle loses.
+Rows need a ``trace_id``: the last stage finds kept rows by their ids.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from . import _rule_settings, _settings_json, _tracesift
 
 __all__ = ["score", "filter"]
 
-#: Columns of the per-trace and per-question passes besides the keys.
-_PART = "part"
-_SCORED = "scored"
+#: The column numbering per-trace parts in input order: block index in the upper bits,
+#: row within the block in the lower ``_ROW_BITS``.
+_POSITION = "position"
+_ROW_BITS = 32
 
 
 def _trace_pass(batch: pa.Table, settings_json: str) -> pa.Table:
@@ -45,9 +48,25 @@ def _trace_pass(batch: pa.Table, settings_json: str) -> pa.Table:
     return parts
 
 
+@ray.remote
+def _numbered(block: pa.Table, block_index: int) -> pa.Table:
+    """A block of per-trace parts with each row's input position (block, then row)."""
+    if block.num_rows >= 1 << _ROW_BITS:
+        raise ValueError(f"a block of {block.num_rows} traces is too large to number")
+    first = block_index << _ROW_BITS
+    positions = pa.array(range(first, first + block.num_rows), type=pa.int64())
+    return block.append_column(_POSITION, positions)
+
+
 def _question_pass(group: pa.Table, settings_json: str) -> pa.Table:
-    """Stage 2 (``map_groups``): one question's traces scored together."""
-    return _tracesift.question_pass(group, settings_json)
+    """Stage 2 (``map_groups``): one question's traces scored together, in input order
+    (the order the CLI absorbs them in, so its sums are reproduced bit for bit)."""
+    group = group.sort_by(_POSITION)
+    scored = _tracesift.question_pass(group, settings_json)
+    # The core returns a question's traces in the order it was given them.
+    if scored.column("trace_id").to_pylist() != group.column("trace_id").to_pylist():
+        raise RuntimeError("the per-question pass changed the order of its traces")
+    return scored.append_column(_POSITION, group.column(_POSITION))
 
 
 def _check_trace_ids(ds: ray.data.Dataset) -> None:
@@ -68,7 +87,21 @@ def _gathered(ds: ray.data.Dataset, settings_json: str) -> tuple[pa.Table, list[
         batch_format="pyarrow",
         fn_kwargs={"settings_json": settings_json},
     )
-    scored = parts.groupby("question_id").map_groups(
+    # Blocks keep the dataset's order only with `preserve_order`; the setting lives in the
+    # context `ds` shares with what derives from it, so it is restored afterwards.
+    options = parts.context.execution_options
+    preserved = options.preserve_order
+    options.preserve_order = True
+    try:
+        part_blocks = parts.to_arrow_refs()
+    finally:
+        options.preserve_order = preserved
+    if not part_blocks:
+        raise ValueError("nothing usable in the dataset: no traces")
+    numbered = ray.data.from_arrow_refs(
+        [_numbered.remote(block, block_index) for block_index, block in enumerate(part_blocks)]
+    )
+    scored = numbered.groupby("question_id").map_groups(
         _question_pass,
         batch_format="pyarrow",
         fn_kwargs={"settings_json": settings_json},
@@ -77,15 +110,13 @@ def _gathered(ds: ray.data.Dataset, settings_json: str) -> tuple[pa.Table, list[
     tables = [table for table in ray.get(refs) if table.num_rows > 0]
     if not tables:
         raise ValueError("nothing usable in the dataset: no traces")
-    everything = pa.concat_tables(tables).sort_by(
-        [("question_id", "ascending"), ("trace_id", "ascending")]
-    )
+    everything = pa.concat_tables(tables).sort_by(_POSITION)
     return _tracesift.gather(everything, settings_json)
 
 
 def score(ds: ray.data.Dataset, **settings: Any) -> ray.data.Dataset:
-    """Every trace's scores (the columns of ``tracesift score``), ordered by question and
-    trace id."""
+    """Every trace's scores (the columns of ``tracesift score``), in the dataset's order —
+    for ``ray.data.read_json(paths)`` the CLI's input order."""
     table, _ = _gathered(ds, _settings_json(settings))
     return ray.data.from_arrow(table)
 
