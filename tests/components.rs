@@ -64,8 +64,9 @@ fn class_counts_follow_the_filter() {
     let selection = filter::select(&set, &FilterOptions::from_settings(&settings).unwrap());
     let scored = RwSignal::new(Some(Arc::new(set)));
     let selection = Memo::new(move |_| Some(selection.clone()));
+    let table_filter = RwSignal::new(None);
     let handle = leptos::mount::mount_to(host.clone(), move || {
-        view! { <ClassCounts scored=scored selection=selection /> }
+        view! { <ClassCounts scored=scored selection=selection table_filter=table_filter /> }
     });
     let rows: Vec<String> = {
         let cells = host.query_selector_all("tbody tr").unwrap();
@@ -77,5 +78,25 @@ fn class_counts_follow_the_filter() {
     // down: 3 traces, ⌈0.5·3⌉ = 2 kept; up: 2 traces, 1 kept; ∅: 1 trace, never kept.
     assert_eq!(rows, ["down32", "up21", "∅10"]);
     assert!(host.text_content().unwrap().contains("3 traces kept."));
+    // A class (not ∅) is a button that shows only its traces in the table.
+    let buttons = host.query_selector_all("tbody button").unwrap();
+    assert_eq!(buttons.length(), 2, "down and up, not ∅");
+    let down: web_sys::HtmlElement = buttons.item(0).unwrap().dyn_into().unwrap();
+    down.click();
+    let down_idx = scored.with_untracked(|set| {
+        set.as_ref()
+            .unwrap()
+            .classes
+            .iter()
+            .position(|class| class == "down")
+            .unwrap() as u32
+    });
+    assert_eq!(
+        table_filter.get_untracked(),
+        Some(tracesift_web::traces::TableFilter {
+            class: down_idx,
+            bin: None
+        })
+    );
     drop(handle);
 }
