@@ -156,3 +156,22 @@ def test_ray_score_is_the_cli_rows_in_input_order_bit_for_bit(tmp_path: Path, si
     # floats, to the last bit.
     assert [row["consistency"] for row in got] == [row["consistency"] for row in expected]
     assert got == expected
+
+
+@pytest.mark.usefixtures("ray_cluster")
+def test_ray_skips_an_unusable_row_as_the_cli_skips_its_line(tmp_path: Path) -> None:
+    import ray.data
+
+    import tracesift.ray as tracesift_ray
+
+    lines = CANONICAL.read_text().splitlines()
+    bad = json.loads(lines[0])
+    bad["trace_id"] = "broken"
+    bad["tokens"] = ["only-one"]  # while `logprobs` has more: the importer refuses the row
+    path = tmp_path / "with_a_bad_row.jsonl"
+    path.write_text("\n".join([*lines[:3], json.dumps(bad), *lines[3:]]) + "\n")
+    expected = _kept_by_cli([str(path)], "--metric", "cocoa_ppl", "--keep", "0.3")
+    assert expected and all(trace_id != "broken" for _, trace_id in expected)
+    assert _kept_by_ray(ray.data.read_json(str(path)), metric="cocoa_ppl", keep=0.3) == expected
+    scored = tracesift_ray.score(ray.data.read_json(str(path)), metric="cocoa_ppl").take_all()
+    assert [row["trace_id"] for row in scored] == [row["trace_id"] for row in tracesift.score(str(path), metric="cocoa_ppl").to_pylist()]

@@ -20,6 +20,7 @@ Rows need a ``trace_id``: the last stage finds kept rows by their ids.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pyarrow as pa
@@ -29,6 +30,8 @@ from . import _rule_settings, _settings_json, _tracesift
 
 __all__ = ["score", "filter"]
 
+_LOG = logging.getLogger("tracesift.ray")
+
 #: The column numbering per-trace parts in input order: block index in the upper bits,
 #: row within the block in the lower ``_ROW_BITS``.
 _POSITION = "position"
@@ -36,15 +39,14 @@ _ROW_BITS = 32
 
 
 def _trace_pass(batch: pa.Table, settings_json: str) -> pa.Table:
-    """Stage 1 (``map_batches``): one row per trace, its tokens reduced."""
+    """Stage 1 (``map_batches``): one row per trace, its tokens reduced. A row that is not
+    a usable trace is skipped, as ``tracesift filter`` skips its line, and logged with its
+    reason (Ray forwards a worker's log to the driver)."""
     parts, skipped_json = _tracesift.trace_pass(batch, settings_json)
-    skipped = json.loads(skipped_json)
-    if skipped:
-        first = skipped[0]
-        raise ValueError(
-            f"{len(skipped)} row(s) of a batch are not usable traces; first, row "
-            f"{first['line']} of the batch: {first['reason']}"
-        )
+    for skip in json.loads(skipped_json):
+        row = batch.slice(max(int(skip["line"]) - 1, 0), 1).to_pylist()
+        ids = {key: row[0].get(key) for key in ("question_id", "trace_id")} if row else {}
+        _LOG.warning("tracesift: skipped a row that is not a usable trace (%s): %s", ids, skip["reason"])
     return parts
 
 
