@@ -144,8 +144,7 @@ pub fn ChartPanel(
                                     &area, &set, &selection, metric,
                                 )
                                 .map_err(|e| e.to_string())?;
-                                let _ =
-                                    cutoff_pixels.try_set(cutoff_lines(&drawn_layout, &selection));
+                                let _ = cutoff_pixels.try_set(drawn_layout.cutoff_pixels());
                                 layout.set_value(Some(drawn_layout));
                             } else {
                                 draw(kind, &area, &set, &selection, metric, report.as_ref())
@@ -182,13 +181,7 @@ pub fn ChartPanel(
     };
     // Dragging a class's cut-off moves the keep rule (and so the URL and every view).
     let move_cutoff = move |class: u32, x: i32| {
-        let Some(value) = layout.with_value(|layout| {
-            let layout = layout.as_ref()?;
-            let panel = layout.panels.iter().find(|panel| panel.class == class)?;
-            let width = f64::from(panel.x_pixels.1 - panel.x_pixels.0).max(1.0);
-            let share = (f64::from(x - panel.x_pixels.0) / width).clamp(0.0, 1.0);
-            Some(layout.range.0 + share * (layout.range.1 - layout.range.0))
-        }) else {
+        let Some(value) = layout.with_value(|layout| layout.as_ref()?.value_at(class, x)) else {
             return;
         };
         let rule = scored.with_untracked(|set| {
@@ -301,21 +294,4 @@ pub fn ChartPanel(
             </figcaption>
         </figure>
     }
-}
-
-/// Each drawn panel's cut-off line as (class, pixel column): the group's cut-off for that
-/// class (the one global cut-off on every panel).
-fn cutoff_lines(layout: &HistogramLayout, selection: &Selection) -> Vec<(u32, i32)> {
-    layout
-        .panels
-        .iter()
-        .filter_map(|panel| {
-            let group = selection
-                .groups
-                .iter()
-                .find(|group| group.class.is_none() || group.class == Some(panel.class))?;
-            let cutoff = group.cutoff.filter(|value| value.is_finite())?;
-            Some((panel.class, layout.pixel_of(panel.class, cutoff)?))
-        })
-        .collect()
 }

@@ -250,18 +250,7 @@ pub fn TracesTable(
         })
     });
     let n_rows = move || rows.with(|rows| rows.as_ref().map_or(0, |rows| rows.len()));
-    // New rows (a new run, another sort): measure the scroll box again, as it may have
-    // been laid out since, or resized.
-    Effect::new(move |_| {
-        rows.track();
-        if let Some(element) = scroll_box.get() {
-            scroll.set((
-                f64::from(element.scroll_top()),
-                f64::from(element.client_height()),
-            ));
-        }
-    });
-    let on_scroll = move |_| {
+    let measure = move || {
         if let Some(element) = scroll_box.get() {
             scroll.set((
                 f64::from(element.scroll_top()),
@@ -269,6 +258,13 @@ pub fn TracesTable(
             ));
         }
     };
+    // New rows (a new run, another sort): measure the scroll box again, as it may have
+    // been laid out since, or resized.
+    Effect::new(move |_| {
+        rows.track();
+        measure();
+    });
+    let on_scroll = move |_| measure();
     move || {
         scored.with(|set| set.as_ref().map(Arc::clone)).map(|set| {
             let header = Column::all()

@@ -56,6 +56,8 @@ pub struct PanelLayout {
     pub class: u32,
     pub x_pixels: (i32, i32),
     pub y_pixels: (i32, i32),
+    /// The cut-off line drawn on this panel, if one was.
+    pub cutoff: Option<f64>,
 }
 
 impl HistogramLayout {
@@ -65,12 +67,24 @@ impl HistogramLayout {
             (panel.x_pixels.0..panel.x_pixels.1).contains(&x)
                 && (panel.y_pixels.0..panel.y_pixels.1).contains(&y)
         })?;
+        Some((panel.class, self.value_at(panel.class, x)?))
+    }
+
+    /// The metric value at pixel column `x` of `class`'s panel, clamped to the axis (a
+    /// drag that leaves the panel stops at its edge).
+    pub fn value_at(&self, class: u32, x: i32) -> Option<f64> {
+        let panel = self.panels.iter().find(|panel| panel.class == class)?;
         let width = f64::from(panel.x_pixels.1 - panel.x_pixels.0).max(1.0);
-        let share = f64::from(x - panel.x_pixels.0) / width;
-        Some((
-            panel.class,
-            self.range.0 + share * (self.range.1 - self.range.0),
-        ))
+        let share = (f64::from(x - panel.x_pixels.0) / width).clamp(0.0, 1.0);
+        Some(self.range.0 + share * (self.range.1 - self.range.0))
+    }
+
+    /// Each panel's drawn cut-off line as (class, pixel column).
+    pub fn cutoff_pixels(&self) -> Vec<(u32, i32)> {
+        self.panels
+            .iter()
+            .filter_map(|panel| Some((panel.class, self.pixel_of(panel.class, panel.cutoff?)?)))
+            .collect()
     }
 
     /// The pixel column of `value` on `class`'s panel.
@@ -328,6 +342,7 @@ fn panel<DB: DrawingBackend>(
         class,
         x_pixels: (x_pixels.start, x_pixels.end),
         y_pixels: (y_pixels.start, y_pixels.end),
+        cutoff,
     }))
 }
 
