@@ -138,9 +138,10 @@ def filter(  # noqa: A001 - the name of the CLI command
     """The traces ``tracesift filter`` keeps (SPEC §6), in input order: their canonical
     records with a ``scores`` struct column. ``keep`` (a fraction), ``threshold`` or
     ``top``: one of them; none means ``keep=0.1``."""
-    chosen = _rule_settings(metric, keep, threshold, top, scope, candidates, balanced)
-    chosen.update(settings)
-    table, report_json = _tracesift.filter(_inputs(source), _settings_json(chosen))
+    settings_json = _filter_settings_json(
+        metric, keep, threshold, top, scope, candidates, balanced, settings
+    )
+    table, report_json = _tracesift.filter(_inputs(source), settings_json)
     return _attach(table, report_json)
 
 
@@ -160,9 +161,10 @@ def export(
     """The bytes ``tracesift filter --export FORMAT`` writes (``canonical``, ``openai``,
     ``trl``, ``sharegpt``, ``alpaca``, ``csv`` or ``parquet``); also written to ``path``
     when given."""
-    chosen = _rule_settings(metric, keep, threshold, top, scope, candidates, balanced)
-    chosen.update(settings)
-    data, report_json = _tracesift.export(_inputs(source), _settings_json(chosen), format)
+    settings_json = _filter_settings_json(
+        metric, keep, threshold, top, scope, candidates, balanced, settings
+    )
+    data, report_json = _tracesift.export(_inputs(source), settings_json, format)
     _warn_skipped(report_json)
     if path is not None:
         with open(path, "wb") as file:
@@ -187,7 +189,7 @@ def _warn_skipped(report_json: str) -> None:
     _attach(pa.table({}), report_json)
 
 
-def _rule_settings(
+def _filter_settings_json(
     metric: str | None,
     keep: float | None,
     threshold: float | None,
@@ -195,7 +197,10 @@ def _rule_settings(
     scope: str | None,
     candidates: str | None,
     balanced: bool | None,
-) -> dict[str, Any]:
+    settings: Mapping[str, Any],
+) -> str:
+    """The settings JSON of a filter call: its named filter arguments that were given,
+    then the other settings."""
     named = {
         "metric": metric,
         "keep": keep,
@@ -205,6 +210,8 @@ def _rule_settings(
         "candidates": candidates,
         "balanced": balanced,
     }
-    return {key: value for key, value in named.items() if value is not None}
+    chosen = {key: value for key, value in named.items() if value is not None}
+    chosen.update(settings)
+    return _settings_json(chosen)
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 import ray.data
 
-from . import _rule_settings, _settings_json, _tracesift
+from . import _filter_settings_json, _settings_json, _tracesift
 
 __all__ = ["score", "filter"]
 
@@ -160,9 +160,9 @@ def filter(  # noqa: A001 - the name of the CLI command
 ) -> ray.data.Dataset:
     """The rows of ``ds`` that ``tracesift filter`` keeps (SPEC §6: the same traces, the
     same tie-breaks), with a ``scores`` struct column."""
-    chosen = _rule_settings(metric, keep, threshold, top, scope, candidates, balanced)
-    chosen.update(settings)
-    settings_json = _settings_json(chosen)
+    settings_json = _filter_settings_json(
+        metric, keep, threshold, top, scope, candidates, balanced, settings
+    )
     table, kept = _gathered(ds, settings_json)
     kept_scores = table.filter(pa.array(kept, type=pa.bool_()))
     kept_positions = {
