@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use js_sys::{Array, Object, Reflect, Uint8Array};
+use js_sys::{Array, Uint8Array};
 use leptos::prelude::*;
 use tracesift_core::compare::{Agreement, Interval, Ranking};
 use tracesift_core::dataset::{NO_CLASS, ScoredSet, TraceScores};
@@ -19,7 +19,7 @@ use crate::charts_view::{ChartKind, ChartPanel};
 use crate::data_link::{DataLink, LinkState, LinkedDataPrompt, LinkedFile};
 use crate::fragment;
 use crate::offline::{OfflineStatus, register_service_worker};
-use crate::protocol::{ExportWhat, Request, Response, TraceDetail};
+use crate::protocol::{Envelope, ExportWhat, ToPage, ToWorker, TraceDetail};
 use crate::traces::{TraceView, TracesTable};
 
 /// The demo dataset, served from the app's own origin.
@@ -104,7 +104,7 @@ pub fn App() -> impl IntoView {
     let open_trace = Callback::new(move |trace_idx: usize| {
         post_request(
             &worker,
-            &Request::Trace {
+            &ToWorker::Trace {
                 run: shown_run.get_value(),
                 trace_idx,
             },
@@ -185,9 +185,9 @@ pub fn App() -> impl IntoView {
                 .is_some_and(|set| set.traces.iter().any(|t| t.label.is_some()))
         });
         if labelled && options.is_some() {
-            let request = Request::Evaluate {
+            let request = ToWorker::Evaluate {
                 run: shown_run.get_value(),
-                settings: settings.with_untracked(Settings::to_json_pretty),
+                settings: settings.get_untracked(),
             };
             post_request(&worker, &request, None);
         } else {
@@ -201,9 +201,9 @@ pub fn App() -> impl IntoView {
     Effect::new(move |_| {
         seed.track();
         if scored.with(Option::is_some) {
-            let request = Request::Compare {
+            let request = ToWorker::Compare {
                 run: shown_run.get_value(),
-                settings: settings.with_untracked(Settings::to_json_pretty),
+                settings: settings.get_untracked(),
             };
             post_request(&worker, &request, None);
         } else {
@@ -281,9 +281,9 @@ pub fn App() -> impl IntoView {
         });
     };
     let download = move |what: ExportWhat| {
-        let request = Request::Export {
+        let request = ToWorker::Export {
             run: shown_run.get_value(),
-            settings: settings.with(Settings::to_json_pretty),
+            settings: settings.get(),
             what,
         };
         post_request(&worker, &request, None);
@@ -751,18 +751,18 @@ fn send_score(
         }),
     };
     let requests = requests.get_value();
-    let request = Request::Score {
+    let request = ToWorker::Score {
         run: next_run,
-        settings: settings.with(Settings::to_json_pretty),
+        settings: settings.get(),
         names,
         helper_script: worker_source().ok(),
         requests_name: requests.as_ref().map(|(name, _)| name.clone()),
         link,
     };
-    let message = request_message(&request, Some(&files));
-    if let Some((_, blob)) = &requests {
-        let _ = Reflect::set(&message, &"requests".into(), blob);
-    }
+    let message = request_message(&request, Some(&files)).map(|message| match &requests {
+        Some((_, blob)) => message.with("requests", blob),
+        None => message,
+    });
     deliver(worker, message);
 }
 
@@ -771,37 +771,55 @@ fn send_score(
 pub struct WorkerHandle {
     worker: Worker,
     ready: bool,
-    queued: Vec<Object>,
+    queued: Vec<Envelope>,
+    /// Where a message that cannot be sent is said.
+    notice: RwSignal<String>,
+}
+
+impl WorkerHandle {
+    fn send(&self, message: &Envelope) {
+        if let Err(error) = self
+            .worker
+            .post_message_with_transfer(&message.object, &message.transfer)
+        {
+            web_sys::console::error_2(&"cannot post to the scoring worker:".into(), &error);
+            self.notice
+                .set("The page could not reach its scoring worker: reload the page.".to_owned());
+        }
+    }
 }
 
 fn post_request(
     worker: &StoredValue<Option<WorkerHandle>, LocalStorage>,
-    request: &Request,
+    request: &ToWorker,
     files: Option<&Array>,
 ) {
     deliver(worker, request_message(request, files));
 }
 
-/// A message for the worker: the request as JSON, and the files beside it.
-fn request_message(request: &Request, files: Option<&Array>) -> Object {
-    let message = Object::new();
-    let text = serde_json::to_string(request).unwrap_or_default();
-    let _ = Reflect::set(&message, &"request".into(), &text.into());
-    if let Some(files) = files {
-        let _ = Reflect::set(&message, &"files".into(), files);
-    }
-    message
+/// A message for the worker: the request, and the files beside it.
+fn request_message(request: &ToWorker, files: Option<&Array>) -> Result<Envelope, String> {
+    let message = Envelope::new(request)?;
+    Ok(match files {
+        Some(files) => message.with("files", files),
+        None => message,
+    })
 }
 
 /// Posts a message, or queues it until the worker is ready.
-fn deliver(worker: &StoredValue<Option<WorkerHandle>, LocalStorage>, message: Object) {
+fn deliver(
+    worker: &StoredValue<Option<WorkerHandle>, LocalStorage>,
+    message: Result<Envelope, String>,
+) {
     worker.update_value(|handle| {
-        if let Some(handle) = handle {
-            if handle.ready {
-                let _ = handle.worker.post_message(&message);
-            } else {
-                handle.queued.push(message);
+        let Some(handle) = handle else { return };
+        match message {
+            Err(message) => {
+                web_sys::console::error_1(&message.clone().into());
+                handle.notice.set(message);
             }
+            Ok(message) if handle.ready => handle.send(&message),
+            Ok(message) => handle.queued.push(message),
         }
     });
 }
@@ -857,6 +875,7 @@ fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalSt
             worker: worker.clone(),
             ready: false,
             queued: Vec::new(),
+            notice,
         }));
     // A worker that dies (out of memory on a file too big for the tab, say) must not leave
     // the page waiting: say so, and how to go on.
@@ -874,11 +893,7 @@ fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalSt
     on_error.forget();
     let on_message = Closure::<dyn Fn(MessageEvent)>::new(move |event: MessageEvent| {
         let data = event.data();
-        let text = Reflect::get(&data, &"response".into())
-            .ok()
-            .and_then(|v| v.as_string())
-            .unwrap_or_default();
-        let response = match serde_json::from_str::<Response>(&text) {
+        let response = match crate::protocol::open::<ToPage>(&data) {
             Ok(response) => response,
             Err(error) => {
                 let message =
@@ -891,16 +906,16 @@ fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalSt
         let current = run.get_value();
         let shown = shown_run.get_value();
         match response {
-            Response::Ready { webgpu } => handle.update_value(|handle| {
+            ToPage::Ready { webgpu } => handle.update_value(|handle| {
                 adapter.set(webgpu);
                 if let Some(handle) = handle {
                     handle.ready = true;
-                    for message in handle.queued.drain(..) {
-                        let _ = handle.worker.post_message(&message);
+                    for message in std::mem::take(&mut handle.queued) {
+                        handle.send(&message);
                     }
                 }
             }),
-            Response::Progress {
+            ToPage::Progress {
                 run,
                 bytes_done,
                 bytes_total,
@@ -910,7 +925,7 @@ fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalSt
                     bytes_total,
                 });
             }
-            Response::ScoredPart { run, traces } if run == current => {
+            ToPage::ScoredPart { run, traces } if run == current => {
                 parts.update_value(|(parts_run, received)| {
                     if *parts_run != run {
                         *parts_run = run;
@@ -919,7 +934,7 @@ fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalSt
                     received.extend(traces);
                 });
             }
-            Response::Scored {
+            ToPage::Scored {
                 run: scored_run,
                 mut set,
                 millis,
@@ -949,10 +964,9 @@ fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalSt
                     std::time::Duration::ZERO,
                 );
             }
-            Response::Fetched { run, name } if run == current => {
+            ToPage::Fetched { run, name } if run == current => {
                 // Kept like a dropped file: scoring again reads it here, without a download.
-                if let Ok(Ok(blob)) =
-                    Reflect::get(&data, &"blob".into()).map(JsCast::dyn_into::<Blob>)
+                if let Some(Ok(blob)) = Envelope::field(&data, "blob").map(JsCast::dyn_into::<Blob>)
                 {
                     inputs.set_value(vec![(name, blob)]);
                 }
@@ -962,10 +976,10 @@ fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalSt
                     }
                 });
             }
-            Response::Evaluated { run, report } if run == shown => {
+            ToPage::Evaluated { run, report } if run == shown => {
                 evaluation.set(report.map(|report| *report));
             }
-            Response::Compared {
+            ToPage::Compared {
                 run,
                 ranking,
                 agreement,
@@ -975,13 +989,13 @@ fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalSt
                     agreement: *agreement,
                 }));
             }
-            Response::Exported {
+            ToPage::Exported {
                 run,
                 what,
                 file_name,
                 n_traces,
             } if run == shown => {
-                if let Ok(bytes) = Reflect::get(&data, &"bytes".into()) {
+                if let Some(bytes) = Envelope::field(&data, "bytes") {
                     let bytes = Uint8Array::new(&bytes).to_vec();
                     let mime = if file_name.ends_with(".csv") {
                         "text/csv"
@@ -995,7 +1009,7 @@ fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalSt
                     ));
                 }
             }
-            Response::Trace {
+            ToPage::Trace {
                 run,
                 trace_idx,
                 detail,
@@ -1003,13 +1017,27 @@ fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandle>, LocalSt
                 opened.set(Some((trace_idx, Arc::new(*detail))));
             }
             // Only the run on the screen speaks: an earlier run's answers are out of date.
-            Response::Failed { run, message } if run == current => {
+            ToPage::Failed { run, message } if run == current => {
                 status.set(Status::Failed(message));
             }
             // A request about the results shown failed while a newer run scores.
-            Response::Failed { run, message } if run == shown => notice.set(message),
-            Response::ExportRefused { run, message } if run == shown => notice.set(message),
-            _ => {}
+            ToPage::Failed { run, message } if run == shown => notice.set(message),
+            ToPage::ExportRefused { run, message } if run == shown => notice.set(message),
+            ToPage::Unreadable { message } => {
+                web_sys::console::error_1(&message.clone().into());
+                notice.set(message);
+            }
+            // Answers about a run that is neither scoring nor shown: out of date.
+            ToPage::Progress { .. }
+            | ToPage::ScoredPart { .. }
+            | ToPage::Scored { .. }
+            | ToPage::Fetched { .. }
+            | ToPage::Evaluated { .. }
+            | ToPage::Compared { .. }
+            | ToPage::Exported { .. }
+            | ToPage::Failed { .. }
+            | ToPage::ExportRefused { .. }
+            | ToPage::Trace { .. } => {}
         }
     });
     worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));

@@ -9,21 +9,17 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use futures_channel::oneshot;
-use js_sys::{Array, Object, Reflect};
+use js_sys::Array;
 use tracesift_core::dataset::{ScoredPart, Scorer};
+use tracesift_core::parts;
+use tracesift_core::settings::Settings;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{Blob, DedicatedWorkerGlobalScope, ErrorEvent, MessageEvent, Worker};
 
-use crate::protocol::{Request, Response};
+use crate::protocol::{Envelope, FromHelper, ToHelper};
 use crate::worker::{BlobReader, read_blob};
 
-/// Plain files at least this big are scored by helpers.
-pub const PARALLEL_MIN_BYTES: f64 = 64.0 * 1024.0 * 1024.0;
-/// What the scoring worker reads itself first, to learn the format.
-const HEAD_BYTES: f64 = 4.0 * 1024.0 * 1024.0;
-/// Parts per helper (several, so one slow part does not leave the others idle).
-const PARTS_PER_HELPER: f64 = 4.0;
 /// The name a helper is started with; it tells the worker not to look for a GPU.
 pub const HELPER_NAME: &str = "tracesift-helper";
 
@@ -51,10 +47,7 @@ async fn helpers(script: &str) -> Result<Rc<Helpers>, String> {
     if let Some(helpers) = HELPERS.with(|h| h.borrow().clone()) {
         return Ok(helpers);
     }
-    let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
-    let cores = scope.navigator().hardware_concurrency();
-    // One core stays with the page; the scoring worker scores parts too.
-    let count = (cores as usize).saturating_sub(1).clamp(1, 7);
+    let count = helper_count();
     let source = Array::new();
     source.push(&script.into());
     let options = web_sys::BlobPropertyBag::new();
@@ -100,22 +93,18 @@ async fn helpers(script: &str) -> Result<Rc<Helpers>, String> {
 }
 
 fn on_helper_message(helper: usize, data: &JsValue) {
-    let text = Reflect::get(data, &"response".into())
-        .ok()
-        .and_then(|value| value.as_string())
-        .unwrap_or_default();
-    match serde_json::from_str::<Response>(&text) {
-        Ok(Response::Ready { .. }) => {
+    match crate::protocol::open::<FromHelper>(data) {
+        Ok(FromHelper::Ready) => {
             if let Some(ready) = READY.with(|r| r.borrow_mut().remove(&helper)) {
                 let _ = ready.send(());
             }
         }
-        Ok(Response::PartScored { id, part }) => answer(id, Ok(*part)),
-        Ok(Response::PartFailed { id, message }) => answer(id, Err(message)),
-        Ok(_) => {}
+        Ok(FromHelper::PartScored { id, part }) => answer(id, Ok(*part)),
+        Ok(FromHelper::PartFailed { id, message }) => answer(id, Err(message)),
+        Ok(FromHelper::Unreadable { message }) => fail_helper(helper, &message),
         Err(error) => fail_helper(
             helper,
-            &format!("a helper sent an unreadable answer: {error}"),
+            &format!("a helper sent an answer that cannot be read: {error}"),
         ),
     }
 }
@@ -143,31 +132,60 @@ fn fail_helper(helper: usize, message: &str) {
     }
 }
 
-/// The helper's side: score bytes `start..` of a file (the blob is that part) and send
-/// the result back.
-pub fn score_part(
-    scope: &DedicatedWorkerGlobalScope,
-    id: u32,
-    settings: &str,
-    name: &str,
-    start: f64,
-    part: Blob,
-) {
-    let response = match scored_part(settings, name, start, part) {
-        Ok(part) => Response::PartScored {
-            id,
-            part: Box::new(part),
-        },
-        Err(message) => Response::PartFailed { id, message },
-    };
-    crate::worker::post(scope, &response, None);
+/// The helper's side: answers each part it is sent with its scores.
+pub fn start_helper(scope: &DedicatedWorkerGlobalScope) {
+    let handler_scope = scope.clone();
+    let on_message = Closure::<dyn Fn(MessageEvent)>::new(move |event: MessageEvent| {
+        let data = event.data();
+        let answer = match crate::protocol::open::<ToHelper>(&data) {
+            Ok(ToHelper::ScorePart {
+                id,
+                settings,
+                name,
+                start,
+            }) => match Envelope::field(&data, "part").map(JsCast::dyn_into::<Blob>) {
+                Some(Ok(part)) => match scored_part(&settings, &name, start, part) {
+                    Ok(part) => FromHelper::PartScored {
+                        id,
+                        part: Box::new(part),
+                    },
+                    Err(message) => FromHelper::PartFailed { id, message },
+                },
+                _ => FromHelper::PartFailed {
+                    id,
+                    message: "the part to score did not arrive".to_owned(),
+                },
+            },
+            Err(error) => FromHelper::Unreadable {
+                message: format!("a helper got a message it cannot read: {error}"),
+            },
+        };
+        post_to_worker(&handler_scope, &answer);
+    });
+    scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    // A helper lives as long as its scoring worker.
+    on_message.forget();
+    post_to_worker(scope, &FromHelper::Ready);
 }
 
-fn scored_part(settings: &str, name: &str, start: f64, part: Blob) -> Result<ScoredPart, String> {
-    let settings = tracesift_core::settings::Settings::from_json(settings)
-        .map_err(|error| error.to_string())?;
-    let options = crate::worker::browser_options(&settings)?;
-    let mut range = Scorer::for_part(options, name, start as u64);
+fn post_to_worker(scope: &DedicatedWorkerGlobalScope, answer: &FromHelper) {
+    let envelope =
+        Envelope::new(answer).or_else(|message| Envelope::new(&FromHelper::Unreadable { message }));
+    let posted = envelope
+        .map(|envelope| scope.post_message_with_transfer(&envelope.object, &envelope.transfer));
+    if !matches!(posted, Ok(Ok(()))) {
+        web_sys::console::error_1(&"a helper cannot answer its scoring worker".into());
+    }
+}
+
+fn scored_part(
+    settings: &Settings,
+    name: &str,
+    start: u64,
+    part: Blob,
+) -> Result<ScoredPart, String> {
+    let options = crate::worker::browser_options(settings)?;
+    let mut range = Scorer::for_part(options, name, start);
     feed_blob(&mut range, part, &mut |_| {})?;
     Ok(range.into_part())
 }
@@ -190,97 +208,97 @@ fn feed_blob(scorer: &mut Scorer, blob: Blob, progress: &mut dyn FnMut(f64)) -> 
     }
 }
 
-/// The offset just past the first newline at or after `from`, if any.
-fn next_line_start(blob: &Blob, from: f64) -> Result<Option<f64>, String> {
-    let size = blob.size();
-    let mut at = (from - 1.0).max(0.0);
+/// The first line start at or after `from` (just past a newline at or after `from - 1`),
+/// if any.
+fn next_line_start(blob: &Blob, from: u64) -> Result<Option<u64>, String> {
+    let size = blob.size() as u64;
+    let mut at = from.saturating_sub(1);
     while at < size {
-        let end = (at + 65_536.0).min(size);
-        let window = blob
-            .slice_with_f64_and_f64(at, end)
-            .map_err(|_| "cannot slice the file".to_owned())?;
-        let bytes = read_blob(&window)?;
+        let end = (at + 65_536).min(size);
+        let bytes = read_blob(&slice(blob, at, end)?)?;
         if let Some(newline) = memchr::memchr(b'\n', &bytes) {
-            return Ok(Some(at + newline as f64 + 1.0));
+            return Ok(Some(at + newline as u64 + 1));
         }
         at = end;
     }
     Ok(None)
 }
 
+/// Bytes `start..end` of a blob. Whole bytes: Blob.slice rounds a fractional offset
+/// ([Clamp]), which would shift a part's start off its line.
+fn slice(blob: &Blob, start: u64, end: u64) -> Result<Blob, String> {
+    blob.slice_with_f64_and_f64(start as f64, end as f64)
+        .map_err(|_| "cannot slice the file".to_owned())
+}
+
 /// Scores a part in this worker (its share, or one a helper failed to deliver).
-fn score_here(scorer: &Scorer, start: f64, part_blob: &Blob) -> Result<ScoredPart, String> {
-    let range = scorer.range_scorer(start as u64);
+fn score_here(scorer: &Scorer, start: u64, part_blob: &Blob) -> Result<ScoredPart, String> {
+    let range = scorer.range_scorer(start);
     let mut range = range.ok_or("the file can no longer be split")?;
     feed_blob(&mut range, part_blob.clone(), &mut |_| {})?;
     Ok(range.into_part())
 }
 
-/// The scoring worker's side, for one plain file of at least [`PARALLEL_MIN_BYTES`]:
-/// reads the head itself, then has the helpers score the rest in parts. Returns how many
-/// helpers did (0 when the head shows the file cannot be split and it was streamed here),
-/// or None, having read nothing, when the head holds no line end (the caller streams it).
+/// Whether a plain file of this size is scored in parts by helpers (the core's planner
+/// decides, for this many cores).
+pub fn worth_splitting(size: f64) -> bool {
+    parts::worth_splitting(size as u64, helper_count() + 1)
+}
+
+/// Helpers to start: one per core but one, which stays with the page; the scoring worker
+/// scores parts too.
+fn helper_count() -> usize {
+    let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+    let cores = scope.navigator().hardware_concurrency();
+    (cores as usize).saturating_sub(1).clamp(1, 7)
+}
+
+/// The scoring worker's side, for one plain file that is [`worth_splitting`]: reads the
+/// head itself, then has the helpers score the rest in the parts the core's planner cuts
+/// ([`tracesift_core::parts`]). Returns how many helpers did (0 when the head shows the
+/// file cannot be split and it was streamed here), or None, having read nothing, when the
+/// head holds no line end (the caller streams it).
 pub async fn score_in_parts(
     scorer: &mut Scorer,
     blob: &Blob,
     name: &str,
-    settings: &str,
+    settings: &Settings,
     helper_script: &str,
     progress: &mut dyn FnMut(f64),
 ) -> Result<Option<usize>, String> {
-    let size = blob.size();
-    let head_blob = blob
-        .slice_with_f64_and_f64(0.0, HEAD_BYTES.min(size))
-        .map_err(|_| "cannot slice the file".to_owned())?;
-    let head = read_blob(&head_blob)?;
-    let Some(last_newline) = memchr::memrchr(b'\n', &head) else {
+    let size = blob.size() as u64;
+    let head = read_blob(&slice(blob, 0, parts::HEAD_BYTES.min(size))?)?;
+    let Some(head_end) = parts::head_end(&head) else {
         return Ok(None);
     };
-    let head_end = (last_newline + 1) as f64;
-    scorer.feed(head.get(..=last_newline).unwrap_or(&[]));
-    progress(head_end);
-    let rest = |from: f64| {
-        blob.slice_with_f64_and_f64(from, size)
-            .map_err(|_| "cannot slice the file".to_owned())
+    scorer.feed(head.get(..head_end as usize).unwrap_or(&[]));
+    progress(head_end as f64);
+    let mut stream_rest = |scorer: &mut Scorer| {
+        feed_blob(scorer, slice(blob, head_end, size)?, &mut |done| {
+            progress(head_end as f64 + done)
+        })
     };
-    if scorer.range_scorer(head_end as u64).is_none() {
-        feed_blob(scorer, rest(head_end)?, &mut |done| {
-            progress(head_end + done)
-        })?;
+    if scorer.range_scorer(head_end).is_none() {
+        stream_rest(scorer)?;
         return Ok(Some(0));
     }
     let helpers = match helpers(helper_script).await {
         Ok(helpers) => helpers,
         Err(message) => {
             web_sys::console::warn_1(&format!("{message}; scoring on one core").into());
-            feed_blob(scorer, rest(head_end)?, &mut |done| {
-                progress(head_end + done)
-            })?;
+            stream_rest(scorer)?;
             return Ok(Some(0));
         }
     };
-    // Line-aligned parts: each starts after the first newline at or past its cut. Every
-    // (helpers + 1)-th part is scored here, the others by the helpers.
+    // Every (helpers + 1)-th part is scored here, the others by the helpers.
     let n_scorers = helpers.workers.len() + 1;
-    let n_parts = n_scorers as f64 * PARTS_PER_HELPER;
-    // Whole bytes: Blob.slice rounds a fractional offset ([Clamp]), which would shift a
-    // part's start off its line.
-    let share = ((size - head_end) / n_parts)
-        .floor()
-        .max(16.0 * 1024.0 * 1024.0);
-    let mut starts = vec![head_end];
-    while let Some(&last) = starts.last() {
-        match next_line_start(blob, last + share)? {
-            Some(start) if start < size && start > last => starts.push(start),
-            _ => break,
-        }
-    }
-    let mut parts = Vec::with_capacity(starts.len());
-    for (idx, &start) in starts.iter().enumerate() {
-        let end = starts.get(idx + 1).copied().unwrap_or(size);
-        let part_blob = blob
-            .slice_with_f64_and_f64(start, end)
-            .map_err(|_| "cannot slice the file".to_owned())?;
+    let planned = parts::plan(head_end, size, n_scorers, |offset| {
+        next_line_start(blob, offset)
+    })?;
+    let mut parts = Vec::with_capacity(planned.len());
+    for (idx, part) in planned.into_iter().enumerate() {
+        let parts::Part { start, end } = part;
+        let part_blob = slice(blob, start, end)?;
         let helper = idx % n_scorers;
         if helper == helpers.workers.len() {
             parts.push((start, end, part_blob, None));
@@ -301,20 +319,21 @@ pub async fn score_in_parts(
                 },
             )
         });
-        let request = Request::ScorePart {
+        let request = ToHelper::ScorePart {
             id,
-            settings: settings.to_owned(),
+            settings: settings.clone(),
             name: name.to_owned(),
             start,
         };
-        let message = Object::new();
-        let text = serde_json::to_string(&request).unwrap_or_default();
-        let _ = Reflect::set(&message, &"request".into(), &text.into());
-        let _ = Reflect::set(&message, &"part".into(), &part_blob);
-        if let Some(worker) = helpers.workers.get(helper)
-            && worker.post_message(&message).is_err()
-        {
-            answer(id, Err("cannot reach a helper worker".to_owned()));
+        let posted = Envelope::new(&request).and_then(|envelope| {
+            let envelope = envelope.with("part", &part_blob);
+            let worker = helpers.workers.get(helper).ok_or("no such helper")?;
+            worker
+                .post_message_with_transfer(&envelope.object, &envelope.transfer)
+                .map_err(|_| "cannot reach a helper worker".to_owned())
+        });
+        if let Err(message) = posted {
+            answer(id, Err(message));
         }
         parts.push((start, end, part_blob, Some(receiver)));
     }
@@ -345,7 +364,7 @@ pub async fn score_in_parts(
             (None, None) => score_here(scorer, start, &part_blob)?,
         };
         scorer.absorb_part(part);
-        progress(end);
+        progress(end as f64);
     }
     Ok(Some(n_scorers))
 }

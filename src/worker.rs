@@ -12,7 +12,7 @@ use std::io::Read;
 use std::rc::Rc;
 
 use flate2::read::MultiGzDecoder;
-use js_sys::{Array, Object, Reflect, Uint8Array};
+use js_sys::{Array, Reflect, Uint8Array};
 use tracesift_core::compare::{self, Agreement, Ranking};
 use tracesift_core::dataset::{ScoreOptions, ScoredSet, Scorer};
 use tracesift_core::evaluate::{EvalReport, evaluate};
@@ -26,12 +26,11 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{Blob, DedicatedWorkerGlobalScope, FileReaderSync, MessageEvent};
 
-use crate::protocol::{ExportWhat, Request, Response, TokenView, TraceDetail};
+use crate::protocol::{Envelope, ExportWhat, ToPage, ToWorker, TokenView, TraceDetail};
 
 const CHUNK_BYTES: f64 = 4.0 * 1024.0 * 1024.0;
 
-/// Traces per `ScoredPart` message: about 300 KB of JSON with every signal, which the
-/// page decodes in under 40 ms even before the browser has optimised the decoder.
+/// Traces per `ScoredPart` message, which the page decodes in a task of its own.
 const TRACES_PER_PART: usize = 400;
 
 /// What the worker keeps between requests: the inputs and the last scored run.
@@ -84,19 +83,19 @@ pub fn start() {
     let on_message = Closure::<dyn Fn(MessageEvent)>::new(move |event: MessageEvent| {
         handle(&handler_scope, &event.data());
     });
+    if scope.name() == crate::helpers::HELPER_NAME {
+        // A helper scores parts of files on the CPU: no GPU to look for.
+        crate::helpers::start_helper(&scope);
+        return;
+    }
     scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     // The worker lives as long as the page: its handler is never dropped.
     on_message.forget();
-    if scope.name() == crate::helpers::HELPER_NAME {
-        // A helper scores parts of files on the CPU: no GPU to look for.
-        post(&scope, &Response::Ready { webgpu: None }, None);
-        return;
-    }
     wasm_bindgen_futures::spawn_local(async move {
         let gpu = find_webgpu().await;
         let webgpu = gpu.as_ref().map(|gpu| gpu.adapter_name().to_owned());
         GPU.with(|slot| *slot.borrow_mut() = gpu.map(Rc::new));
-        post(&scope, &Response::Ready { webgpu }, None);
+        post(&scope, &ToPage::Ready { webgpu });
     });
 }
 
@@ -144,32 +143,16 @@ async fn find_webgpu() -> Option<Gpu> {
 }
 
 fn handle(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
-    let request_text = Reflect::get(data, &"request".into())
-        .ok()
-        .and_then(|value| value.as_string())
-        .unwrap_or_default();
-    let request: Request = match serde_json::from_str(&request_text) {
+    let request: ToWorker = match crate::protocol::open(data) {
         Ok(request) => request,
         Err(error) => {
             let message = format!("the worker got a message it cannot read: {error}");
-            post(scope, &Response::Failed { run: 0, message }, None);
+            post(scope, &ToPage::Unreadable { message });
             return;
         }
     };
     match request {
-        Request::ScorePart {
-            id,
-            settings,
-            name,
-            start,
-        } => match Reflect::get(data, &"part".into()).map(JsCast::dyn_into::<Blob>) {
-            Ok(Ok(part)) => crate::helpers::score_part(scope, id, &settings, &name, start, part),
-            _ => {
-                let message = "the part to score did not arrive".to_owned();
-                post(scope, &Response::PartFailed { id, message }, None);
-            }
-        },
-        Request::Score {
+        ToWorker::Score {
             run,
             settings,
             names,
@@ -177,7 +160,7 @@ fn handle(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
             requests_name,
             link,
         } => {
-            let files: Vec<Blob> = Reflect::get(data, &"files".into())
+            let files: Vec<Blob> = Envelope::field(data, "files")
                 .map(|files| {
                     Array::from(&files)
                         .iter()
@@ -185,8 +168,7 @@ fn handle(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
                         .collect()
                 })
                 .unwrap_or_default();
-            let requests = Reflect::get(data, &"requests".into())
-                .ok()
+            let requests = Envelope::field(data, "requests")
                 .and_then(|blob| blob.dyn_into::<Blob>().ok())
                 .map(|blob| (requests_name.unwrap_or_else(|| "requests".to_owned()), blob));
             NEWEST_RUN.with(|newest| newest.set(run));
@@ -202,92 +184,91 @@ fn handle(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
                 let scored = score(&scope, run, &settings, inputs, helper_script).await;
                 match scored {
                     Err(message) if !is_superseded(run) => {
-                        post(&scope, &Response::Failed { run, message }, None);
+                        post(&scope, &ToPage::Failed { run, message });
                     }
                     _ => {}
                 }
             });
         }
-        Request::Trace { run, trace_idx } => match trace_detail(run, trace_idx) {
+        ToWorker::Trace { run, trace_idx } => match trace_detail(run, trace_idx) {
             Ok(detail) => {
-                let response = Response::Trace {
+                let response = ToPage::Trace {
                     run,
                     trace_idx,
                     detail: Box::new(detail),
                 };
-                post(scope, &response, None);
+                post(scope, &response);
             }
-            Err(message) => post(scope, &Response::Failed { run, message }, None),
+            Err(message) => post(scope, &ToPage::Failed { run, message }),
         },
-        Request::Evaluate { run, settings } => match evaluation(run, &settings) {
-            Ok(report) => post(scope, &Response::Evaluated { run, report }, None),
-            Err(message) => post(scope, &Response::Failed { run, message }, None),
+        ToWorker::Evaluate { run, settings } => match evaluation(run, &settings) {
+            Ok(report) => post(scope, &ToPage::Evaluated { run, report }),
+            Err(message) => post(scope, &ToPage::Failed { run, message }),
         },
-        Request::Compare { run, settings } => match comparison(run, &settings) {
+        ToWorker::Compare { run, settings } => match comparison(run, &settings) {
             Ok((ranking, agreement)) => {
-                let response = Response::Compared {
+                let response = ToPage::Compared {
                     run,
                     ranking,
                     agreement,
                 };
-                post(scope, &response, None);
+                post(scope, &response);
             }
-            Err(message) => post(scope, &Response::Failed { run, message }, None),
+            Err(message) => post(scope, &ToPage::Failed { run, message }),
         },
-        Request::Export {
+        ToWorker::Export {
             run,
             settings,
             what,
-        } => match build_export(run, &settings, what) {
+        } => match build_export(run, &settings, &what) {
             Err(ExportError::Refused(message)) => {
-                post(scope, &Response::ExportRefused { run, message }, None);
+                post(scope, &ToPage::ExportRefused { run, message });
             }
             Ok((bytes, n_traces, file_name)) => {
                 let array = Uint8Array::from(bytes.as_slice());
-                post(
-                    scope,
-                    &Response::Exported {
-                        run,
-                        what,
-                        file_name,
-                        n_traces,
-                    },
-                    Some(&array),
-                );
+                let response = ToPage::Exported {
+                    run,
+                    what,
+                    file_name,
+                    n_traces,
+                };
+                post_with(scope, &response, Some(("bytes", array.as_ref())));
             }
             Err(ExportError::Failed(message)) => {
-                post(scope, &Response::Failed { run, message }, None);
+                post(scope, &ToPage::Failed { run, message });
             }
         },
     }
 }
 
-pub(crate) fn post(
-    scope: &DedicatedWorkerGlobalScope,
-    response: &Response,
-    bytes: Option<&Uint8Array>,
-) {
-    post_with(
-        scope,
-        response,
-        bytes.map(|bytes| ("bytes", AsRef::<JsValue>::as_ref(bytes))),
-    );
+pub(crate) fn post(scope: &DedicatedWorkerGlobalScope, response: &ToPage) {
+    post_with(scope, response, None);
 }
 
 /// Posts a response with a JS object beside it (`bytes` of a download, the `blob` of a
-/// downloaded data link), which travels without a copy into JSON.
+/// downloaded data link), which travels without a copy into the message.
 fn post_with(
     scope: &DedicatedWorkerGlobalScope,
-    response: &Response,
+    response: &ToPage,
     beside: Option<(&str, &JsValue)>,
 ) {
-    let message = Object::new();
-    let text = serde_json::to_string(response).unwrap_or_default();
-    let _ = Reflect::set(&message, &"response".into(), &text.into());
-    if let Some((key, value)) = beside {
-        let _ = Reflect::set(&message, &key.into(), value);
+    let envelope = match Envelope::new(response) {
+        Ok(envelope) => envelope,
+        Err(message) => {
+            web_sys::console::error_1(&message.clone().into());
+            match Envelope::new(&ToPage::Unreadable { message }) {
+                Ok(envelope) => envelope,
+                Err(_) => return,
+            }
+        }
+    };
+    let envelope = match beside {
+        Some((key, value)) => envelope.with(key, value),
+        None => envelope,
+    };
+    if let Err(error) = scope.post_message_with_transfer(&envelope.object, &envelope.transfer) {
+        web_sys::console::error_2(&"the worker cannot post to the page:".into(), &error);
     }
-    let _ = scope.post_message(&message);
 }
 
 /// Records larger than this are reported and skipped in the browser (the CLI allows
@@ -298,10 +279,6 @@ pub(crate) fn browser_options(settings: &Settings) -> Result<ScoreOptions, Strin
     let mut options = ScoreOptions::from_settings(settings).map_err(|error| error.to_string())?;
     options.max_record_bytes = BROWSER_MAX_RECORD_BYTES;
     Ok(options)
-}
-
-fn parse_settings(settings: &str) -> Result<Settings, String> {
-    Settings::from_json(settings).map_err(|error| error.to_string())
 }
 
 /// What a run reads: the trace files (or a data link to download), and the request file
@@ -316,7 +293,7 @@ struct Inputs<'a> {
 async fn score(
     scope: &DedicatedWorkerGlobalScope,
     run: u32,
-    settings: &str,
+    settings: &Settings,
     inputs: Inputs<'_>,
     helper_script: Option<&str>,
 ) -> Result<(), String> {
@@ -327,9 +304,7 @@ async fn score(
         link,
     } = inputs;
     let started = js_sys::Date::now();
-    let settings_text = settings;
-    let settings = parse_settings(settings)?;
-    let options = browser_options(&settings)?;
+    let options = browser_options(settings)?;
     let mut scorer = Scorer::new(options);
     let gpu = GPU.with(|gpu| gpu.borrow().clone());
     let warn = Box::new(|message: &str| web_sys::console::warn_1(&message.into()));
@@ -344,17 +319,17 @@ async fn score(
         // Blob like a dropped file (and handed to the page, so scoring again is local).
         scorer.begin_file(&file.name);
         let progress = |bytes_done: f64, bytes_total: f64| {
-            let response = Response::Progress {
+            let response = ToPage::Progress {
                 run,
                 bytes_done,
                 bytes_total,
             };
-            post(scope, &response, None);
+            post(scope, &response);
         };
         let (blob, is_gzip) =
             crate::data_link::stream_into(scope, file, &mut scorer, &mut engine, progress).await?;
         scorer.end_file();
-        let fetched = Response::Fetched {
+        let fetched = ToPage::Fetched {
             run,
             name: file.name.clone(),
         };
@@ -377,21 +352,21 @@ async fn score(
         gzipped.push(is_gzip);
         scorer.begin_file(name);
         let progress = |done: f64| {
-            let response = Response::Progress {
+            let response = ToPage::Progress {
                 run,
                 bytes_done: bytes_before + done,
                 bytes_total,
             };
-            post(scope, &response, None);
+            post(scope, &response);
         };
-        let parallel = !is_gzip && blob.size() >= crate::helpers::PARALLEL_MIN_BYTES;
+        let parallel = !is_gzip && crate::helpers::worth_splitting(blob.size());
         if let (true, Some(script)) = (parallel, helper_script) {
             let mut report = |done: f64| progress(done);
             let helpers = crate::helpers::score_in_parts(
                 &mut scorer,
                 blob,
                 name,
-                settings_text,
+                settings,
                 script,
                 &mut report,
             )
@@ -430,11 +405,11 @@ async fn score(
     }
     let millis = js_sys::Date::now() - started;
     for part in set.traces.chunks(TRACES_PER_PART) {
-        let response = Response::ScoredPart {
+        let response = ToPage::ScoredPart {
             run,
             traces: part.to_vec(),
         };
-        post(scope, &response, None);
+        post(scope, &response);
     }
     let without_traces = ScoredSet {
         traces: Vec::new(),
@@ -451,14 +426,14 @@ async fn score(
             Err(message) => (None, Some(message)),
         },
     };
-    let response = Response::Scored {
+    let response = ToPage::Scored {
         run,
         set: Box::new(without_traces),
         millis,
         workers,
         requests: requests_summary,
     };
-    post(scope, &response, None);
+    post(scope, &response);
     STATE.with(|state| {
         *state.borrow_mut() = Some(State {
             run,
@@ -495,9 +470,8 @@ async fn feed(
 }
 
 /// The last run against its gold labels (None without any), off the page's thread.
-fn evaluation(run: u32, settings: &str) -> Result<Option<Box<EvalReport>>, String> {
-    let settings = parse_settings(settings)?;
-    let options = FilterOptions::from_settings(&settings).map_err(|e| e.to_string())?;
+fn evaluation(run: u32, settings: &Settings) -> Result<Option<Box<EvalReport>>, String> {
+    let options = FilterOptions::from_settings(settings).map_err(|e| e.to_string())?;
     with_run(run, |state| {
         let set = &state.set;
         let labelled = set.traces.iter().any(|trace| trace.label.is_some());
@@ -509,8 +483,7 @@ fn evaluation(run: u32, settings: &str) -> Result<Option<Box<EvalReport>>, Strin
 /// the bootstrap and the Spearman sorts stay here, off the page's thread.
 type Comparison = (Option<Box<Ranking>>, Box<Agreement>);
 
-fn comparison(run: u32, settings: &str) -> Result<Comparison, String> {
-    let settings = parse_settings(settings)?;
+fn comparison(run: u32, settings: &Settings) -> Result<Comparison, String> {
     with_run(run, |state| {
         let set = &state.set;
         let labelled = set.traces.iter().any(|trace| trace.label.is_some());
@@ -547,22 +520,38 @@ impl From<&str> for ExportError {
 /// Builds a download from the last run: `(bytes, traces in it, file name)`.
 fn build_export(
     run: u32,
-    settings: &str,
-    what: ExportWhat,
+    settings: &Settings,
+    what: &ExportWhat,
 ) -> Result<(Vec<u8>, usize, String), ExportError> {
-    let settings = parse_settings(settings)?;
-    let filter_options = FilterOptions::from_settings(&settings).map_err(|e| e.to_string())?;
-    let export_options = ExportOptions::from_settings(&settings).map_err(|e| e.to_string())?;
+    let filter_options = FilterOptions::from_settings(settings).map_err(|e| e.to_string())?;
+    let export_options = ExportOptions::from_settings(settings).map_err(|e| e.to_string())?;
     with_run(run, |state| {
-        let selection = filter::select(&state.set, &filter_options);
+        let n_traces = state.set.traces.len();
         let chosen = match what {
-            ExportWhat::Kept | ExportWhat::ScoresCsv => selection.kept,
+            ExportWhat::Kept | ExportWhat::ScoresCsv => {
+                filter::select(&state.set, &filter_options).kept
+            }
             ExportWhat::Random => {
-                filter::random_sample(&state.set, &filter_options, selection.n_kept, settings.seed)
+                let n_kept = filter::select(&state.set, &filter_options).n_kept;
+                filter::random_sample(&state.set, &filter_options, n_kept, settings.seed)
             }
             ExportWhat::Unfiltered => filter::unfiltered(&state.set, &filter_options),
+            ExportWhat::Selection(indices) => {
+                let mut chosen = vec![false; n_traces];
+                for &idx in indices {
+                    match chosen.get_mut(idx as usize) {
+                        Some(slot) => *slot = true,
+                        None => {
+                            return Err(ExportError::Failed(format!(
+                                "the selection names trace {idx}, but the run has {n_traces}"
+                            )));
+                        }
+                    }
+                }
+                chosen
+            }
         };
-        let format = if what == ExportWhat::ScoresCsv {
+        let format = if *what == ExportWhat::ScoresCsv {
             ExportFormat::Csv
         } else {
             settings.export

@@ -13,6 +13,7 @@ pub mod filter;
 pub mod import;
 pub mod json;
 pub mod metrics;
+pub mod parts;
 pub mod requests;
 pub mod score;
 pub mod settings;

@@ -101,9 +101,10 @@ fn in_parts(
         if idx % 2 == 0 {
             scorer.absorb(range);
         } else {
-            // As between Web Workers: the part crosses as JSON.
-            let json = serde_json::to_string(&range.into_part()).unwrap();
-            scorer.absorb_part(serde_json::from_str(&json).unwrap());
+            // As between Web Workers: the part crosses as MessagePack with field names
+            // (the app's `protocol::to_bytes`).
+            let bytes = rmp_serde::to_vec_named(&range.into_part()).unwrap();
+            scorer.absorb_part(rmp_serde::from_slice(&bytes).unwrap());
         }
     }
     scorer.end_file();

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use flate2::bufread::MultiGzDecoder;
 use tracesift_core::dataset::Scorer;
+use tracesift_core::parts;
 use tracesift_core::trace::RecordRef;
 
 use crate::records;
@@ -113,10 +114,10 @@ impl Progress for NoProgress {
 pub type ProgressFactory<'a> = dyn FnMut(&str, Option<u64>) -> Arc<dyn Progress> + 'a;
 
 /// Plain files at least this big are parsed on every core by default (smaller ones take
-/// well under a second on one, and stay within 10 % of their size in memory)...
-const PARALLEL_MIN_BYTES: u64 = 256 << 20;
-/// ...and from this size when `--threads` asks for several.
-const PARALLEL_MIN_BYTES_ASKED: u64 = 64 << 20;
+/// well under a second on one, and stay within 10 % of their size in memory); when
+/// `--threads` asks for several, the core's planner decides
+/// ([`tracesift_core::parts::worth_splitting`]).
+const PARALLEL_MIN_BYTES_UNASKED: u64 = 256 << 20;
 
 /// How many threads parse a file, and whether the user chose that number.
 #[derive(Debug, Clone, Copy)]
@@ -134,12 +135,6 @@ impl Threads {
         }
     }
 }
-
-/// What the main thread reads first, to learn the file's format and framing.
-const HEAD_BYTES: usize = 1 << 20;
-/// Each thread's share is cut into parts of about this size (several per thread, so a
-/// slow part does not leave the others idle).
-const PART_BYTES: u64 = 32 << 20;
 
 /// The first bytes of every Parquet file.
 const PARQUET_MAGIC: &[u8] = b"PAR1";
@@ -300,12 +295,11 @@ fn feed_path(
     } else {
         Spool::None
     };
-    let min_bytes = if threads.asked {
-        PARALLEL_MIN_BYTES_ASKED
-    } else {
-        PARALLEL_MIN_BYTES
-    };
-    if !is_gzip && !is_stdin && threads.count > 1 && size.is_some_and(|size| size >= min_bytes) {
+    let split = size.is_some_and(|size| {
+        parts::worth_splitting(size, threads.count)
+            && (threads.asked || size >= PARALLEL_MIN_BYTES_UNASKED)
+    });
+    if !is_gzip && !is_stdin && split {
         feed_in_parts(
             name,
             &mut reader,
@@ -486,8 +480,8 @@ fn feed_stream(
     Ok(())
 }
 
-/// Scores a plain file on several threads: the head (up to a line end after
-/// [`HEAD_BYTES`]) on this one, to learn the format; then line-aligned parts of the rest,
+/// Scores a plain file on several threads, as the core's planner cuts it
+/// ([`tracesift_core::parts`]): the head on this one, to learn the format; then line-aligned parts of the rest,
 /// each by its own range scorer, absorbed in file order. A file that cannot be split
 /// (no line end in the head, not canonical JSONL, tokens for a GPU) is streamed on this
 /// thread from where the head ends.
@@ -507,39 +501,26 @@ fn feed_in_parts(
         .metadata()
         .map_err(io_error("cannot read the file's size"))?
         .len();
-    let mut head = vec![0u8; HEAD_BYTES];
+    let mut head = vec![0u8; parts::HEAD_BYTES as usize];
     let head_len = read_full(reader, &mut head)?;
     let head = head.get(..head_len).unwrap_or(&[]);
-    let Some(last_newline) = memchr::memrchr(b'\n', head) else {
+    let Some(head_end) = parts::head_end(head) else {
         // No line end in the first megabytes: one huge line, or not JSONL.
         return feed_tail(reader, scorer, head, after_chunk);
     };
-    let head_end = last_newline + 1;
-    scorer.feed(head.get(..head_end).unwrap_or(&[]));
+    let rest_of_head = head.get(head_end as usize..).unwrap_or(&[]);
+    scorer.feed(head.get(..head_end as usize).unwrap_or(&[]));
     after_chunk(scorer);
-    // Parts start where lines start: after the first newline at or past each cut.
-    let mut starts = vec![head_end as u64];
-    let share = (size - head_end as u64)
-        .div_ceil(threads as u64 * 4)
-        .max(PART_BYTES);
-    let mut cut = head_end as u64 + share;
-    while cut < size {
-        match next_line_start(&file, cut, size)? {
-            Some(start) if start < size => starts.push(start),
-            _ => break,
-        }
-        cut = starts.last().copied().unwrap_or(size) + share;
-    }
-    starts.dedup();
-    let mut jobs = Vec::with_capacity(starts.len());
-    for (idx, &start) in starts.iter().enumerate() {
-        let end = starts.get(idx + 1).copied().unwrap_or(size);
-        let Some(range) = scorer.range_scorer(start) else {
+    let planned = parts::plan(head_end, size, threads, |offset| {
+        next_line_start(&file, offset, size)
+    })?;
+    let mut jobs = Vec::with_capacity(planned.len());
+    for part in planned {
+        let Some(range) = scorer.range_scorer(part.start) else {
             // Not splittable: the rest streams as usual, from right after the head.
-            let rest_of_head = head.get(head_end..).unwrap_or(&[]);
             return feed_tail(reader, scorer, rest_of_head, after_chunk);
         };
-        jobs.push((start, end, range));
+        jobs.push((part.start, part.end, range));
     }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -593,7 +574,8 @@ fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> Result<usize, InputError>
     Ok(filled)
 }
 
-/// The offset just past the first newline at or after `from`, if any.
+/// The first line start at or after `from` (just past a newline at or after `from - 1`),
+/// if any.
 fn next_line_start(file: &File, from: u64, size: u64) -> Result<Option<u64>, InputError> {
     let mut buf = vec![0u8; 1 << 16];
     let mut at = from.saturating_sub(1);
