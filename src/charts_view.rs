@@ -8,8 +8,9 @@ use plotters_canvas::CanvasBackend;
 use tracesift_charts::plotters::coord::Shift;
 use tracesift_charts::plotters::prelude::{DrawingArea, DrawingBackend, IntoDrawingArea};
 use tracesift_charts::{
-    ChartError, HistogramLayout, class_counts, per_class_histograms,
-    per_class_histograms_with_layout, scatter_ppl_consistency, selective_accuracy, to_svg,
+    ChartError, HistogramLayout, ScatterLayout, class_counts, per_class_histograms,
+    per_class_histograms_with_layout, scatter_ppl_consistency, scatter_ppl_consistency_with_layout,
+    selective_accuracy, to_svg,
 };
 use tracesift_core::compare::curves_to_show;
 use tracesift_core::dataset::ScoredSet;
@@ -17,10 +18,13 @@ use tracesift_core::evaluate::EvalReport;
 use tracesift_core::filter::{FilterOptions, Selection, rule_for_cutoff};
 use tracesift_core::settings::{Metric, Scope, Settings};
 
-use crate::traces::{BinFilter, TableFilter};
+use crate::traces::{BinFilter, Brush, TableFilter};
 
 /// How near the cut-off line (in the chart's pixels) a press starts dragging it.
 const GRAB_PIXELS: i32 = 8;
+/// A brush smaller than this (in the chart's pixels, either side) is a click: it clears
+/// the brush instead of selecting a sliver.
+const MIN_BRUSH_PIXELS: i32 = 4;
 
 const WIDTH: u32 = 900;
 const HEIGHT: u32 = 360;
@@ -57,7 +61,7 @@ impl ChartKind {
             }
             ChartKind::Counts => "How many traces each class has, before and after filtering.",
             ChartKind::Scatter => {
-                "Confident traces sit top-left: low perplexity, high agreement with the other samples."
+                "Confident traces sit top-left: low perplexity, high agreement with the other samples. Drag a rectangle to show its traces in the table."
             }
             ChartKind::Selective => {
                 "Accuracy of the most confident s % of labelled traces, for the chosen metric and the five best by PRR: higher curves rank errors better."
@@ -95,7 +99,8 @@ pub fn ChartPanel(
     selection: Memo<Option<Selection>>,
     settings: RwSignal<Settings>,
     evaluation: RwSignal<Option<EvalReport>>,
-    /// Where a click on a histogram bar sends the table (the per-class chart only).
+    /// Where a click on a histogram bar (the per-class chart) or a brushed rectangle (the
+    /// scatter) sends the table.
     #[prop(optional)]
     table_filter: Option<RwSignal<Option<TableFilter>>>,
 ) -> impl IntoView {
@@ -104,7 +109,22 @@ pub fn ChartPanel(
     let layout = StoredValue::new(None::<HistogramLayout>);
     let cutoff_pixels = RwSignal::new(Vec::<(u32, i32)>::new());
     let dragging = StoredValue::new(None::<u32>);
+    // The scatter's plot as last drawn, and the brush: where it started and its rectangle
+    // (left, top, right, bottom) in the drawing's pixels.
+    let scatter_layout = StoredValue::new(None::<ScatterLayout>);
+    let brush_start = StoredValue::new(None::<(i32, i32)>);
+    let brush_rect = RwSignal::new(None::<(i32, i32, i32, i32)>);
+    // Another filter replaces the brush: its rectangle goes.
+    if let Some(table_filter) = table_filter {
+        Effect::new(move |_| {
+            if !table_filter.with(|filter| matches!(filter, Some(TableFilter::Brush(_)))) {
+                brush_rect.set(None);
+            }
+        });
+    }
     let drawn = RwSignal::new(false);
+    // Completed draws, so a test or a bench can tell a redraw happened.
+    let draws = RwSignal::new(0u64);
     let generation = StoredValue::new(0u64);
     // Redraw whenever the data, the filter or the metric changes. Each chart draws in a
     // task of its own (a timeout), so a big file's charts never block the page together;
@@ -146,6 +166,11 @@ pub fn ChartPanel(
                                 .map_err(|e| e.to_string())?;
                                 let _ = cutoff_pixels.try_set(drawn_layout.cutoff_pixels());
                                 layout.set_value(Some(drawn_layout));
+                            } else if kind == ChartKind::Scatter {
+                                let drawn_layout =
+                                    scatter_ppl_consistency_with_layout(&area, &set, &selection)
+                                        .map_err(|e| e.to_string())?;
+                                scatter_layout.set_value(drawn_layout);
                             } else {
                                 draw(kind, &area, &set, &selection, metric, report.as_ref())
                                     .map_err(|e| e.to_string())?;
@@ -155,6 +180,7 @@ pub fn ChartPanel(
                     match outcome {
                         Ok(()) => {
                             let _ = drawn.try_set(true);
+                            let _ = draws.try_update(|count| *count += 1);
                         }
                         Err(message) => {
                             let _ = drawn.try_set(false);
@@ -194,8 +220,22 @@ pub fn ChartPanel(
             settings.update(|s| s.set_rule(rule));
         }
     };
+    let capture = move |ev: &leptos::ev::PointerEvent| {
+        if let Some(canvas) = canvas_ref.get_untracked() {
+            let _ = canvas.set_pointer_capture(ev.pointer_id());
+        }
+        ev.prevent_default();
+    };
     let on_pointer_down = move |ev: leptos::ev::PointerEvent| {
         let Some((x, y)) = to_chart(&ev) else { return };
+        if kind == ChartKind::Scatter {
+            if scatter_layout.with_value(|l| l.as_ref().is_some_and(|l| l.contains(x, y))) {
+                brush_start.set_value(Some((x, y)));
+                brush_rect.set(Some((x, y, x, y)));
+                capture(&ev);
+            }
+            return;
+        }
         let Some((class, _)) = layout.with_value(|l| l.as_ref().and_then(|l| l.locate(x, y)))
         else {
             return;
@@ -207,18 +247,67 @@ pub fn ChartPanel(
         });
         if near_line {
             dragging.set_value(Some(class));
-            if let Some(canvas) = canvas_ref.get_untracked() {
-                let _ = canvas.set_pointer_capture(ev.pointer_id());
-            }
-            ev.prevent_default();
+            capture(&ev);
         }
     };
+    // The brush's rectangle, kept on the plot.
+    let brush_to = move |x: i32, y: i32| -> Option<(i32, i32, i32, i32)> {
+        let (x0, y0) = brush_start.get_value()?;
+        let (x1, y1) = scatter_layout.with_value(|layout| {
+            let layout = layout.as_ref()?;
+            Some((
+                x.clamp(layout.x_pixels.0, layout.x_pixels.1),
+                y.clamp(layout.y_pixels.0, layout.y_pixels.1),
+            ))
+        })?;
+        Some((x0.min(x1), y0.min(y1), x0.max(x1), y0.max(y1)))
+    };
     let on_pointer_move = move |ev: leptos::ev::PointerEvent| {
+        if kind == ChartKind::Scatter {
+            if let (Some(_), Some((x, y))) = (brush_start.get_value(), to_chart(&ev)) {
+                brush_rect.set(brush_to(x, y));
+            }
+            return;
+        }
         if let (Some(class), Some((x, _))) = (dragging.get_value(), to_chart(&ev)) {
             move_cutoff(class, x);
         }
     };
     let on_pointer_up = move |ev: leptos::ev::PointerEvent| {
+        if kind == ChartKind::Scatter {
+            let rect = to_chart(&ev).and_then(|(x, y)| brush_to(x, y));
+            brush_start.set_value(None);
+            let Some(table_filter) = table_filter else {
+                return;
+            };
+            match rect {
+                Some((left, top, right, bottom))
+                    if right - left >= MIN_BRUSH_PIXELS && bottom - top >= MIN_BRUSH_PIXELS =>
+                {
+                    let brush = scatter_layout.with_value(|layout| {
+                        let layout = layout.as_ref()?;
+                        let (ppl_low, consistency_high) = layout.value_at(left, top);
+                        let (ppl_high, consistency_low) = layout.value_at(right, bottom);
+                        Some(Brush {
+                            ppl: (ppl_low, ppl_high),
+                            consistency: (consistency_low, consistency_high),
+                        })
+                    });
+                    brush_rect.set(rect);
+                    if let Some(brush) = brush {
+                        table_filter.set(Some(TableFilter::Brush(brush)));
+                    }
+                }
+                // A click: no rectangle, and the brush's selection goes with it.
+                _ => {
+                    brush_rect.set(None);
+                    if table_filter.with_untracked(|f| matches!(f, Some(TableFilter::Brush(_)))) {
+                        table_filter.set(None);
+                    }
+                }
+            }
+            return;
+        }
         if dragging.get_value().is_some() {
             dragging.set_value(None);
             return;
@@ -231,7 +320,7 @@ pub fn ChartPanel(
         let filter = layout.with_value(|layout| {
             let layout = layout.as_ref()?;
             let (class, value) = layout.locate(x, y)?;
-            Some(TableFilter {
+            Some(TableFilter::Class {
                 class,
                 bin: Some(BinFilter {
                     metric,
@@ -244,7 +333,21 @@ pub fn ChartPanel(
             table_filter.set(Some(filter));
         }
     };
-    let interactive = kind == ChartKind::PerClass;
+    let interactive = matches!(kind, ChartKind::PerClass | ChartKind::Scatter);
+    // The brush over the canvas, in percent of the drawing (the canvas keeps its aspect).
+    let brush_style = move || {
+        brush_rect.get().map(|(left, top, right, bottom)| {
+            let x = |px: i32| f64::from(px) * 100.0 / f64::from(WIDTH);
+            let y = |px: i32| f64::from(px) * 100.0 / f64::from(HEIGHT);
+            format!(
+                "left:{:.3}%;top:{:.3}%;width:{:.3}%;height:{:.3}%",
+                x(left),
+                y(top),
+                x(right - left),
+                y(bottom - top)
+            )
+        })
+    };
     let download_png = move |_| {
         if let Some(canvas) = canvas_ref.get()
             && let Ok(url) = canvas.to_data_url_with_type("image/png")
@@ -277,8 +380,10 @@ pub fn ChartPanel(
     };
     view! {
         <figure class="chart">
+            <div class="chart-canvas">
             <canvas node_ref=canvas_ref width=WIDTH height=HEIGHT data-testid=kind.test_id()
                 data-drawn=move || drawn.get().to_string()
+                data-draws=move || draws.get().to_string()
                 class:interactive=interactive
                 data-cutoffs=move || cutoff_pixels.with(|lines| {
                     lines.iter().map(|(class, px)| format!("{class}:{px}")).collect::<Vec<_>>().join(",")
@@ -286,6 +391,19 @@ pub fn ChartPanel(
                 on:pointerdown=move |ev| if interactive { on_pointer_down(ev) }
                 on:pointermove=move |ev| if interactive { on_pointer_move(ev) }
                 on:pointerup=move |ev| if interactive { on_pointer_up(ev) }></canvas>
+            {move || brush_style().map(|style| {
+                // The brushed ranges in full precision (ppl low, high, consistency low, high).
+                let range = table_filter.and_then(|filter| filter.with(|filter| match filter {
+                    Some(TableFilter::Brush(Brush { ppl, consistency })) => Some(format!(
+                        "{},{},{},{}", ppl.0, ppl.1, consistency.0, consistency.1
+                    )),
+                    _ => None,
+                }));
+                view! {
+                    <div class="brush" data-testid="scatter-brush" aria-hidden="true" style=style data-range=range></div>
+                }
+            })}
+            </div>
             <figcaption>
                 {kind.explanation()}
                 " "

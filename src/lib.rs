@@ -4,10 +4,14 @@
 pub mod app;
 pub mod charts_view;
 pub mod data_link;
+pub mod evaluation_view;
 pub mod fragment;
 pub mod helpers;
 pub mod offline;
+pub mod page_worker;
 pub mod protocol;
 pub mod requests;
+pub mod settings_view;
+pub mod summary_view;
 pub mod traces;
 pub mod worker;

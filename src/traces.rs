@@ -14,12 +14,12 @@ use tracesift_core::settings::Metric;
 
 use crate::protocol::{TokenView, TraceDetail};
 
-/// What the table shows of the run: a class clicked in the counts, or a bin of a class
-/// clicked on its histogram. None: every trace.
+/// What the table shows of the run (None: every trace): a class clicked in the counts, a
+/// bar of a class's histogram, or a rectangle brushed on the ppl × consistency scatter.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TableFilter {
-    pub class: u32,
-    pub bin: Option<BinFilter>,
+pub enum TableFilter {
+    Class { class: u32, bin: Option<BinFilter> },
+    Brush(Brush),
 }
 
 /// A histogram bin: the traces its bar counted (by the bars' own binning rule).
@@ -30,28 +30,59 @@ pub struct BinFilter {
     pub index: usize,
 }
 
+/// A rectangle on the scatter: the traces whose ppl and consistency both lie in these
+/// closed ranges.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Brush {
+    pub ppl: (f64, f64),
+    pub consistency: (f64, f64),
+}
+
 impl TableFilter {
+    pub fn class(class: u32) -> Self {
+        TableFilter::Class { class, bin: None }
+    }
+
     pub fn matches(&self, trace: &TraceScores) -> bool {
-        trace.class == Some(self.class)
-            && self.bin.as_ref().is_none_or(|bin| {
-                trace
-                    .metric(bin.metric)
-                    .filter(|value| value.is_finite())
-                    .is_some_and(|value| bin.layout.bin_index_of(value) == bin.index)
-            })
+        match self {
+            TableFilter::Class { class, bin } => {
+                trace.class == Some(*class)
+                    && bin.as_ref().is_none_or(|bin| {
+                        trace
+                            .metric(bin.metric)
+                            .filter(|value| value.is_finite())
+                            .is_some_and(|value| bin.layout.bin_index_of(value) == bin.index)
+                    })
+            }
+            TableFilter::Brush(Brush { ppl, consistency }) => {
+                let within = |value: Option<f64>, (low, high): (f64, f64)| {
+                    value.is_some_and(|value| low <= value && value <= high)
+                };
+                within(trace.ppl, *ppl) && within(trace.consistency, *consistency)
+            }
+        }
     }
 
     pub fn describe(&self, set: &ScoredSet) -> String {
-        let class = set.class_name(Some(self.class)).unwrap_or(NO_CLASS);
-        match &self.bin {
-            None => format!("class {class}"),
-            Some(bin) => {
+        match self {
+            TableFilter::Class { class, bin: None } => {
+                format!("class {}", set.class_name(Some(*class)).unwrap_or(NO_CLASS))
+            }
+            TableFilter::Class {
+                class,
+                bin: Some(bin),
+            } => {
                 let (low, high) = bin.layout.bin_edges(bin.index);
                 format!(
-                    "class {class}, {} in [{low:.4}, {high:.4})",
+                    "class {}, {} in [{low:.4}, {high:.4})",
+                    set.class_name(Some(*class)).unwrap_or(NO_CLASS),
                     bin.metric.name()
                 )
             }
+            TableFilter::Brush(Brush { ppl, consistency }) => format!(
+                "ppl in [{:.4}, {:.4}] and consistency in [{:.4}, {:.4}]",
+                ppl.0, ppl.1, consistency.0, consistency.1
+            ),
         }
     }
 }
@@ -224,6 +255,8 @@ pub fn TracesTable(
     selection: Memo<Option<Selection>>,
     open: Callback<usize>,
     table_filter: RwSignal<Option<TableFilter>>,
+    /// Downloads the traces the table shows (indices into the run's traces).
+    export_rows: Callback<Vec<u32>>,
 ) -> impl IntoView {
     let sort = RwSignal::new((Column::Position, true));
     // The scroll window: (scroll offset, visible height) of the table's scroll box.
@@ -233,9 +266,15 @@ pub fn TracesTable(
         let (column, ascending) = sort.get();
         scored.with(|set| {
             let set = set.as_ref()?;
-            let kept = selection
-                .with(|s| s.as_ref().map(|s| s.kept.clone()))
-                .unwrap_or_default();
+            // Only the "kept" column's order depends on the filter: other orders are not
+            // sorted again when a cut-off moves.
+            let kept = if column == Column::Kept {
+                selection
+                    .with(|s| s.as_ref().map(|s| s.kept.clone()))
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
             let mut rows = sort_rows(set, &kept, column, ascending);
             table_filter.with(|filter| {
                 if let Some(filter) = filter {
@@ -328,6 +367,16 @@ pub fn TracesTable(
                             <p class="table-filter" data-testid="table-filter">
                                 {format!("Showing {text}: {} traces. ", n_rows())}
                                 <button data-testid="clear-table-filter" on:click=move |_| table_filter.set(None)>"Show all"</button>
+                                " "
+                                <button data-testid="export-selection" title="Download these traces in the export format"
+                                    on:click=move |_| {
+                                        let mut indices: Vec<u32> = rows.with_untracked(|rows| {
+                                            rows.as_ref().map(|rows| rows.iter().map(|&idx| idx as u32).collect()).unwrap_or_default()
+                                        });
+                                        // In file order, as every other download.
+                                        indices.sort_unstable();
+                                        export_rows.run(indices);
+                                    }>"Download these"</button>
                             </p>
                         }
                     })}

@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use tracesift_core::dataset::{ScoredSet, score_bytes};
 use tracesift_core::filter::{self, FilterOptions};
 use tracesift_core::settings::{Rule, Settings};
-use tracesift_web::app::{ClassCounts, Summary};
+use tracesift_web::summary_view::{ClassCounts, Summary};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
@@ -93,10 +93,7 @@ fn class_counts_follow_the_filter() {
     });
     assert_eq!(
         table_filter.get_untracked(),
-        Some(tracesift_web::traces::TableFilter {
-            class: down_idx,
-            bin: None
-        })
+        Some(tracesift_web::traces::TableFilter::class(down_idx))
     );
     drop(handle);
 }

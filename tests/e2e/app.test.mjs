@@ -540,3 +540,59 @@ test('linked views: dragging the cut-off moves the keep rule and the URL; a clas
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+test('linked views: a rectangle brushed on the scatter selects its traces in the table, and they download', async () => {
+  const { context, page, errors } = await openApp('#metric=ppl&keep=0.1&export=canonical');
+  await page.setViewportSize({ width: 1440, height: 900 });
+  await page.getByTestId('demo').click();
+  await summaryText(page, '1800 traces');
+  const chart = page.getByTestId('chart-scatter');
+  await chart.scrollIntoViewIfNeeded();
+  await page.waitForFunction(() => document.querySelector('[data-testid=chart-scatter]')?.dataset.drawn === 'true');
+  const box = await chart.boundingBox();
+  const scale = Math.min(box.width / 900, box.height / 360);
+  // A rectangle over the middle of the plot, dragged in steps as a hand would.
+  const from = [box.x + 250 * scale, box.y + 90 * scale];
+  const to = [box.x + 520 * scale, box.y + 250 * scale];
+  await page.mouse.move(...from);
+  await page.mouse.down();
+  await page.mouse.move(...to, { steps: 8 });
+  await page.mouse.up();
+  const brush = page.getByTestId('scatter-brush');
+  await brush.waitFor();
+  const [pplLow, pplHigh, consistencyLow, consistencyHigh] = (await brush.getAttribute('data-range')).split(',').map(Number);
+  assert.ok(pplLow < pplHigh && consistencyLow < consistencyHigh, `${pplLow}..${pplHigh} × ${consistencyLow}..${consistencyHigh}`);
+  assert.match(await page.getByTestId('table-filter').textContent(), /Showing ppl in \[.*\] and consistency in \[.*\]: \d+ traces/);
+  const rows = Number(await page.getByTestId('traces-table').getAttribute('data-rows'));
+  assert.ok(rows > 0 && rows < 1800, `the brush selects some traces: ${rows}`);
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByTestId('export-selection').click(),
+  ]);
+  assert.equal(download.suggestedFilename(), 'tracesift-selection.jsonl');
+  const lines = fs.readFileSync(await download.path(), 'utf8').split('\n').filter(Boolean);
+  // The CLI's canonical export of every trace, in file order: the selection is exactly
+  // those lines whose ppl and consistency lie in the brush, byte for byte.
+  const demo = path.join(dist, 'demo.jsonl.gz');
+  const everything = execFileSync(cli, ['filter', demo, '--metric', 'ppl', '--keep', '1', '--scope', 'global',
+    '--candidates', 'all', '--export', 'canonical'], { stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 1 << 30 })
+    .toString('utf8').split('\n').filter(Boolean);
+  assert.equal(everything.length, 1800);
+  const inside = everything.filter((line) => {
+    const { ppl, consistency } = JSON.parse(line).scores;
+    return ppl !== null && consistency !== null && pplLow <= ppl && ppl <= pplHigh
+      && consistencyLow <= consistency && consistency <= consistencyHigh;
+  });
+  assert.equal(lines.length, rows);
+  assert.deepEqual(lines, inside);
+  // A click on the plot clears the brush and its selection (the chart may have moved: the
+  // table's filter line came and went above it).
+  await chart.scrollIntoViewIfNeeded();
+  const boxNow = await chart.boundingBox();
+  await page.mouse.click(boxNow.x + 300 * scale, boxNow.y + 150 * scale);
+  await page.waitForFunction(() => !document.querySelector('[data-testid=scatter-brush]'));
+  assert.equal(await page.getByTestId('table-filter').count(), 0);
+  await page.screenshot({ path: path.join(shots, 'scatter-brush.png') });
+  assert.deepEqual(errors, []);
+  await context.close();
+});

@@ -75,7 +75,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     }
     let gpu = bench_gpu();
     let app = match &largest {
-        Some(path) => bench_app(path),
+        Some(path) => bench_app(path).and_then(|()| bench_interaction(&directory)),
         None => Ok(()),
     };
     if let Some(path) = &largest {
@@ -386,6 +386,38 @@ fn bench_app(input: &Path) -> anyhow::Result<()> {
         if !status.success() {
             anyhow::bail!("the app benchmark failed with {status}");
         }
+    }
+    Ok(())
+}
+
+/// Traces in the file the linked views are timed on.
+const INTERACTION_TRACES: u64 = 100_000;
+
+/// The app's linked views on 100k traces: the time from each input event (a cut-off
+/// dragged, a bar or a class clicked, the scatter brushed) to the frame that shows it,
+/// and the longest main-thread task meanwhile (tests/e2e/bench-interaction.mjs).
+fn bench_interaction(directory: &Path) -> anyhow::Result<()> {
+    println!("\n== the app's linked views on {INTERACTION_TRACES} traces");
+    let options = GenOptions {
+        tokens_per_trace: 40,
+        ..GenOptions::default()
+    };
+    let per_question = 1 + u64::from(options.samples_per_question);
+    let options = GenOptions {
+        amount: GenAmount::Questions(INTERACTION_TRACES.div_ceil(per_question)),
+        ..options
+    };
+    let input = directory.join("interaction-100k.jsonl");
+    generate::write_file(&options, &input, false)?;
+    let status = Command::new("node")
+        .arg("tests/e2e/bench-interaction.mjs")
+        .arg(&input)
+        .current_dir(crate::test::workspace_root())
+        .status()
+        .context("cannot start node")?;
+    fs::remove_file(&input).with_context(|| format!("cannot delete {}", input.display()))?;
+    if !status.success() {
+        anyhow::bail!("the interaction benchmark failed with {status}");
     }
     Ok(())
 }

@@ -25,7 +25,7 @@ pub use counts::class_counts;
 pub use histogram::{
     HistogramLayout, PanelLayout, per_class_histograms, per_class_histograms_with_layout,
 };
-pub use scatter::scatter_ppl_consistency;
+pub use scatter::{ScatterLayout, scatter_ppl_consistency, scatter_ppl_consistency_with_layout};
 pub use selective::selective_accuracy;
 
 /// Re-exported so callers name the same plotters types as the charts.

@@ -27,8 +27,69 @@ pub fn scatter_ppl_consistency<DB: DrawingBackend>(
     set: &ScoredSet,
     selection: &Selection,
 ) -> Result<(), ChartError> {
+    scatter_ppl_consistency_with_layout(area, set, selection).map(|_| ())
+}
+
+/// Where a drawn scatter put its plot, so a pointer on the drawing reads back as values
+/// (the app's brush).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScatterLayout {
+    /// The ppl axis's range (x).
+    pub x_range: (f64, f64),
+    /// The consistency axis's range (y).
+    pub y_range: (f64, f64),
+    /// The plot in the drawing's pixels (right and bottom exclusive).
+    pub x_pixels: (i32, i32),
+    pub y_pixels: (i32, i32),
+}
+
+impl ScatterLayout {
+    /// Whether pixel `(x, y)` is on the plot.
+    pub fn contains(&self, x: i32, y: i32) -> bool {
+        (self.x_pixels.0..self.x_pixels.1).contains(&x)
+            && (self.y_pixels.0..self.y_pixels.1).contains(&y)
+    }
+
+    /// The (ppl, consistency) at pixel `(x, y)`, clamped to the plot (a brush dragged past
+    /// its edge stops there).
+    pub fn value_at(&self, x: i32, y: i32) -> (f64, f64) {
+        let share = |at: i32, (from, to): (i32, i32)| {
+            (f64::from(at - from) / f64::from((to - from).max(1))).clamp(0.0, 1.0)
+        };
+        let along = |share: f64, (low, high): (f64, f64)| low + share * (high - low);
+        (
+            along(share(x, self.x_pixels), self.x_range),
+            // Pixel rows grow downwards, values upwards.
+            along(1.0 - share(y, self.y_pixels), self.y_range),
+        )
+    }
+
+    /// The pixel of `(ppl, consistency)`.
+    pub fn pixel_of(&self, ppl: f64, consistency: f64) -> (i32, i32) {
+        let share = |value: f64, (low, high): (f64, f64)| {
+            if high > low {
+                (value - low) / (high - low)
+            } else {
+                0.0
+            }
+        };
+        let width = f64::from(self.x_pixels.1 - self.x_pixels.0);
+        let height = f64::from(self.y_pixels.1 - self.y_pixels.0);
+        (
+            self.x_pixels.0 + (share(ppl, self.x_range) * width).round() as i32,
+            self.y_pixels.1 - (share(consistency, self.y_range) * height).round() as i32,
+        )
+    }
+}
+
+/// [`scatter_ppl_consistency`], returning where its plot is (None when none was drawn).
+pub fn scatter_ppl_consistency_with_layout<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    set: &ScoredSet,
+    selection: &Selection,
+) -> Result<Option<ScatterLayout>, ChartError> {
     let Some(body) = titled(area, "ppl vs consistency — kept vs dropped")? else {
-        return Ok(());
+        return Ok(None);
     };
     struct Point {
         ppl: f64,
@@ -81,7 +142,7 @@ pub fn scatter_ppl_consistency<DB: DrawingBackend>(
     // The x range covers every point, not just the sample, so the axis does not depend on
     // which points the stride happened to pick.
     let Some(x_range) = value_range(points.iter().map(|point| point.ppl)) else {
-        return message(&body, "no traces with both ppl and consistency");
+        return message(&body, "no traces with both ppl and consistency").map(|()| None);
     };
     let x_range = padded(x_range, 0.04);
     // Consistency is a mean similarity in [0, 1]; the fixed axis keeps charts comparable.
@@ -130,7 +191,7 @@ pub fn scatter_ppl_consistency<DB: DrawingBackend>(
     let (width, _) = size(&body);
     let legend_px = legend_width(&rows, 90, (width / 4).clamp(90, 170));
     if !fits(&body, legend_px + 160, 120) {
-        return Ok(());
+        return Ok(None);
     }
     let (plot_area, legend_area) = body.split_horizontally(width - legend_px);
 
@@ -156,6 +217,13 @@ pub fn scatter_ppl_consistency<DB: DrawingBackend>(
         .x_desc("ppl (log-perplexity)")
         .y_desc("consistency")
         .draw()?;
+    let (x_pixels, y_pixels) = chart.plotting_area().get_pixel_range();
+    let layout = ScatterLayout {
+        x_range,
+        y_range,
+        x_pixels: (x_pixels.start, x_pixels.end),
+        y_pixels: (y_pixels.start, y_pixels.end),
+    };
 
     // Dropped first, kept on top: the kept traces are what the chart is about.
     for kept in [false, true] {
@@ -174,7 +242,7 @@ pub fn scatter_ppl_consistency<DB: DrawingBackend>(
         chart.draw_series(circles)?;
     }
     legend(&legend_area.margin(10, 0, 0, 0), &rows)?;
-    Ok(())
+    Ok(Some(layout))
 }
 
 /// 2 → "2nd", 3 → "3rd", 11 → "11th", 21 → "21st".

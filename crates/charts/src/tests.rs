@@ -860,3 +860,47 @@ fn the_histogram_layout_reads_a_pixel_back_as_a_class_and_a_value() {
     let (bin_low, bin_high) = layout.bin_edges(layout.bin_index_of(inside));
     assert!(bin_low <= inside && inside < bin_high);
 }
+
+#[test]
+fn the_scatter_layout_reads_a_pixel_back_as_ppl_and_consistency() {
+    let (set, selection, _) = small();
+    let mut layout = None;
+    to_svg(900, 360, |area| {
+        layout = crate::scatter_ppl_consistency_with_layout(area, &set, &selection)?;
+        Ok(())
+    })
+    .unwrap();
+    let layout = layout.unwrap();
+    let ScatterLayout {
+        x_range,
+        y_range,
+        x_pixels,
+        y_pixels,
+    } = layout.clone();
+    // Every trace's point lies on the plot, and reads back as its own values to within a
+    // pixel.
+    let pixel_x = (x_range.1 - x_range.0) / f64::from(x_pixels.1 - x_pixels.0);
+    let pixel_y = (y_range.1 - y_range.0) / f64::from(y_pixels.1 - y_pixels.0);
+    for trace in &set.traces {
+        let (Some(ppl), Some(consistency)) = (trace.ppl, trace.consistency) else {
+            continue;
+        };
+        let (x, y) = layout.pixel_of(ppl, consistency);
+        assert!(layout.contains(x, y) || x == x_pixels.1 || y == y_pixels.1);
+        let (back_ppl, back_consistency) = layout.value_at(x, y);
+        assert!((back_ppl - ppl).abs() <= pixel_x, "{back_ppl} vs {ppl}");
+        assert!((back_consistency - consistency).abs() <= pixel_y);
+    }
+    // The plot's corners are the axes' ends: bottom-left the lows, top-right the highs;
+    // a pointer past the plot is clamped to it.
+    assert_eq!(
+        layout.value_at(x_pixels.0, y_pixels.1),
+        (x_range.0, y_range.0)
+    );
+    assert_eq!(
+        layout.value_at(x_pixels.1, y_pixels.0),
+        (x_range.1, y_range.1)
+    );
+    assert_eq!(layout.value_at(-50, 10_000), (x_range.0, y_range.0));
+    assert!(!layout.contains(x_pixels.0 - 1, y_pixels.0));
+}

@@ -173,14 +173,38 @@ pub fn rule_for_cutoff(
 
 /// Applies the filter.
 pub fn select(set: &ScoredSet, options: &FilterOptions) -> Selection {
+    rank_groups(set, options.metric, options.scope, options.candidates).select(
+        set,
+        options.rule,
+        options.balanced,
+    )
+}
+
+/// The filter's costly half: the scope groups of the candidates that have the metric,
+/// each in the filter's order (most trustworthy first). The rule only says how far down
+/// each group to keep, so moving it (a cut-off dragged in the app) reuses this.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankedGroups {
+    metric: Metric,
+    /// Classes in index order (`global`: one group, None).
+    groups: Vec<(Option<u32>, Vec<usize>)>,
+}
+
+/// Groups and orders the traces for [`RankedGroups::select`].
+pub fn rank_groups(
+    set: &ScoredSet,
+    metric: Metric,
+    scope: Scope,
+    candidates: Candidates,
+) -> RankedGroups {
     let traces = &set.traces;
     // Scope groups, keyed so that classes come out in index order (global: one group).
     let mut groups: BTreeMap<Option<u32>, Vec<usize>> = BTreeMap::new();
     for (trace_idx, trace) in traces.iter().enumerate() {
-        if !is_candidate(trace, options.candidates) || trace.metric(options.metric).is_none() {
+        if !is_candidate(trace, candidates) || trace.metric(metric).is_none() {
             continue;
         }
-        match options.scope {
+        match scope {
             Scope::PerClass => {
                 if let Some(class) = trace.class {
                     groups.entry(Some(class)).or_default().push(trace_idx);
@@ -189,32 +213,72 @@ pub fn select(set: &ScoredSet, options: &FilterOptions) -> Selection {
             Scope::Global => groups.entry(None).or_default().push(trace_idx),
         }
     }
-    let mut kept_lists: Vec<(Option<u32>, Vec<usize>, usize)> = Vec::new();
-    for (class, mut members) in groups {
-        sort_by_order(traces, options.metric, &mut members);
-        let n_keep = match options.rule {
-            Rule::Keep(fraction) => keep_count(fraction, members.len()),
-            Rule::Top(n) => usize::try_from(n).unwrap_or(usize::MAX).min(members.len()),
-            Rule::Threshold(threshold) => members
+    let groups = groups
+        .into_iter()
+        .map(|(class, mut members)| {
+            sort_by_order(traces, metric, &mut members);
+            (class, members)
+        })
+        .collect();
+    RankedGroups { metric, groups }
+}
+
+impl RankedGroups {
+    /// The filter with `rule` (and `balanced`) over these groups: what [`select`] gives.
+    pub fn select(&self, set: &ScoredSet, rule: Rule, balanced: bool) -> Selection {
+        let traces = &set.traces;
+        let metric = self.metric;
+        let mut kept_lists: Vec<(Option<u32>, Vec<usize>, usize)> = Vec::new();
+        for (class, members) in &self.groups {
+            let n_keep = match rule {
+                Rule::Keep(fraction) => keep_count(fraction, members.len()),
+                Rule::Top(n) => usize::try_from(n).unwrap_or(usize::MAX).min(members.len()),
+                Rule::Threshold(threshold) => members
+                    .iter()
+                    .take_while(|&&idx| {
+                        traces
+                            .get(idx)
+                            .and_then(|t| t.metric(metric))
+                            .is_some_and(|value| metric.passes_threshold(value, threshold))
+                    })
+                    .count(),
+            };
+            // Balancing regroups the lists; otherwise they are only read.
+            let members = if balanced {
+                members.clone()
+            } else {
+                Vec::new()
+            };
+            kept_lists.push((*class, members, n_keep));
+        }
+        let lists: Vec<(Option<u32>, &[usize], usize)> = if balanced {
+            balance(traces, metric, &mut kept_lists);
+            kept_lists
                 .iter()
-                .take_while(|&&idx| {
-                    traces
-                        .get(idx)
-                        .and_then(|t| t.metric(options.metric))
-                        .is_some_and(|value| options.metric.passes_threshold(value, threshold))
-                })
-                .count(),
+                .map(|(class, members, n_keep)| (*class, members.as_slice(), *n_keep))
+                .collect()
+        } else {
+            self.groups
+                .iter()
+                .zip(&kept_lists)
+                .map(|((class, members), (_, _, n_keep))| (*class, members.as_slice(), *n_keep))
+                .collect()
         };
-        kept_lists.push((class, members, n_keep));
+        outcome(traces, metric, &lists)
     }
-    if options.balanced {
-        balance(traces, options.metric, &mut kept_lists);
-    }
+}
+
+/// The selection that keeps the first `n_keep` of each ordered group.
+fn outcome(
+    traces: &[TraceScores],
+    metric: Metric,
+    lists: &[(Option<u32>, &[usize], usize)],
+) -> Selection {
     let mut kept = vec![false; traces.len()];
     let mut outcomes = Vec::new();
     let mut n_kept = 0;
-    for (class, members, n_keep) in &kept_lists {
-        for &idx in members.iter().take(*n_keep) {
+    for &(class, members, n_keep) in lists {
+        for &idx in members.iter().take(n_keep) {
             if let Some(slot) = kept.get_mut(idx) {
                 *slot = true;
             }
@@ -224,14 +288,14 @@ pub fn select(set: &ScoredSet, options: &FilterOptions) -> Selection {
             members
                 .get(position)
                 .and_then(|&idx| traces.get(idx))
-                .and_then(|t| t.metric(options.metric))
+                .and_then(|t| t.metric(metric))
         };
         let cutoff = n_keep.checked_sub(1).and_then(metric_at);
-        let tie_at_cutoff = cutoff.is_some() && cutoff == metric_at(*n_keep);
+        let tie_at_cutoff = cutoff.is_some() && cutoff == metric_at(n_keep);
         outcomes.push(GroupOutcome {
-            class: *class,
+            class,
             n_eligible: members.len(),
-            n_kept: *n_keep,
+            n_kept: n_keep,
             cutoff,
             tie_at_cutoff,
         });
