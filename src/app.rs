@@ -58,6 +58,11 @@ pub fn App() -> impl IntoView {
     let link = RwSignal::new(DataLink::from_fragment(&initial_hash, &page_url));
     let offline_ready = RwSignal::new(false);
     register_service_worker(offline_ready);
+    // Once the page is up: rasterise the charts' text while nothing else runs.
+    set_timeout(
+        crate::charts_view::warm_up_chart_text,
+        std::time::Duration::from_millis(500),
+    );
     let settings = RwSignal::new(initial_settings);
     let scored: RwSignal<Option<Arc<ScoredSet>>> = RwSignal::new(None);
     let status = RwSignal::new(Status::Idle);

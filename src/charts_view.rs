@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use leptos::prelude::*;
-use plotters_canvas::CanvasBackend;
 use tracesift_charts::plotters::coord::Shift;
 use tracesift_charts::plotters::prelude::{DrawingArea, DrawingBackend, IntoDrawingArea};
 use tracesift_charts::{
@@ -17,7 +16,9 @@ use tracesift_core::dataset::ScoredSet;
 use tracesift_core::evaluate::EvalReport;
 use tracesift_core::filter::{FilterOptions, Selection, rule_for_cutoff};
 use tracesift_core::settings::{Metric, Scope, Settings};
+use wasm_bindgen::JsCast;
 
+use crate::measured_canvas::MeasuredCanvas;
 use crate::traces::{BinFilter, Brush, TableFilter};
 
 /// How near the cut-off line (in the chart's pixels) a press starts dragging it.
@@ -68,6 +69,56 @@ impl ChartKind {
             }
         }
     }
+}
+
+/// Every character the charts draw: Latin letters, digits, punctuation and the symbols of
+/// their titles, legends and footers.
+const CHART_CHARACTERS: &str = " !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~∅—–·≥≤×↑→…ρ";
+
+/// Draws the charts' characters once in every chart font, one font a task, on a canvas of
+/// its own. The first chart of a run otherwise rasterises each glyph as it first draws
+/// it — in software (most laptops' Chromium, any headless one) tens of milliseconds that
+/// would land in the one task that draws it. Started when the page has loaded, so it
+/// runs while the user picks a file and the worker scores it.
+pub fn warm_up_chart_text() {
+    let Some(canvas) = document()
+        .create_element("canvas")
+        .ok()
+        .and_then(|element| element.dyn_into::<web_sys::HtmlCanvasElement>().ok())
+    else {
+        return;
+    };
+    canvas.set_width(64);
+    canvas.set_height(64);
+    let Some(context) = canvas
+        .get_context("2d")
+        .ok()
+        .flatten()
+        .and_then(|context| context.dyn_into::<web_sys::CanvasRenderingContext2d>().ok())
+    else {
+        return;
+    };
+    fn next(context: web_sys::CanvasRenderingContext2d, mut fonts: Vec<String>) {
+        let Some(font) = fonts.pop() else { return };
+        set_timeout(
+            move || {
+                context.set_font(&font);
+                for rotated in [false, true] {
+                    context.save();
+                    if rotated {
+                        // The y axes' descriptions are drawn turned a quarter.
+                        let _ = context.rotate(-std::f64::consts::FRAC_PI_2);
+                    }
+                    let _ = context.fill_text(CHART_CHARACTERS, 0.0, 32.0);
+                    let _ = context.measure_text(CHART_CHARACTERS);
+                    context.restore();
+                }
+                next(context, fonts);
+            },
+            std::time::Duration::from_millis(20),
+        );
+    }
+    next(context, tracesift_charts::text_fonts());
 }
 
 /// Draws a chart on any plotters backend: the canvas and the SVG download share this.
@@ -155,7 +206,7 @@ pub fn ChartPanel(
                         let _ = drawn.try_set(false);
                         return;
                     };
-                    let outcome = CanvasBackend::with_canvas_object(canvas)
+                    let outcome = MeasuredCanvas::new(canvas)
                         .ok_or_else(|| "this browser has no 2D canvas".to_owned())
                         .and_then(|backend| {
                             let area = backend.into_drawing_area();

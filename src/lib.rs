@@ -7,6 +7,7 @@ pub mod data_link;
 pub mod evaluation_view;
 pub mod fragment;
 pub mod helpers;
+pub mod measured_canvas;
 pub mod offline;
 pub mod page_worker;
 pub mod protocol;

@@ -290,7 +290,7 @@ pub fn TracesTable(
     });
     let n_rows = move || rows.with(|rows| rows.as_ref().map_or(0, |rows| rows.len()));
     let measure = move || {
-        if let Some(element) = scroll_box.get() {
+        if let Some(element) = scroll_box.get_untracked() {
             scroll.set((
                 f64::from(element.scroll_top()),
                 f64::from(element.client_height()),
@@ -299,9 +299,12 @@ pub fn TracesTable(
     };
     // New rows (a new run, another sort): measure the scroll box again, as it may have
     // been laid out since, or resized.
+    // Measured at the next frame: read now, right after the rows changed, the size would
+    // force a layout of the page of its own; in the frame's callback it is the layout the
+    // frame does anyway.
     Effect::new(move |_| {
         rows.track();
-        measure();
+        request_animation_frame(measure);
     });
     let on_scroll = move |_| measure();
     move || {

@@ -31,6 +31,16 @@ pub use selective::selective_accuracy;
 /// Re-exported so callers name the same plotters types as the charts.
 pub use plotters;
 
+/// The CSS fonts the charts draw text in (family and sizes, bold titles aside), so a
+/// browser can rasterise their glyphs before the first chart needs them.
+pub fn text_fonts() -> Vec<String> {
+    use style::{CAPTION_SIZE, DESC_SIZE, FONT, LABEL_SIZE, TITLE_SIZE};
+    [TITLE_SIZE, CAPTION_SIZE, DESC_SIZE, LABEL_SIZE]
+        .into_iter()
+        .map(|size| format!("normal {size}px {FONT}"))
+        .collect()
+}
+
 /// A chart could not be drawn: the drawing backend failed (never the data).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChartError {
