@@ -12,6 +12,7 @@
 mod bench;
 mod demo;
 mod generate;
+mod model;
 mod python;
 mod record;
 mod test;
@@ -33,6 +34,7 @@ fn main() -> anyhow::Result<()> {
         "record" => record::run(rest),
         "serve" => web::serve(rest),
         "demo" => web::write_demo(),
+        "model" => model::fetch(),
         "precache" => web::precache(rest),
         "help" | "-h" | "--help" => {
             println!("usage: cargo xtask <serve|test|bench|gen|demo|record> [options]\n");
@@ -52,6 +54,9 @@ fn main() -> anyhow::Result<()> {
                 "  gen             write a synthetic PerturbQA-style trace file (see `cargo xtask gen --help`)"
             );
             println!("  demo            write the app's demo data (public/demo.jsonl.gz) afresh");
+            println!(
+                "  model           fetch the all-MiniLM-L6-v2 weights for `semantic` (target/model)"
+            );
             println!(
                 "  record          re-create tests/data/real/ from real clients and servers (by hand, not in CI)"
             );

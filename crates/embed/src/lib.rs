@@ -1,0 +1,165 @@
+//! Sentence embeddings by all-MiniLM-L6-v2, computed as sentence-transformers computes them
+//! (SPEC §5, `semantic`): the model's own WordPiece tokenizer, at most 256 word-pieces with
+//! `[CLS]` and `[SEP]` (254 of the text), no padding, the BERT encoder, the mean of the
+//! token states over the attention mask, L2-normalised. Which 254 word-pieces of a longer
+//! text is a choice: the first (sentence-transformers' own truncation) or the last (where a
+//! reasoning trace states its conclusion).
+//!
+//! The weights are bytes in, so the same code runs natively and in a Web Worker. The core
+//! never sees the model: it takes the vectors like any other embedding.
+
+use candle_core::{D, DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use tokenizers::Tokenizer;
+
+/// Word-pieces the model reads at most, `[CLS]` and `[SEP]` included
+/// (`sentence_bert_config.json`'s `max_seq_length`).
+pub const MAX_WORD_PIECES: usize = 256;
+/// Dimensions of an embedding.
+pub const DIMENSIONS: usize = 384;
+
+/// Which part of a text longer than the model reads is embedded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Part {
+    /// The first 254 word-pieces: sentence-transformers' own truncation.
+    #[default]
+    First,
+    /// The last 254 word-pieces: where a reasoning trace states its conclusion.
+    Last,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    #[error("cannot read the model's {what}: {message}")]
+    Load { what: &'static str, message: String },
+    #[error("cannot tokenize a text: {0}")]
+    Tokenize(String),
+    #[error("the model failed: {0}")]
+    Model(#[from] candle_core::Error),
+}
+
+/// The model's files, as bytes.
+pub struct ModelFiles<'a> {
+    /// `model.safetensors` (f32).
+    pub weights: &'a [u8],
+    /// `tokenizer.json`.
+    pub tokenizer: &'a [u8],
+    /// `config.json`.
+    pub config: &'a [u8],
+}
+
+/// The loaded model, ready to embed.
+pub struct Model {
+    bert: BertModel,
+    tokenizer: Tokenizer,
+    device: Device,
+    cls: u32,
+    sep: u32,
+}
+
+impl Model {
+    pub fn load(files: &ModelFiles<'_>) -> Result<Self, EmbedError> {
+        let config: Config =
+            serde_json::from_slice(files.config).map_err(|error| EmbedError::Load {
+                what: "config.json",
+                message: error.to_string(),
+            })?;
+        let mut tokenizer =
+            Tokenizer::from_bytes(files.tokenizer).map_err(|error| EmbedError::Load {
+                what: "tokenizer.json",
+                message: error.to_string(),
+            })?;
+        // The shipped tokenizer.json truncates at 128 and pads to 128; sentence-transformers
+        // overrides both on every call, and so do we (the cut is made below, per `Part`).
+        tokenizer
+            .with_truncation(None)
+            .map_err(|error| EmbedError::Load {
+                what: "tokenizer.json",
+                message: error.to_string(),
+            })?;
+        tokenizer.with_padding(None);
+        let token = |name: &str| {
+            tokenizer.token_to_id(name).ok_or(EmbedError::Load {
+                what: "tokenizer.json",
+                message: format!("it has no {name} token"),
+            })
+        };
+        let (cls, sep) = (token("[CLS]")?, token("[SEP]")?);
+        let device = Device::Cpu;
+        let weights =
+            VarBuilder::from_buffered_safetensors(files.weights.to_vec(), DType::F32, &device)
+                .map_err(|error| EmbedError::Load {
+                    what: "model.safetensors",
+                    message: error.to_string(),
+                })?;
+        let bert = BertModel::load(weights, &config).map_err(|error| EmbedError::Load {
+            what: "model.safetensors",
+            message: error.to_string(),
+        })?;
+        Ok(Self {
+            bert,
+            tokenizer,
+            device,
+            cls,
+            sep,
+        })
+    }
+
+    /// The word-pieces the model reads for `text`: `[CLS]`, at most 254 of the text's
+    /// (the first or the last), `[SEP]`.
+    pub fn word_pieces(&self, text: &str, part: Part) -> Result<Vec<u32>, EmbedError> {
+        let encoding = self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|error| EmbedError::Tokenize(error.to_string()))?;
+        let ids = encoding.get_ids();
+        let keep = MAX_WORD_PIECES - 2;
+        let kept = match part {
+            Part::First => ids.get(..keep.min(ids.len())),
+            Part::Last => ids.get(ids.len().saturating_sub(keep)..),
+        }
+        .unwrap_or(&[]);
+        let mut pieces = Vec::with_capacity(kept.len() + 2);
+        pieces.push(self.cls);
+        pieces.extend_from_slice(kept);
+        pieces.push(self.sep);
+        Ok(pieces)
+    }
+
+    /// One unit-length embedding per text, in order. Texts are run together, padded to the
+    /// longest of them; padding is masked out of attention and of the mean, so a text's
+    /// embedding does not depend on its company (to float rounding).
+    pub fn embed(&self, texts: &[&str], part: Part) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pieces = texts
+            .iter()
+            .map(|text| self.word_pieces(text, part))
+            .collect::<Result<Vec<_>, _>>()?;
+        let longest = pieces.iter().map(Vec::len).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(texts.len() * longest);
+        let mut mask = Vec::with_capacity(texts.len() * longest);
+        for text_pieces in &pieces {
+            ids.extend_from_slice(text_pieces);
+            mask.extend(std::iter::repeat_n(1u32, text_pieces.len()));
+            let padding = longest - text_pieces.len();
+            ids.extend(std::iter::repeat_n(0u32, padding));
+            mask.extend(std::iter::repeat_n(0u32, padding));
+        }
+        let shape = (texts.len(), longest);
+        let ids = Tensor::from_vec(ids, shape, &self.device)?;
+        let mask = Tensor::from_vec(mask, shape, &self.device)?;
+        let token_types = ids.zeros_like()?;
+        let states = self.bert.forward(&ids, &token_types, Some(&mask))?;
+        // Mean over the text's own tokens: (Σ mask·state) / Σ mask.
+        let mask = mask.to_dtype(DType::F32)?.unsqueeze(D::Minus1)?;
+        let summed = states.broadcast_mul(&mask)?.sum(1)?;
+        let counts = mask.sum(1)?;
+        let means = summed.broadcast_div(&counts)?;
+        let norms = means.sqr()?.sum_keepdim(1)?.sqrt()?;
+        let unit = means.broadcast_div(&norms)?;
+        Ok(unit.to_vec2::<f32>()?)
+    }
+}

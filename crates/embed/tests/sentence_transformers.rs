@@ -1,0 +1,128 @@
+//! Embeddings against sentence-transformers' own (tests/data/embed/sentence-transformers.json,
+//! written by scripts/embed_reference.py with sentence-transformers 6.2.0 and torch 2.15):
+//! the same word-pieces, and every dimension within 1e-5, one text at a time and in a
+//! padded batch. The weights are fetched by `cargo xtask model` (`cargo xtask test` does).
+// A panic here is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use tracesift_embed::{DIMENSIONS, Model, ModelFiles, Part};
+
+#[derive(Deserialize)]
+struct Reference {
+    texts: Vec<Text>,
+}
+
+#[derive(Deserialize)]
+struct Text {
+    text: String,
+    word_pieces: usize,
+    input_ids_first_256: Vec<u32>,
+    first_256: Vec<f32>,
+    #[serde(default)]
+    input_ids_last_256: Option<Vec<u32>>,
+    #[serde(default)]
+    last_256: Option<Vec<f32>>,
+}
+
+const TOLERANCE: f32 = 1e-5;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn model() -> Model {
+    let dir = std::env::var_os("TRACESIFT_MODEL_DIR").map_or_else(
+        || root().join("target/model/all-MiniLM-L6-v2"),
+        PathBuf::from,
+    );
+    let read = |name: &str| {
+        std::fs::read(dir.join(name)).unwrap_or_else(|error| {
+            panic!(
+                "cannot read {} ({error}): fetch the model with `cargo xtask model`",
+                dir.join(name).display()
+            )
+        })
+    };
+    let (weights, tokenizer, config) = (
+        read("model.safetensors"),
+        read("tokenizer.json"),
+        read("config.json"),
+    );
+    Model::load(&ModelFiles {
+        weights: &weights,
+        tokenizer: &tokenizer,
+        config: &config,
+    })
+    .unwrap()
+}
+
+fn reference() -> Reference {
+    let path = root().join("tests/data/embed/sentence-transformers.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn max_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn every_reference_text_gets_sentence_transformers_word_pieces_and_embedding() {
+    let model = model();
+    let reference = reference();
+    // Empty, blank, short, unicode, exactly 254 and 255 word-pieces, and far longer.
+    assert!(reference.texts.iter().any(|t| t.word_pieces == 0));
+    assert!(reference.texts.iter().any(|t| t.word_pieces > 900));
+    for text in &reference.texts {
+        let pieces = model.word_pieces(&text.text, Part::First).unwrap();
+        assert_eq!(pieces, text.input_ids_first_256, "{:?}", text.text);
+        let embedding = model.embed(&[&text.text], Part::First).unwrap().remove(0);
+        assert_eq!(embedding.len(), DIMENSIONS);
+        let difference = max_difference(&embedding, &text.first_256);
+        assert!(
+            difference <= TOLERANCE,
+            "{:?}: off by {difference}",
+            text.text
+        );
+        if let (Some(ids), Some(expected)) = (&text.input_ids_last_256, &text.last_256) {
+            assert_eq!(&model.word_pieces(&text.text, Part::Last).unwrap(), ids);
+            let embedding = model.embed(&[&text.text], Part::Last).unwrap().remove(0);
+            let difference = max_difference(&embedding, expected);
+            assert!(
+                difference <= TOLERANCE,
+                "last part of {:?}: off by {difference}",
+                text.text
+            );
+        } else {
+            // A text the model reads whole: both parts are the whole text.
+            assert_eq!(
+                model.word_pieces(&text.text, Part::Last).unwrap(),
+                text.input_ids_first_256
+            );
+        }
+    }
+}
+
+#[test]
+fn a_padded_batch_gives_each_text_its_own_embedding() {
+    let model = model();
+    let reference = reference();
+    let texts: Vec<&str> = reference.texts.iter().map(|t| t.text.as_str()).collect();
+    let embeddings = model.embed(&texts, Part::First).unwrap();
+    assert_eq!(embeddings.len(), texts.len());
+    for (text, embedding) in reference.texts.iter().zip(&embeddings) {
+        let difference = max_difference(embedding, &text.first_256);
+        assert!(
+            difference <= TOLERANCE,
+            "{:?} in a batch: off by {difference}",
+            text.text
+        );
+    }
+    assert!(model.embed(&[], Part::First).unwrap().is_empty());
+}
