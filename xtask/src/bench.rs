@@ -66,6 +66,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         let input_path = bench_size(&machine, &tracesift, &directory, size)?;
         if idx == 0 {
             bench_signal_cost(&input_path)?;
+            bench_embedding()?;
         }
         if idx + 1 == sizes.len() {
             largest = Some(input_path);
@@ -385,6 +386,38 @@ fn bench_app(input: &Path) -> anyhow::Result<()> {
         let status = command.status().context("cannot start node")?;
         if !status.success() {
             anyhow::bail!("the app benchmark failed with {status}");
+        }
+    }
+    Ok(())
+}
+
+/// The sentence-embedding model of `semantic` on the CPU (crates/embed/examples/speed.rs):
+/// milliseconds a 256-word-piece text on one thread, then on every core.
+fn bench_embedding() -> anyhow::Result<()> {
+    println!("\n== the sentence-embedding model (all-MiniLM-L6-v2) on the CPU");
+    crate::model::fetch()?;
+    let model = crate::model::model_dir();
+    for threads in [Some("1"), None] {
+        let mut command =
+            Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+        command
+            .args([
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "tracesift-embed",
+                "--example",
+                "speed",
+            ])
+            .arg(&model)
+            .current_dir(crate::test::workspace_root());
+        if let Some(threads) = threads {
+            command.env("RAYON_NUM_THREADS", threads);
+        }
+        let status = command.status().context("cannot start cargo")?;
+        if !status.success() {
+            anyhow::bail!("the embedding benchmark failed with {status}");
         }
     }
     Ok(())
