@@ -61,7 +61,7 @@ pub fn App() -> impl IntoView {
     // Once the page is up: rasterise the charts' text while nothing else runs.
     set_timeout(
         crate::charts_view::warm_up_chart_text,
-        std::time::Duration::from_millis(500),
+        std::time::Duration::from_millis(50),
     );
     let settings = RwSignal::new(initial_settings);
     let scored: RwSignal<Option<Arc<ScoredSet>>> = RwSignal::new(None);

@@ -115,7 +115,7 @@ pub fn warm_up_chart_text() {
                 }
                 next(context, fonts);
             },
-            std::time::Duration::from_millis(20),
+            std::time::Duration::ZERO,
         );
     }
     next(context, tracesift_charts::text_fonts());

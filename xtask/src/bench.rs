@@ -299,8 +299,10 @@ fn bench_python_baseline(
     let ours_path = directory.join("scores.tracesift.jsonl");
     let theirs_path = directory.join("scores.reference.jsonl");
     let script = workspace_root()?.join("scripts/reference.py");
+    // The project's venv has numpy (a system Python may not).
+    let python = crate::python::venv_python()?;
     let measurement = measure(
-        Path::new("python3"),
+        Path::new(&python),
         &[
             &script.to_string_lossy(),
             "score",

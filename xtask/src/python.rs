@@ -24,6 +24,13 @@ fn venv() -> PathBuf {
     workspace_root().join("target").join("pyenv")
 }
 
+/// The venv's Python (with numpy, through pandas): the bench's json + numpy baseline runs
+/// on it.
+pub fn venv_python() -> anyhow::Result<String> {
+    ensure_venv()?;
+    Ok(venv_program("python"))
+}
+
 fn venv_program(name: &str) -> String {
     venv().join("bin").join(name).to_string_lossy().into_owned()
 }
