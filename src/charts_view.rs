@@ -174,8 +174,6 @@ pub fn ChartPanel(
         });
     }
     let drawn = RwSignal::new(false);
-    // Completed draws, so a test or a bench can tell a redraw happened.
-    let draws = RwSignal::new(0u64);
     let generation = StoredValue::new(0u64);
     // Redraw whenever the data, the filter or the metric changes. Each chart draws in a
     // task of its own (a timeout), so a big file's charts never block the page together;
@@ -231,7 +229,6 @@ pub fn ChartPanel(
                     match outcome {
                         Ok(()) => {
                             let _ = drawn.try_set(true);
-                            let _ = draws.try_update(|count| *count += 1);
                         }
                         Err(message) => {
                             let _ = drawn.try_set(false);
@@ -434,7 +431,6 @@ pub fn ChartPanel(
             <div class="chart-canvas">
             <canvas node_ref=canvas_ref width=WIDTH height=HEIGHT data-testid=kind.test_id()
                 data-drawn=move || drawn.get().to_string()
-                data-draws=move || draws.get().to_string()
                 class:interactive=interactive
                 data-cutoffs=move || cutoff_pixels.with(|lines| {
                     lines.iter().map(|(class, px)| format!("{class}:{px}")).collect::<Vec<_>>().join(",")

@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use futures_channel::oneshot;
-use js_sys::Array;
 use tracesift_core::dataset::{ScoredPart, Scorer};
 use tracesift_core::parts;
 use tracesift_core::settings::Settings;
@@ -48,14 +47,7 @@ async fn helpers(script: &str) -> Result<Rc<Helpers>, String> {
         return Ok(helpers);
     }
     let count = helper_count();
-    let source = Array::new();
-    source.push(&script.into());
-    let options = web_sys::BlobPropertyBag::new();
-    options.set_type("text/javascript");
-    let blob = Blob::new_with_str_sequence_and_options(&source, &options)
-        .map_err(|_| "cannot create a helper worker".to_owned())?;
-    let url = web_sys::Url::create_object_url_with_blob(&blob)
-        .map_err(|_| "cannot create a helper worker".to_owned())?;
+    let url = crate::page_worker::script_url(script).ok_or("cannot create a helper worker")?;
     let mut workers = Vec::with_capacity(count);
     let mut ready = Vec::with_capacity(count);
     for helper in 0..count {

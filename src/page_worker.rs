@@ -359,14 +359,18 @@ pub(crate) fn worker_source() -> Result<String, String> {
     ))
 }
 
-pub(crate) fn spawn_worker() -> Result<Worker, String> {
-    let script = Array::new();
-    script.push(&worker_source()?.into());
+/// A `blob:` URL of a worker script: the page starts the scoring worker from one, the
+/// scoring worker its helpers (from the same script, which the page hands it).
+pub(crate) fn script_url(script: &str) -> Option<String> {
+    let source = Array::new();
+    source.push(&script.into());
     let options = web_sys::BlobPropertyBag::new();
     options.set_type("text/javascript");
-    let blob = Blob::new_with_str_sequence_and_options(&script, &options)
-        .map_err(|_| "cannot create the worker".to_owned())?;
-    let url = web_sys::Url::create_object_url_with_blob(&blob)
-        .map_err(|_| "cannot create the worker".to_owned())?;
+    let blob = Blob::new_with_str_sequence_and_options(&source, &options).ok()?;
+    web_sys::Url::create_object_url_with_blob(&blob).ok()
+}
+
+pub(crate) fn spawn_worker() -> Result<Worker, String> {
+    let url = script_url(&worker_source()?).ok_or("cannot create the worker")?;
     Worker::new(&url).map_err(|_| "this browser cannot start the scoring worker".to_owned())
 }

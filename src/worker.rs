@@ -79,15 +79,15 @@ fn is_superseded(run: u32) -> bool {
 pub fn start() {
     console_error_panic_hook::set_once();
     let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
-    let handler_scope = scope.clone();
-    let on_message = Closure::<dyn Fn(MessageEvent)>::new(move |event: MessageEvent| {
-        handle(&handler_scope, &event.data());
-    });
     if scope.name() == crate::helpers::HELPER_NAME {
         // A helper scores parts of files on the CPU: no GPU to look for.
         crate::helpers::start_helper(&scope);
         return;
     }
+    let handler_scope = scope.clone();
+    let on_message = Closure::<dyn Fn(MessageEvent)>::new(move |event: MessageEvent| {
+        handle(&handler_scope, &event.data());
+    });
     scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     // The worker lives as long as the page: its handler is never dropped.
     on_message.forget();

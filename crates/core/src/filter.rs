@@ -228,42 +228,40 @@ impl RankedGroups {
     pub fn select(&self, set: &ScoredSet, rule: Rule, balanced: bool) -> Selection {
         let traces = &set.traces;
         let metric = self.metric;
-        let mut kept_lists: Vec<(Option<u32>, Vec<usize>, usize)> = Vec::new();
-        for (class, members) in &self.groups {
-            let n_keep = match rule {
-                Rule::Keep(fraction) => keep_count(fraction, members.len()),
-                Rule::Top(n) => usize::try_from(n).unwrap_or(usize::MAX).min(members.len()),
-                Rule::Threshold(threshold) => members
-                    .iter()
-                    .take_while(|&&idx| {
-                        traces
-                            .get(idx)
-                            .and_then(|t| t.metric(metric))
-                            .is_some_and(|value| metric.passes_threshold(value, threshold))
-                    })
-                    .count(),
-            };
-            // Balancing regroups the lists; otherwise they are only read.
-            let members = if balanced {
-                members.clone()
-            } else {
-                Vec::new()
-            };
-            kept_lists.push((*class, members, n_keep));
-        }
-        let lists: Vec<(Option<u32>, &[usize], usize)> = if balanced {
+        let n_keeps = self.groups.iter().map(|(_, members)| match rule {
+            Rule::Keep(fraction) => keep_count(fraction, members.len()),
+            Rule::Top(n) => usize::try_from(n).unwrap_or(usize::MAX).min(members.len()),
+            Rule::Threshold(threshold) => members
+                .iter()
+                .take_while(|&&idx| {
+                    traces
+                        .get(idx)
+                        .and_then(|t| t.metric(metric))
+                        .is_some_and(|value| metric.passes_threshold(value, threshold))
+                })
+                .count(),
+        });
+        if balanced {
+            // Balancing regroups the lists, so it works on a copy of them.
+            let mut kept_lists: Vec<(Option<u32>, Vec<usize>, usize)> = self
+                .groups
+                .iter()
+                .zip(n_keeps)
+                .map(|((class, members), n_keep)| (*class, members.clone(), n_keep))
+                .collect();
             balance(traces, metric, &mut kept_lists);
-            kept_lists
+            let lists: Vec<(Option<u32>, &[usize], usize)> = kept_lists
                 .iter()
                 .map(|(class, members, n_keep)| (*class, members.as_slice(), *n_keep))
-                .collect()
-        } else {
-            self.groups
-                .iter()
-                .zip(&kept_lists)
-                .map(|((class, members), (_, _, n_keep))| (*class, members.as_slice(), *n_keep))
-                .collect()
-        };
+                .collect();
+            return outcome(traces, metric, &lists);
+        }
+        let lists: Vec<(Option<u32>, &[usize], usize)> = self
+            .groups
+            .iter()
+            .zip(n_keeps)
+            .map(|((class, members), n_keep)| (*class, members.as_slice(), n_keep))
+            .collect();
         outcome(traces, metric, &lists)
     }
 }
