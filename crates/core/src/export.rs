@@ -205,7 +205,8 @@ pub fn write_selection(
     }
     // A response with n choices yields n traces from one record: read it once.
     let mut cached: Option<(u32, u64, u64, Vec<u8>)> = None;
-    for (trace, _) in set.traces.iter().zip(chosen).filter(|(_, kept)| **kept) {
+    let kept = set.traces.iter().zip(chosen).enumerate();
+    for (trace_idx, (trace, _)) in kept.filter(|(_, (_, kept))| **kept) {
         let Some(format) = set
             .files
             .get(trace.record.file_idx as usize)
@@ -225,7 +226,7 @@ pub fn write_selection(
             },
         };
         line.clear();
-        match write_trace(set, trace, format, &record, options, &mut line) {
+        match write_trace(set, trace_idx, format, &record, options, &mut line) {
             Ok(()) => out.write_all(&line)?,
             Err(reason) => warnings.push(reason),
         }
@@ -274,16 +275,23 @@ pub fn reparse(set: &ScoredSet, trace: &TraceScores, record: &[u8]) -> Result<Tr
         })
 }
 
-/// Appends one exported trace as a JSON line. `record` is the trace's source record, read
-/// again by its [`crate::trace::RecordRef`]; `source` is that file's format.
+/// Appends the exported trace `set.traces[trace_idx]` as a JSON line. `record` is the
+/// trace's source record, read again by its [`crate::trace::RecordRef`]; `source` is that
+/// file's format.
 pub fn write_trace(
     set: &ScoredSet,
-    trace: &TraceScores,
+    trace_idx: usize,
     source: Format,
     record: &[u8],
     options: &ExportOptions,
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
+    let trace = set
+        .traces
+        .get(trace_idx)
+        .ok_or_else(|| format!("internal: no trace {trace_idx}"))?;
+    // A `semantic` run's computed embedding replaces any the record brought.
+    let computed = set.embeddings.get(trace_idx).and_then(Option::as_deref);
     let full = &reparse(set, trace, record)?;
     let completion = full
         .text
@@ -296,9 +304,11 @@ pub fn write_trace(
             return Ok(());
         }
         ExportFormat::Canonical if source == Format::Canonical => {
-            canonical_passthrough(set, trace, record)?
+            canonical_passthrough(set, trace, computed, record)?
         }
-        ExportFormat::Canonical => canonical_from_trace(set, trace, full, source, &options.answers),
+        ExportFormat::Canonical => {
+            canonical_from_trace(set, trace, computed, full, source, &options.answers)
+        }
         ExportFormat::Openai
         | ExportFormat::Trl
         | ExportFormat::Sharegpt
@@ -671,10 +681,12 @@ pub fn check_prompts(
 }
 
 /// A canonical record exactly as it was (unknown fields included, Python NaN/Infinity
-/// written as null), with `trace_id` added if it was defaulted and `scores` (re)placed last.
+/// written as null), with `trace_id` added if it was defaulted, `embedding` replaced by the
+/// `computed` one if any, and `scores` (re)placed last.
 fn canonical_passthrough(
     set: &ScoredSet,
     trace: &TraceScores,
+    computed: Option<&[f32]>,
     record: &[u8],
 ) -> Result<Vec<u8>, String> {
     let members = json::raw_members(record)
@@ -682,7 +694,8 @@ fn canonical_passthrough(
     let mut out = Vec::with_capacity(record.len() + 256);
     out.push(b'{');
     let mut has_trace_id = false;
-    for (key, raw) in members.iter().filter(|(key, _)| key != "scores") {
+    let replaced = |key: &str| key == "scores" || (computed.is_some() && key == "embedding");
+    for (key, raw) in members.iter().filter(|(key, _)| !replaced(key)) {
         has_trace_id |= key == "trace_id";
         if out.len() > 1 {
             out.push(b',');
@@ -695,6 +708,10 @@ fn canonical_passthrough(
         out.extend_from_slice(b",\"trace_id\":");
         out.extend_from_slice(&to_json(&trace.trace_id));
     }
+    if let Some(embedding) = computed {
+        out.extend_from_slice(b",\"embedding\":");
+        out.extend_from_slice(&to_json(&ComputedEmbedding(embedding)));
+    }
     out.extend_from_slice(b",\"scores\":");
     out.extend_from_slice(&to_json(&scores_object(set, trace)));
     out.push(b'}');
@@ -705,6 +722,7 @@ fn canonical_passthrough(
 fn canonical_from_trace(
     set: &ScoredSet,
     trace: &TraceScores,
+    computed: Option<&[f32]>,
     full: &TraceBuf,
     source: Format,
     answers: &AnswerExtractor,
@@ -766,11 +784,33 @@ fn canonical_from_trace(
         logprobs,
         top_logprobs,
         label: full.label.as_deref(),
-        embedding: full.embedding.as_deref(),
+        embedding: match computed {
+            Some(embedding) => Some(Embedding::Computed(ComputedEmbedding(embedding))),
+            None => full.embedding.as_deref().map(Embedding::Given),
+        },
         source_format: source.name(),
         scores: scores_object(set, trace),
     };
     to_json(&record)
+}
+
+/// A record's own embedding, or the one a `semantic` run computed.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Embedding<'a> {
+    Given(&'a [f64]),
+    Computed(ComputedEmbedding<'a>),
+}
+
+/// The model's f32 values written as the f64s they are (`0.10000000149011612`, not
+/// `0.1`), so an `embedding` run on the export reads back exactly the vectors the
+/// `semantic` run compared, and scores bit for bit the same.
+struct ComputedEmbedding<'a>(&'a [f32]);
+
+impl Serialize for ComputedEmbedding<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|&v| f64::from(v)))
+    }
 }
 
 #[derive(Serialize)]
@@ -793,7 +833,7 @@ struct CanonicalRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     label: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    embedding: Option<&'a [f64]>,
+    embedding: Option<Embedding<'a>>,
     source_format: &'a str,
     scores: ScoresObject<'a>,
 }

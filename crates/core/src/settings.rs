@@ -17,6 +17,8 @@ pub struct Settings {
     pub format: FormatChoice,
     /// Similarity used for consistency.
     pub sim: Similarity,
+    /// The part of a long text that `semantic` similarity embeds.
+    pub semantic_part: SemanticPart,
     /// Class map, e.g. `up=up,upregulated,a;down=down,b;none=none,c` (`!` at the end: strict).
     pub classes: String,
     /// Answer pattern (regex); null means the default of SPEC §4.
@@ -60,6 +62,7 @@ impl Default for Settings {
         Self {
             format: FormatChoice::Auto,
             sim: Similarity::Answer,
+            semantic_part: SemanticPart::First,
             classes: String::new(),
             pattern: None,
             question_field: None,
@@ -216,7 +219,18 @@ macro_rules! named_enum {
 
 named_enum!(
     /// Pairwise similarity for consistency (SPEC §5).
-    Similarity { Answer => "answer", RougeL => "rouge_l", Embedding => "embedding" }
+    Similarity {
+        Answer => "answer",
+        RougeL => "rouge_l",
+        Embedding => "embedding",
+        Semantic => "semantic",
+    }
+);
+named_enum!(
+    /// Which word-pieces of a text longer than the embedding model reads `semantic`
+    /// embeds (SPEC §5): the first 254 (sentence-transformers' truncation) or the last 254
+    /// (where a reasoning trace states its conclusion).
+    SemanticPart { First => "first", Last => "last" }
 );
 named_enum!(Scope { PerClass => "per_class", Global => "global" });
 named_enum!(Candidates { All => "all", Greedy => "greedy" });

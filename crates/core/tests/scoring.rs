@@ -456,3 +456,110 @@ fn a_canonical_export_scores_again_as_it_was_scored() {
     }
     assert_eq!(set.traces[0].mte, Some(0.0));
 }
+
+/// `semantic` with stand-in vectors: the core takes whatever the embedding model gives.
+fn semantic_run(input: &str, embed: impl Fn(&str) -> Option<Vec<f32>>) -> ScoredSet {
+    use tracesift_core::dataset::{ScoreOptions, Scorer};
+    let settings = Settings {
+        sim: Similarity::Semantic,
+        ..Settings::default()
+    };
+    let mut scorer = Scorer::new(ScoreOptions::from_settings(&settings).unwrap());
+    scorer.begin_file("input.jsonl");
+    scorer.feed(input.as_bytes());
+    scorer.end_file();
+    for (trace_idx, text) in scorer.take_texts() {
+        if let Some(embedding) = embed(&text) {
+            scorer.set_embedding(trace_idx, &embedding);
+        }
+    }
+    assert!(scorer.take_texts().is_empty(), "texts are taken once");
+    scorer.finish()
+}
+
+#[test]
+fn semantic_compares_the_embeddings_of_the_texts_and_exports_them() {
+    use tracesift_core::export::{ExportOptions, write_selection};
+    use tracesift_core::settings::{ExportFormat, FormatChoice};
+    // A trace without text embeds the empty text.
+    let input = r#"{"question_id":"q","trace_id":"a","text":"one","answer":"up"}
+{"question_id":"q","trace_id":"b","text":"two","answer":"up","embedding":[9,9,9]}
+{"question_id":"q","trace_id":"c","answer":"up"}
+"#;
+    let vector = |text: &str| match text {
+        "one" => Some(vec![1.0f32, 0.0]),
+        "two" => Some(vec![0.1, 0.7]),
+        "" => Some(vec![0.5, 0.5]),
+        _ => None,
+    };
+    let set = semantic_run(input, vector);
+    let sim = |a: [f64; 2], b: [f64; 2]| {
+        let dot = a[0] * b[0] + a[1] * b[1];
+        let norm = |v: [f64; 2]| (v[0] * v[0] + v[1] * v[1]).sqrt();
+        (1.0 + dot / (norm(a) * norm(b))) / 2.0
+    };
+    let (one, two, empty) = (
+        [1.0, 0.0],
+        [f64::from(0.1f32), f64::from(0.7f32)],
+        [0.5, 0.5],
+    );
+    assert_close(
+        by_id(&set, "a").consistency,
+        (sim(one, two) + sim(one, empty)) / 2.0,
+    );
+    assert_close(
+        by_id(&set, "c").consistency,
+        (sim(empty, one) + sim(empty, two)) / 2.0,
+    );
+    assert!(set.report.notes.is_empty(), "{:?}", set.report.notes);
+    assert_eq!(set.embeddings[1], Some(vec![0.1f32, 0.7]));
+
+    // The canonical export carries the computed embeddings (replacing the record's own), so
+    // an `embedding` run on it scores exactly as the `semantic` run did.
+    let read = |record: &tracesift_core::trace::RecordRef| {
+        let start = record.offset as usize;
+        Ok(input.as_bytes()[start..start + record.len as usize].to_vec())
+    };
+    let mut out = Vec::new();
+    let options = ExportOptions {
+        format: ExportFormat::Canonical,
+        ..ExportOptions::default()
+    };
+    let chosen = vec![true; set.traces.len()];
+    let warnings = write_selection(&set, &chosen, &options, read, &mut out).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let exported = String::from_utf8(out).unwrap();
+    assert_eq!(exported.matches("\"embedding\"").count(), 3, "{exported}");
+    assert!(!exported.contains("[9,9,9]"), "{exported}");
+    let again = score(
+        &Settings {
+            sim: Similarity::Embedding,
+            format: FormatChoice::Fixed(tracesift_core::import::Format::Canonical),
+            ..Settings::default()
+        },
+        &exported,
+    );
+    for (before, after) in set.traces.iter().zip(&again.traces) {
+        assert_eq!(before.consistency, after.consistency, "{}", before.trace_id);
+        assert_eq!(
+            before.signals.eigv, after.signals.eigv,
+            "{}",
+            before.trace_id
+        );
+    }
+}
+
+#[test]
+fn texts_left_unembedded_leave_consistency_null_with_a_note() {
+    let input = r#"{"question_id":"q","trace_id":"a","text":"one","answer":"up"}
+{"question_id":"q","trace_id":"b","text":"two","answer":"up"}
+{"question_id":"q","trace_id":"c","text":"three","answer":"up"}
+"#;
+    let set = semantic_run(input, |text| (text != "two").then(|| vec![1.0, 0.0]));
+    assert_close(by_id(&set, "a").consistency, 1.0);
+    assert_eq!(by_id(&set, "b").consistency, None);
+    assert_eq!(set.embeddings[1], None);
+    let note = &set.report.notes[0];
+    assert!(note.what.contains("not embedded"), "{}", note.what);
+    assert_eq!((note.count, note.lines.clone()), (1, vec![2]));
+}

@@ -11,7 +11,14 @@
 use candle_core::{D, DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use tokenizers::Tokenizer;
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native;
+#[cfg(not(target_arch = "wasm32"))]
+pub use native::{DIR_ENV, default_dir, load_dir};
 
 /// Word-pieces the model reads at most, `[CLS]` and `[SEP]` included
 /// (`sentence_bert_config.json`'s `max_seq_length`).
@@ -29,8 +36,54 @@ pub enum Part {
     Last,
 }
 
+/// The model's pins (crates/embed/model.json): where `cargo xtask model` fetches it from and
+/// the sha256 of every file, shared with scripts/fetch_model.py.
+pub const PINS_JSON: &str = include_str!("../model.json");
+
+#[derive(Deserialize)]
+struct Pins {
+    files: std::collections::BTreeMap<String, String>,
+}
+
+/// The pinned sha256 of one of the model's files (`model.safetensors`, `tokenizer.json`,
+/// `config.json`, …), lower-case hex.
+pub fn pinned_sha256(file: &str) -> Option<String> {
+    let pins: Pins = serde_json::from_str(PINS_JSON).ok()?;
+    pins.files.get(file).cloned()
+}
+
+/// Fails unless `bytes` are exactly the pinned file: another model (or a truncated
+/// download) would give embeddings that look fine and are wrong.
+pub fn check_file(file: &'static str, bytes: &[u8]) -> Result<(), EmbedError> {
+    let expected = pinned_sha256(file).ok_or(EmbedError::Load {
+        what: file,
+        message: "it has no pinned sha256".to_owned(),
+    })?;
+    let found: String = Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    if found == expected {
+        Ok(())
+    } else {
+        Err(EmbedError::Checksum {
+            file,
+            found,
+            expected,
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
+    #[error(
+        "the model's {file} is not the pinned all-MiniLM-L6-v2 file (sha256 {found}, expected {expected}); fetch it again with `cargo xtask model`"
+    )]
+    Checksum {
+        file: &'static str,
+        found: String,
+        expected: String,
+    },
     #[error("cannot read the model's {what}: {message}")]
     Load { what: &'static str, message: String },
     #[error("cannot tokenize a text: {0}")]
@@ -59,7 +112,11 @@ pub struct Model {
 }
 
 impl Model {
+    /// Loads the model after checking each file against its pinned sha256.
     pub fn load(files: &ModelFiles<'_>) -> Result<Self, EmbedError> {
+        check_file("model.safetensors", files.weights)?;
+        check_file("tokenizer.json", files.tokenizer)?;
+        check_file("config.json", files.config)?;
         let config: Config =
             serde_json::from_slice(files.config).map_err(|error| EmbedError::Load {
                 what: "config.json",
@@ -131,24 +188,29 @@ impl Model {
     /// longest of them; padding is masked out of attention and of the mean, so a text's
     /// embedding does not depend on its company (to float rounding).
     pub fn embed(&self, texts: &[&str], part: Part) -> Result<Vec<Vec<f32>>, EmbedError> {
-        if texts.is_empty() {
-            return Ok(Vec::new());
-        }
         let pieces = texts
             .iter()
             .map(|text| self.word_pieces(text, part))
             .collect::<Result<Vec<_>, _>>()?;
+        self.embed_pieces(&pieces)
+    }
+
+    /// [`Model::embed`] of texts already cut into word-pieces by [`Model::word_pieces`].
+    pub fn embed_pieces(&self, pieces: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if pieces.is_empty() {
+            return Ok(Vec::new());
+        }
         let longest = pieces.iter().map(Vec::len).max().unwrap_or(0);
-        let mut ids = Vec::with_capacity(texts.len() * longest);
-        let mut mask = Vec::with_capacity(texts.len() * longest);
-        for text_pieces in &pieces {
+        let mut ids = Vec::with_capacity(pieces.len() * longest);
+        let mut mask = Vec::with_capacity(pieces.len() * longest);
+        for text_pieces in pieces {
             ids.extend_from_slice(text_pieces);
             mask.extend(std::iter::repeat_n(1u32, text_pieces.len()));
             let padding = longest - text_pieces.len();
             ids.extend(std::iter::repeat_n(0u32, padding));
             mask.extend(std::iter::repeat_n(0u32, padding));
         }
-        let shape = (texts.len(), longest);
+        let shape = (pieces.len(), longest);
         let ids = Tensor::from_vec(ids, shape, &self.device)?;
         let mask = Tensor::from_vec(mask, shape, &self.device)?;
         let token_types = ids.zeros_like()?;

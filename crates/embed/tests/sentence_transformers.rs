@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use tracesift_embed::{DIMENSIONS, Model, ModelFiles, Part};
+use tracesift_embed::{DIMENSIONS, EmbedError, Model, ModelFiles, Part};
 
 #[derive(Deserialize)]
 struct Reference {
@@ -33,30 +33,15 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn model() -> Model {
-    let dir = std::env::var_os("TRACESIFT_MODEL_DIR").map_or_else(
+fn model_dir() -> PathBuf {
+    std::env::var_os(tracesift_embed::DIR_ENV).map_or_else(
         || root().join("target/model/all-MiniLM-L6-v2"),
         PathBuf::from,
-    );
-    let read = |name: &str| {
-        std::fs::read(dir.join(name)).unwrap_or_else(|error| {
-            panic!(
-                "cannot read {} ({error}): fetch the model with `cargo xtask model`",
-                dir.join(name).display()
-            )
-        })
-    };
-    let (weights, tokenizer, config) = (
-        read("model.safetensors"),
-        read("tokenizer.json"),
-        read("config.json"),
-    );
-    Model::load(&ModelFiles {
-        weights: &weights,
-        tokenizer: &tokenizer,
-        config: &config,
-    })
-    .unwrap()
+    )
+}
+
+fn model() -> Model {
+    tracesift_embed::load_dir(&model_dir()).unwrap()
 }
 
 fn reference() -> Reference {
@@ -125,4 +110,63 @@ fn a_padded_batch_gives_each_text_its_own_embedding() {
         );
     }
     assert!(model.embed(&[], Part::First).unwrap().is_empty());
+}
+
+#[test]
+fn every_core_embeds_each_text_as_alone_and_reports_progress() {
+    let model = model();
+    let reference = reference();
+    let texts: Vec<&str> = reference.texts.iter().map(|t| t.text.as_str()).collect();
+    let done = std::sync::Mutex::new(Vec::new());
+    let embeddings = model
+        .embed_all(&texts, Part::First, &|count| {
+            done.lock().unwrap().push(count)
+        })
+        .unwrap();
+    assert_eq!(embeddings.len(), texts.len());
+    for (text, embedding) in reference.texts.iter().zip(&embeddings) {
+        let difference = max_difference(embedding, &text.first_256);
+        assert!(
+            difference <= TOLERANCE,
+            "{:?}: off by {difference}",
+            text.text
+        );
+    }
+    let mut done = done.into_inner().unwrap();
+    done.sort_unstable();
+    assert_eq!(done.last(), Some(&texts.len()), "{done:?}");
+    assert!(
+        model
+            .embed_all(&[], Part::Last, &|_| ())
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_file_that_is_not_the_pinned_one_is_refused() {
+    let dir = model_dir();
+    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+    let (weights, tokenizer, mut config) = (
+        read("model.safetensors"),
+        read("tokenizer.json"),
+        read("config.json"),
+    );
+    config.push(b' ');
+    let refused = Model::load(&ModelFiles {
+        weights: &weights,
+        tokenizer: &tokenizer,
+        config: &config,
+    });
+    match refused {
+        Err(EmbedError::Checksum { file, .. }) => assert_eq!(file, "config.json"),
+        Err(other) => panic!("refused for another reason: {other}"),
+        Ok(_) => panic!("a changed config.json was accepted"),
+    }
+    let missing = tracesift_embed::load_dir(&dir.join("nowhere"));
+    let message = missing
+        .err()
+        .map(|error| error.to_string())
+        .unwrap_or_default();
+    assert!(message.contains("cargo xtask model"), "{message}");
 }
