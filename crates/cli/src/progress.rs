@@ -41,3 +41,16 @@ pub fn bar_for(name: &str, size: Option<u64>) -> Arc<dyn Progress> {
     bar.set_message(name.to_owned());
     Arc::new(Bar(bar))
 }
+
+/// A bar counting texts embedded for `semantic`; hidden unless stderr is a terminal.
+pub fn texts_bar(total: usize) -> ProgressBar {
+    if !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total as u64).with_style(
+        ProgressStyle::with_template("embedding texts [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_draw_target(ProgressDrawTarget::stderr());
+    bar
+}

@@ -13,7 +13,8 @@ use tracesift_core::evaluate::evaluate;
 use tracesift_core::export::{self, ExportOptions};
 use tracesift_core::filter::{self, FilterOptions};
 use tracesift_core::settings::{
-    Backend, Candidates, ExportFormat, FormatChoice, Metric, Rule, Scope, Settings, Similarity,
+    Backend, Candidates, ExportFormat, FormatChoice, Metric, Rule, Scope, SemanticPart, Settings,
+    Similarity,
 };
 
 use crate::args::{Cli, Command, FilterRuleArgs, ScoreOptions};
@@ -227,6 +228,14 @@ fn settings_from(common: &ScoreOptions, rule: Option<&FilterRuleArgs>) -> anyhow
     if let Some(name) = &common.sim {
         settings.sim = parse_name(name, "sim", Similarity::from_name, Similarity::names)?;
     }
+    if let Some(name) = &common.semantic_part {
+        settings.semantic_part = parse_name(
+            name,
+            "semantic-part",
+            SemanticPart::from_name,
+            SemanticPart::names,
+        )?;
+    }
     if let Some(name) = &common.backend {
         settings.backend = parse_name(name, "backend", Backend::from_name, Backend::names)?;
     }
@@ -322,6 +331,9 @@ fn score_inputs(
         InputError::Open { .. } => bad(error.to_string()),
         InputError::Io { .. } => anyhow::Error::new(error),
     })?;
+    if settings.sim == Similarity::Semantic {
+        embed_texts(&mut scorer, common, settings.semantic_part)?;
+    }
     let set = engine.finish(scorer);
     let report = &set.report;
     for skipped in report.skipped.iter().take(MAX_SKIPS_SHOWN) {
@@ -371,6 +383,37 @@ fn score_inputs(
         );
     }
     Ok((set, store))
+}
+
+/// `semantic`: embeds every trace's text with the model, on every core, and hands the
+/// vectors to the scorer. A model that cannot be loaded is the user's to fix (exit 2).
+fn embed_texts(
+    scorer: &mut Scorer,
+    common: &ScoreOptions,
+    part: SemanticPart,
+) -> anyhow::Result<()> {
+    let dir = common
+        .model_dir
+        .clone()
+        .or_else(tracesift_embed::default_dir)
+        .ok_or_else(|| bad("--sim semantic: name the model's folder with --model-dir"))?;
+    let model =
+        tracesift_embed::load_dir(&dir).map_err(|error| bad(format!("--sim semantic: {error}")))?;
+    let texts = scorer.take_texts();
+    let part = match part {
+        SemanticPart::First => tracesift_embed::Part::First,
+        SemanticPart::Last => tracesift_embed::Part::Last,
+    };
+    let bar = crate::progress::texts_bar(texts.len());
+    let strs: Vec<&str> = texts.iter().map(|(_, text)| text.as_str()).collect();
+    let embeddings = model
+        .embed_all(&strs, part, &|done| bar.set_position(done as u64))
+        .map_err(|error| anyhow::anyhow!("--sim semantic: {error}"))?;
+    bar.finish_and_clear();
+    for ((trace_idx, _), embedding) in texts.iter().zip(&embeddings) {
+        scorer.set_embedding(*trace_idx, embedding);
+    }
+    Ok(())
 }
 
 fn output(path: Option<&Path>) -> anyhow::Result<Box<dyn Write>> {

@@ -832,3 +832,155 @@ fn filter_accepts_every_metric_and_ranks_by_its_direction() {
         assert_eq!(n_kept, kept, "threshold {threshold}");
     }
 }
+
+/// The embedding model fetched by `cargo xtask model` (`cargo xtask test` fetches it first).
+fn model_dir() -> PathBuf {
+    std::env::var_os("TRACESIFT_MODEL_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/model/all-MiniLM-L6-v2"),
+        PathBuf::from,
+    )
+}
+
+/// The texts of tests/data/embed/sentence-transformers.json (empty, unicode, longer than
+/// the model reads) as three questions of four traces: once as text only, once with the
+/// embedding sentence-transformers computed for the given part.
+fn semantic_fixtures(dir: &Path, part: &str) -> (PathBuf, PathBuf) {
+    let reference: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fixture("embed/sentence-transformers.json")).unwrap(),
+    )
+    .unwrap();
+    let (mut texts, mut embedded) = (String::new(), String::new());
+    for (idx, text) in reference["texts"].as_array().unwrap().iter().enumerate() {
+        let mut record = serde_json::json!({
+            "question_id": format!("q{}", idx / 4),
+            "trace_id": format!("t{idx}"),
+            "text": text["text"],
+            "answer": "up",
+        });
+        texts.push_str(&format!("{record}\n"));
+        // A text the model reads whole has one embedding for both parts.
+        let key = if part == "last" && !text["last_256"].is_null() {
+            "last_256"
+        } else {
+            "first_256"
+        };
+        record["embedding"] = text[key].clone();
+        embedded.push_str(&format!("{record}\n"));
+    }
+    let (a, b) = (dir.join("texts.jsonl"), dir.join("embedded.jsonl"));
+    std::fs::write(&a, texts).unwrap();
+    std::fs::write(&b, embedded).unwrap();
+    (a, b)
+}
+
+fn score_rows(output: &Output) -> Vec<serde_json::Value> {
+    assert_exit(output, 0);
+    stdout(output)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[test]
+fn semantic_scores_as_sentence_transformers_embeddings_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_dir();
+    let model = model.to_str().unwrap();
+    for part in ["first", "last"] {
+        let (texts, embedded) = semantic_fixtures(dir.path(), part);
+        let ours = score_rows(&tracesift(
+            &[
+                "score",
+                texts.to_str().unwrap(),
+                "--sim",
+                "semantic",
+                "--semantic-part",
+                part,
+                "--model-dir",
+                model,
+            ],
+            None,
+        ));
+        let theirs = score_rows(&tracesift(
+            &["score", embedded.to_str().unwrap(), "--sim", "embedding"],
+            None,
+        ));
+        assert_eq!(ours.len(), 12);
+        for (a, b) in ours.iter().zip(&theirs) {
+            // The similarity-graph signals that need no log-probs (the fixture has none).
+            for metric in ["consistency", "eigv", "eccentricity", "kle"] {
+                let (x, y) = (a[metric].as_f64().unwrap(), b[metric].as_f64().unwrap());
+                assert!(
+                    (x - y).abs() <= 1e-5,
+                    "{part}: {} {metric}: {x} vs sentence-transformers' {y}",
+                    a["trace_id"]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_semantic_export_carries_its_embeddings_for_an_embedding_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (texts, _) = semantic_fixtures(dir.path(), "first");
+    let model = model_dir();
+    let semantic = ["--sim", "semantic", "--model-dir", model.to_str().unwrap()];
+    // Every trace, ranked by a metric every trace has (the fixture has no log-probs).
+    let mut args = vec!["filter", texts.to_str().unwrap(), "--keep", "1"];
+    args.extend(["--metric", "inconsistency"]);
+    args.extend(["--scope", "global", "--export", "canonical"]);
+    args.extend(semantic);
+    let export = tracesift(&args, None);
+    assert_exit(&export, 0);
+    let mut args = vec!["score", texts.to_str().unwrap()];
+    args.extend(semantic);
+    let scored = score_rows(&tracesift(&args, None));
+    let again = score_rows(&tracesift(
+        &["score", "-", "--sim", "embedding"],
+        Some(&export.stdout),
+    ));
+    assert_eq!(scored.len(), again.len());
+    for (a, b) in scored.iter().zip(&again) {
+        assert_eq!(a["consistency"], b["consistency"], "{}", a["trace_id"]);
+        assert_eq!(a["kle"], b["kle"], "{}", a["trace_id"]);
+    }
+}
+
+#[test]
+fn semantic_without_the_model_says_where_to_get_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-model");
+    let output = tracesift(
+        &[
+            "score",
+            fixture("small.jsonl").to_str().unwrap(),
+            "--sim",
+            "semantic",
+            "--model-dir",
+            missing.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("cargo xtask model"),
+        "{}",
+        stderr(&output)
+    );
+    let bad_part = tracesift(
+        &[
+            "score",
+            fixture("small.jsonl").to_str().unwrap(),
+            "--semantic-part",
+            "middle",
+        ],
+        None,
+    );
+    assert_exit(&bad_part, 2);
+    assert!(
+        stderr(&bad_part).contains("first|last"),
+        "{}",
+        stderr(&bad_part)
+    );
+}
