@@ -1,6 +1,6 @@
 //! Milliseconds per text of the embedding model on this machine: 256-word-piece texts one at
 //! a time, and in a batch of 32, on the threads candle uses (`RAYON_NUM_THREADS`, else
-//! every core). Usage: cargo run --release -p tracesift-embed --example speed [MODEL_DIR]
+//! every core), and as `--sim semantic` runs them (`Model::embed_all`). Usage: cargo run --release -p tracesift-embed --example speed [MODEL_DIR]
 //! (run by `cargo xtask bench`, once with RAYON_NUM_THREADS=1; the model comes from
 //! `cargo xtask model`).
 
@@ -48,11 +48,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     model.embed(&texts, Part::First)?;
     let batch = started.elapsed().as_secs_f64() * 1e3 / texts.len() as f64;
+    let many: Vec<&str> = vec![text.as_str(); 64];
+    let started = Instant::now();
+    model.embed_all(&many, Part::First, &|_| ())?;
+    let all = started.elapsed().as_secs_f64() * 1e3 / many.len() as f64;
     println!(
-        "embedding on {} thread(s) (all-MiniLM-L6-v2, 256 word-pieces, CPU native): {:.1} ms a text one at a time (median of 10), {:.1} ms a text in a batch of 32",
+        "embedding on {} thread(s) (all-MiniLM-L6-v2, 256 word-pieces, CPU native): {:.1} ms a text one at a time (median of 10), {:.1} ms a text in a batch of 32, {:.1} ms a text for 64 texts as `--sim semantic` runs them",
         candle_core::utils::get_num_threads(),
         median(single),
-        batch
+        batch,
+        all
     );
     Ok(())
 }

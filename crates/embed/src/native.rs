@@ -12,7 +12,7 @@ pub const DIR_ENV: &str = "TRACESIFT_MODEL_DIR";
 
 /// Word-pieces run together in one batch, at most: enough rows for the matrix products to
 /// be efficient, few enough that each core gets batches.
-const BATCH_WORD_PIECES: usize = 2048;
+const BATCH_WORD_PIECES: usize = 256;
 
 /// Where the model is looked for when no folder is given: `$TRACESIFT_MODEL_DIR`, else
 /// `model/all-MiniLM-L6-v2` beside the folder of the running program (for a build from
