@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use tracesift_core::dataset::ScoredSet;
 use tracesift_core::evaluate::EvalReport;
 use tracesift_core::filter::{self, FilterOptions};
-use tracesift_core::settings::{Metric, Settings};
+use tracesift_core::settings::{Metric, Settings, Similarity};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::Blob;
@@ -34,6 +34,13 @@ pub enum Status {
     Loading {
         bytes_done: f64,
         bytes_total: f64,
+    },
+    /// `semantic`: `done` of `total` texts embedded (0 while the model loads); `since` is
+    /// when (ms) and at how many texts the rate is measured from, for the time left.
+    Embedding {
+        done: u32,
+        total: u32,
+        since: Option<(f64, u32)>,
     },
     /// `workers`: how many workers parsed the input (helpers for a large file).
     Ready {
@@ -155,11 +162,28 @@ pub fn App() -> impl IntoView {
         }
     });
 
+    // The similarity to go back to when embedding for `semantic` is cancelled.
+    let sim_before_semantic = StoredValue::new(Similarity::Answer);
+    Effect::new(move |previous: Option<Similarity>| {
+        let sim = settings.with(|s| s.sim);
+        if let Some(previous) = previous
+            && sim == Similarity::Semantic
+            && previous != Similarity::Semantic
+        {
+            sim_before_semantic.set_value(previous);
+        }
+        sim
+    });
+    let cancel_embedding = Callback::new(move |()| {
+        settings.update(|s| s.sim = sim_before_semantic.get_value());
+    });
+
     // Scoring settings change the numbers: score again. Filter settings only re-filter.
     let scoring_key = Memo::new(move |_| {
         settings.with(|s| {
             (
                 s.sim,
+                (s.sim == Similarity::Semantic).then_some(s.semantic_part),
                 s.backend,
                 s.classes.clone(),
                 s.pattern.clone(),
@@ -172,7 +196,9 @@ pub fn App() -> impl IntoView {
         })
     });
     Effect::new(move |previous: Option<()>| {
-        scoring_key.track();
+        // Read, not only tracked: a memo nobody has read has not run, so it would not yet
+        // depend on the settings and would never change.
+        scoring_key.with(|_| ());
         if previous.is_some() && inputs.with_value(|i| !i.is_empty()) {
             send_score(&worker, settings, status, run, inputs, requests_input, None);
         }
@@ -222,7 +248,7 @@ pub fn App() -> impl IntoView {
     // the filter, so moving the filter does not redo it).
     let seed = Memo::new(move |_| settings.with(|s| s.seed));
     Effect::new(move |_| {
-        seed.track();
+        seed.with(|_| ());
         if scored.with(Option::is_some) {
             let request = ToWorker::Compare {
                 run: shown_run.get_value(),
@@ -343,7 +369,7 @@ pub fn App() -> impl IntoView {
                 <Show when=move || requests_summary.with(Option::is_some)>
                     <p class="requests-summary" data-testid="requests-summary">{move || requests_summary.get().unwrap_or_default()}</p>
                 </Show>
-                <StatusLine status=status />
+                <StatusLine status=status on_cancel=cancel_embedding />
             </section>
             <Guide scored=scored downloaded=downloaded opened_any=opened_any />
             <Show when=move || !notice.get().is_empty()>

@@ -1,12 +1,12 @@
 //! Settings in the URL fragment, so a link reproduces a view:
 //! `#metric=cocoa_ppl&keep=0.1&scope=per_class&candidates=all&sim=answer&export=canonical`.
-//! Keys: metric keep threshold top scope candidates balanced sim backend classes pattern export
+//! Keys: metric keep threshold top scope candidates balanced sim semantic_part backend classes pattern export
 //! window combine allow_empty_prompt; values as in the CLI. A link may also bring its data:
 //! `data=<url>` (see `data_link.rs`), which is not a setting and is only ever fetched when
 //! the user asks.
 
 use tracesift_core::settings::{
-    Backend, Candidates, ExportFormat, Metric, Rule, Scope, Settings, Similarity,
+    Backend, Candidates, ExportFormat, Metric, Rule, Scope, SemanticPart, Settings, Similarity,
 };
 use tracesift_core::signals::combo::parse_combine;
 
@@ -52,6 +52,10 @@ pub fn apply_fragment(fragment: &str, base: &Settings) -> (Settings, Vec<String>
             },
             "sim" => match Similarity::from_name(&value) {
                 Some(sim) => settings.sim = sim,
+                None => bad(),
+            },
+            "semantic_part" => match SemanticPart::from_name(&value) {
+                Some(part) => settings.semantic_part = part,
                 None => bad(),
             },
             "backend" => match Backend::from_name(&value) {
@@ -101,6 +105,9 @@ pub fn to_fragment(settings: &Settings) -> String {
         pairs.push(("balanced", "true".to_owned()));
     }
     pairs.push(("sim", settings.sim.name().to_owned()));
+    if settings.semantic_part != SemanticPart::First {
+        pairs.push(("semantic_part", settings.semantic_part.name().to_owned()));
+    }
     if settings.backend != Backend::Auto {
         pairs.push(("backend", settings.backend.name().to_owned()));
     }
@@ -221,6 +228,8 @@ mod tests {
             window: 512,
             combine: "cocoa_ppl,conf_bottom10,eigv".into(),
             allow_empty_prompt: true,
+            sim: Similarity::Semantic,
+            semantic_part: SemanticPart::Last,
             ..Settings::default()
         };
         settings.set_rule(Rule::Top(25));

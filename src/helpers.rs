@@ -22,12 +22,18 @@ use crate::worker::{BlobReader, read_blob};
 /// The name a helper is started with; it tells the worker not to look for a GPU.
 pub const HELPER_NAME: &str = "tracesift-helper";
 
-type PartResult = Result<ScoredPart, String>;
+/// What a helper answers a request with.
+enum Reply {
+    Part(Box<ScoredPart>),
+    Embeddings(Vec<Vec<f32>>),
+}
 
-/// A part sent out, and the helper it went to.
+type ReplyResult = Result<Reply, String>;
+
+/// A request sent out (a part to score, texts to embed), and the helper it went to.
 struct Pending {
     helper: usize,
-    answer: oneshot::Sender<PartResult>,
+    answer: oneshot::Sender<ReplyResult>,
 }
 
 struct Helpers {
@@ -38,6 +44,11 @@ thread_local! {
     static HELPERS: RefCell<Option<Rc<Helpers>>> = const { RefCell::new(None) };
     static PENDING: RefCell<HashMap<u32, Pending>> = RefCell::new(HashMap::new());
     static READY: RefCell<HashMap<usize, oneshot::Sender<()>>> = RefCell::new(HashMap::new());
+    /// Helpers loading the embedding model, and the answer each is awaited with.
+    static LOADING: RefCell<HashMap<usize, oneshot::Sender<Result<(), String>>>> =
+        RefCell::new(HashMap::new());
+    /// Helpers that hold the embedding model, by the folder it came from.
+    static MODEL_IN: RefCell<HashMap<usize, String>> = RefCell::new(HashMap::new());
     static NEXT_ID: RefCell<u32> = const { RefCell::new(0) };
 }
 
@@ -91,8 +102,17 @@ fn on_helper_message(helper: usize, data: &JsValue) {
                 let _ = ready.send(());
             }
         }
-        Ok(FromHelper::PartScored { id, part }) => answer(id, Ok(*part)),
+        Ok(FromHelper::PartScored { id, part }) => answer(id, Ok(Reply::Part(part))),
         Ok(FromHelper::PartFailed { id, message }) => answer(id, Err(message)),
+        Ok(FromHelper::ModelLoaded { failure }) => {
+            if let Some(loading) = LOADING.with(|l| l.borrow_mut().remove(&helper)) {
+                let _ = loading.send(failure.map_or(Ok(()), Err));
+            }
+        }
+        Ok(FromHelper::Embedded { id, embeddings }) => {
+            answer(id, Ok(Reply::Embeddings(embeddings)))
+        }
+        Ok(FromHelper::EmbedFailed { id, message }) => answer(id, Err(message)),
         Ok(FromHelper::Unreadable { message }) => fail_helper(helper, &message),
         Err(error) => fail_helper(
             helper,
@@ -101,7 +121,7 @@ fn on_helper_message(helper: usize, data: &JsValue) {
     }
 }
 
-fn answer(id: u32, result: PartResult) {
+fn answer(id: u32, result: ReplyResult) {
     if let Some(pending) = PENDING.with(|p| p.borrow_mut().remove(&id)) {
         let _ = pending.answer.send(result);
     }
@@ -112,6 +132,8 @@ fn answer(id: u32, result: PartResult) {
 fn fail_helper(helper: usize, message: &str) {
     // Dropping the sender ends the wait for this helper with an error.
     READY.with(|r| r.borrow_mut().remove(&helper));
+    LOADING.with(|l| l.borrow_mut().remove(&helper));
+    MODEL_IN.with(|m| m.borrow_mut().remove(&helper));
     let ids: Vec<u32> = PENDING.with(|p| {
         p.borrow()
             .iter()
@@ -124,7 +146,8 @@ fn fail_helper(helper: usize, message: &str) {
     }
 }
 
-/// The helper's side: answers each part it is sent with its scores.
+/// The helper's side: answers each part it is sent with its scores, and each list of texts
+/// with their embeddings.
 pub fn start_helper(scope: &DedicatedWorkerGlobalScope) {
     let handler_scope = scope.clone();
     let on_message = Closure::<dyn Fn(MessageEvent)>::new(move |event: MessageEvent| {
@@ -148,6 +171,20 @@ pub fn start_helper(scope: &DedicatedWorkerGlobalScope) {
                     message: "the part to score did not arrive".to_owned(),
                 },
             },
+            Ok(ToHelper::LoadModel { model_url }) => {
+                let scope = handler_scope.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    let failure = crate::embedding::load_model(&model_url).await.err();
+                    post_to_worker(&scope, &FromHelper::ModelLoaded { failure });
+                });
+                return;
+            }
+            Ok(ToHelper::Embed { id, texts, part }) => {
+                match crate::embedding::embed_here(&texts, part) {
+                    Ok(embeddings) => FromHelper::Embedded { id, embeddings },
+                    Err(message) => FromHelper::EmbedFailed { id, message },
+                }
+            }
             Err(error) => FromHelper::Unreadable {
                 message: format!("a helper got a message it cannot read: {error}"),
             },
@@ -296,21 +333,7 @@ pub async fn score_in_parts(
             parts.push((start, end, part_blob, None));
             continue;
         }
-        let id = NEXT_ID.with(|n| {
-            let mut n = n.borrow_mut();
-            *n = n.wrapping_add(1);
-            *n
-        });
-        let (sender, receiver) = oneshot::channel();
-        PENDING.with(|p| {
-            p.borrow_mut().insert(
-                id,
-                Pending {
-                    helper,
-                    answer: sender,
-                },
-            )
-        });
+        let (id, receiver) = expect_reply(helper);
         let request = ToHelper::ScorePart {
             id,
             settings: settings.clone(),
@@ -341,11 +364,12 @@ pub async fn score_in_parts(
         let part = match (here, receiver) {
             (Some(part), _) => part,
             (None, Some(receiver)) => match receiver.await {
-                Ok(Ok(part)) => part,
+                Ok(Ok(Reply::Part(part))) => *part,
                 failure => {
                     let reason = match failure {
                         Ok(Err(message)) => message,
-                        _ => "the helper went away".to_owned(),
+                        Ok(Ok(_)) => "the helper answered another request".to_owned(),
+                        Err(_) => "the helper went away".to_owned(),
                     };
                     web_sys::console::warn_1(
                         &format!("{reason}; scoring bytes {start}..{end} here instead").into(),
@@ -359,4 +383,109 @@ pub async fn score_in_parts(
         progress(end as f64);
     }
     Ok(Some(n_scorers))
+}
+
+/// A new request id for `helper`, and the receiver its reply (or failure) arrives on.
+fn expect_reply(helper: usize) -> (u32, oneshot::Receiver<ReplyResult>) {
+    let id = NEXT_ID.with(|n| {
+        let mut n = n.borrow_mut();
+        *n = n.wrapping_add(1);
+        *n
+    });
+    let (sender, receiver) = oneshot::channel();
+    PENDING.with(|p| {
+        p.borrow_mut().insert(
+            id,
+            Pending {
+                helper,
+                answer: sender,
+            },
+        )
+    });
+    (id, receiver)
+}
+
+/// The helpers that hold the embedding model from `model_url`, loading it where it is
+/// missing (each helper fetches it; the browser's cache serves the repeats). A helper that
+/// cannot start or load it is left out: the scoring worker embeds without it.
+pub async fn embedding_helpers(helper_script: &str, model_url: &str) -> Vec<usize> {
+    let helpers = match helpers(helper_script).await {
+        Ok(helpers) => helpers,
+        Err(message) => {
+            web_sys::console::warn_1(&format!("{message}; embedding on one core").into());
+            return Vec::new();
+        }
+    };
+    let mut loading = Vec::new();
+    for (helper, worker) in helpers.workers.iter().enumerate() {
+        let holds = MODEL_IN.with(|m| m.borrow().get(&helper).is_some_and(|url| url == model_url));
+        if holds {
+            loading.push((helper, None));
+            continue;
+        }
+        let (sender, receiver) = oneshot::channel();
+        LOADING.with(|l| l.borrow_mut().insert(helper, sender));
+        let request = ToHelper::LoadModel {
+            model_url: model_url.to_owned(),
+        };
+        let posted = Envelope::new(&request).and_then(|envelope| {
+            worker
+                .post_message_with_transfer(&envelope.object, &envelope.transfer)
+                .map_err(|_| "cannot reach a helper worker".to_owned())
+        });
+        match posted {
+            Ok(()) => loading.push((helper, Some(receiver))),
+            Err(message) => web_sys::console::warn_1(&message.into()),
+        }
+    }
+    let mut ready = Vec::new();
+    for (helper, receiver) in loading {
+        let loaded = match receiver {
+            None => Ok(()),
+            Some(receiver) => receiver
+                .await
+                .unwrap_or_else(|_| Err("the helper went away".to_owned())),
+        };
+        match loaded {
+            Ok(()) => {
+                MODEL_IN.with(|m| m.borrow_mut().insert(helper, model_url.to_owned()));
+                ready.push(helper);
+            }
+            Err(message) => web_sys::console::warn_1(
+                &format!("a helper cannot load the embedding model: {message}").into(),
+            ),
+        }
+    }
+    ready
+}
+
+/// Has helper `helper` embed `texts`.
+pub async fn embed_on(
+    helper: usize,
+    texts: Vec<String>,
+    part: tracesift_core::settings::SemanticPart,
+) -> Result<Vec<Vec<f32>>, String> {
+    let worker = HELPERS
+        .with(|h| {
+            h.borrow()
+                .as_ref()
+                .and_then(|h| h.workers.get(helper).cloned())
+        })
+        .ok_or("no such helper")?;
+    let (id, receiver) = expect_reply(helper);
+    let request = ToHelper::Embed { id, texts, part };
+    let posted = Envelope::new(&request).and_then(|envelope| {
+        worker
+            .post_message_with_transfer(&envelope.object, &envelope.transfer)
+            .map_err(|_| "cannot reach a helper worker".to_owned())
+    });
+    if let Err(message) = posted {
+        answer(id, Err(message));
+    }
+    match receiver.await {
+        Ok(Ok(Reply::Embeddings(embeddings))) => Ok(embeddings),
+        Ok(Ok(Reply::Part(_))) => Err("the helper answered another request".to_owned()),
+        Ok(Err(message)) => Err(message),
+        Err(_) => Err("the helper went away".to_owned()),
+    }
 }

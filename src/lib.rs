@@ -4,6 +4,7 @@
 pub mod app;
 pub mod charts_view;
 pub mod data_link;
+pub mod embedding;
 pub mod evaluation_view;
 pub mod fragment;
 pub mod helpers;

@@ -48,6 +48,7 @@ pub(crate) fn send_score(
         settings: settings.get(),
         names,
         helper_script: worker_source().ok(),
+        model_url: model_url(),
         requests_name: requests.as_ref().map(|(name, _)| name.clone()),
         link,
     };
@@ -220,6 +221,19 @@ pub(crate) fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandl
                     bytes_total,
                 });
             }
+            ToPage::Embedding { run, done, total } if run == current => {
+                let now = js_sys::Date::now();
+                let since = match status.get_untracked() {
+                    Status::Embedding {
+                        since: Some(since), ..
+                    } => Some(since),
+                    // The rate is measured from the first text done, not from the model's
+                    // loading.
+                    _ if done > 0 => Some((now, done)),
+                    _ => None,
+                };
+                status.set(Status::Embedding { done, total, since });
+            }
             ToPage::ScoredPart { run, traces } if run == current => {
                 parts.update_value(|(parts_run, received)| {
                     if *parts_run != run {
@@ -324,6 +338,7 @@ pub(crate) fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandl
             }
             // Answers about a run that is neither scoring nor shown: out of date.
             ToPage::Progress { .. }
+            | ToPage::Embedding { .. }
             | ToPage::ScoredPart { .. }
             | ToPage::Scored { .. }
             | ToPage::Fetched { .. }
@@ -339,6 +354,18 @@ pub(crate) fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandl
     // The page keeps its worker for its whole life.
     on_message.forget();
     handle
+}
+
+/// The folder of the embedding model's files (`semantic`), on this app's origin: the
+/// build copies them beside the app, and the service worker caches them on first use.
+fn model_url() -> String {
+    let base = window()
+        .document()
+        .and_then(|d| d.base_uri().ok().flatten())
+        .unwrap_or_default();
+    web_sys::Url::new_with_base(crate::embedding::MODEL_FOLDER, &base)
+        .map(|url| url.href())
+        .unwrap_or_default()
 }
 
 /// The worker's bootstrap script: load Trunk's worker glue and its wasm from this origin

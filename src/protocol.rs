@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tracesift_core::compare::{Agreement, Ranking};
 use tracesift_core::dataset::{ScoredPart, ScoredSet, TraceScores};
 use tracesift_core::evaluate::EvalReport;
-use tracesift_core::settings::Settings;
+use tracesift_core::settings::{SemanticPart, Settings};
 use wasm_bindgen::{JsCast, JsValue};
 
 /// Page → scoring worker.
@@ -23,6 +23,8 @@ pub enum ToWorker {
         names: Vec<String>,
         /// The worker's own bootstrap script, to start helper workers for large files.
         helper_script: Option<String>,
+        /// The folder of the embedding model's files on this app's origin (`semantic`).
+        model_url: String,
         /// The name of the request file sent alongside (as the message's `requests`
         /// Blob), whose prompts the downloads carry.
         requests_name: Option<String>,
@@ -84,6 +86,12 @@ pub enum ToPage {
         run: u32,
         bytes_done: f64,
         bytes_total: f64,
+    },
+    /// `semantic`: `done` of the run's `total` texts are embedded (0 while the model loads).
+    Embedding {
+        run: u32,
+        done: u32,
+        total: u32,
     },
     /// A slice of the run's traces, in order; the page decodes each in its own task, so
     /// a big run never blocks it for long. `Scored` follows the last one.
@@ -157,6 +165,14 @@ pub enum ToHelper {
         name: String,
         start: u64,
     },
+    /// Fetch the embedding model from this folder URL and load it (once per helper).
+    LoadModel { model_url: String },
+    /// Embed these texts (`semantic`) with the loaded model.
+    Embed {
+        id: u32,
+        texts: Vec<String>,
+        part: SemanticPart,
+    },
 }
 
 /// Helper worker → scoring worker.
@@ -168,6 +184,18 @@ pub enum FromHelper {
         part: Box<ScoredPart>,
     },
     PartFailed {
+        id: u32,
+        message: String,
+    },
+    /// The answer to `LoadModel`: None when the model is loaded, else why not.
+    ModelLoaded {
+        failure: Option<String>,
+    },
+    Embedded {
+        id: u32,
+        embeddings: Vec<Vec<f32>>,
+    },
+    EmbedFailed {
         id: u32,
         message: String,
     },

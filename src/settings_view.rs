@@ -3,7 +3,7 @@
 
 use crate::app::explain_metric;
 use leptos::prelude::*;
-use tracesift_core::settings::{Named, Rule, Settings};
+use tracesift_core::settings::{Named, Rule, Settings, Similarity};
 use tracesift_core::signals::combo::parse_combine;
 
 /// A `<select>` over one named setting, in step with the settings signal.
@@ -20,7 +20,9 @@ pub(crate) fn enum_select<T: Named + Send + Sync>(
             }
         }>
             {T::ALL.iter().map(|&value| view! {
-                <option value=value.name() selected=move || settings.with(|s| get(s) == value)>{value.name()}</option>
+                // The property, not the attribute: once the user has picked an option, the
+                // attribute no longer moves the selection (a cancelled `semantic`, a link).
+                <option value=value.name() prop:selected=move || settings.with(|s| get(s) == value)>{value.name()}</option>
             }).collect_view()}
         </select>
     }
@@ -44,9 +46,14 @@ pub fn SettingsPanel(settings: RwSignal<Settings>) -> impl IntoView {
                 {enum_select(settings, "metric", |s| s.metric, |s, value| s.metric = value)}
             </label>
             <p class="explain">{move || explain_metric(settings.with(|s| s.metric))}</p>
-            <label title="How two traces of a question are compared for consistency">"Similarity "
+            <label title="How two traces of a question are compared for consistency: answer (the same class), rouge_l (word overlap of the texts), embedding (the file's own vectors), semantic (the texts' meaning, embedded here by all-MiniLM-L6-v2; the first time loads a 90 MB model)">"Similarity "
                 {enum_select(settings, "sim", |s| s.sim, |s, value| s.sim = value)}
             </label>
+            <Show when=move || settings.with(|s| s.sim == Similarity::Semantic)>
+                <label title="Which part of a text longer than the model reads (254 word-pieces) is embedded: the first (as sentence-transformers does) or the last (where a reasoning trace states its conclusion)">"Embedded part "
+                    {enum_select(settings, "semantic-part", |s| s.semantic_part, |s, value| s.semantic_part = value)}
+                </label>
+            </Show>
             <label title="Where the scores are computed: gpu runs token sums and similarities on WebGPU, auto only large ROUGE-L work on a hardware GPU, cpu never. Results agree within 1e-4 (ROUGE-L exactly).">"Backend "
                 {enum_select(settings, "backend-choice", |s| s.backend, |s, value| s.backend = value)}
             </label>
@@ -66,9 +73,9 @@ pub fn SettingsPanel(settings: RwSignal<Settings>) -> impl IntoView {
                         };
                         settings.update(|s| s.set_rule(rule));
                     }>
-                        <option value="keep" selected=move || rule_kind() == "keep">"keep a fraction"</option>
-                        <option value="threshold" selected=move || rule_kind() == "threshold">"threshold"</option>
-                        <option value="top" selected=move || rule_kind() == "top">"top n"</option>
+                        <option value="keep" prop:selected=move || rule_kind() == "keep">"keep a fraction"</option>
+                        <option value="threshold" prop:selected=move || rule_kind() == "threshold">"threshold"</option>
+                        <option value="top" prop:selected=move || rule_kind() == "top">"top n"</option>
                     </select>
                 </label>
                 {move || match rule_kind() {

@@ -9,9 +9,32 @@ use tracesift_core::filter::Selection;
 use tracesift_core::settings::Backend;
 
 #[component]
-pub fn StatusLine(status: RwSignal<Status>) -> impl IntoView {
+pub fn StatusLine(
+    status: RwSignal<Status>,
+    /// Stops embedding texts for `semantic` and goes back to the previous similarity.
+    on_cancel: Callback<()>,
+) -> impl IntoView {
     move || {
         match status.get() {
+        Status::Embedding { done, total, since } => {
+            let what = if done == 0 {
+                " loading the sentence-embedding model (all-MiniLM-L6-v2, 90 MB, cached after the first time)…".to_owned()
+            } else {
+                format!(
+                    " embedding texts for semantic similarity: {done} of {total}{}",
+                    time_left(done, total, since)
+                )
+            };
+            view! {
+                <p class="status" data-testid="embedding" data-done=done.to_string() data-total=total.to_string()>
+                    <progress data-testid="progress" max=f64::from(total.max(1)) value=f64::from(done)></progress>
+                    {what}
+                    " "
+                    <button data-testid="cancel-embedding" title="Stop embedding and go back to the previous similarity; the results shown stay" on:click=move |_| on_cancel.run(())>"Cancel"</button>
+                </p>
+            }
+            .into_any()
+        }
         Status::Idle => view! { <p class="status">"No file loaded."</p> }.into_any(),
         Status::Loading { bytes_done, bytes_total } => view! {
             <p class="status">
@@ -36,6 +59,24 @@ pub fn StatusLine(status: RwSignal<Status>) -> impl IntoView {
         .into_any(),
         Status::Failed(message) => view! { <p class="status error">{message}</p> }.into_any(),
     }
+    }
+}
+
+/// ", about 4 min left", from the rate since the first text was done.
+fn time_left(done: u32, total: u32, since: Option<(f64, u32)>) -> String {
+    let Some((started, done_then)) = since else {
+        return String::new();
+    };
+    let rate_done = done.saturating_sub(done_then);
+    if rate_done == 0 {
+        return String::new();
+    }
+    let elapsed = js_sys::Date::now() - started;
+    let seconds = elapsed / f64::from(rate_done) * f64::from(total.saturating_sub(done)) / 1e3;
+    if seconds < 90.0 {
+        format!(", about {} s left", seconds.ceil())
+    } else {
+        format!(", about {} min left", (seconds / 60.0).round())
     }
 }
 

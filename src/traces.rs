@@ -303,7 +303,7 @@ pub fn TracesTable(
     // force a layout of the page of its own; in the frame's callback it is the layout the
     // frame does anyway.
     Effect::new(move |_| {
-        rows.track();
+        rows.with(|_| ());
         request_animation_frame(measure);
     });
     let on_scroll = move |_| measure();

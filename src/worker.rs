@@ -19,7 +19,7 @@ use tracesift_core::evaluate::{EvalReport, evaluate};
 use tracesift_core::export::{self, ExportOptions};
 use tracesift_core::filter::{self, FilterOptions};
 use tracesift_core::requests::RequestJoin;
-use tracesift_core::settings::{ExportFormat, Settings};
+use tracesift_core::settings::{ExportFormat, Settings, Similarity};
 use tracesift_core::trace::{RecordRef, classify_logprob};
 use tracesift_gpu::{Engine, Gpu};
 use wasm_bindgen::JsCast;
@@ -157,6 +157,7 @@ fn handle(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
             settings,
             names,
             helper_script,
+            model_url,
             requests_name,
             link,
         } => {
@@ -180,6 +181,7 @@ fn handle(scope: &DedicatedWorkerGlobalScope, data: &JsValue) {
                     blobs: files,
                     requests,
                     link,
+                    model_url,
                 };
                 let scored = score(&scope, run, &settings, inputs, helper_script).await;
                 match scored {
@@ -288,6 +290,8 @@ struct Inputs<'a> {
     blobs: Vec<Blob>,
     requests: Option<(String, Blob)>,
     link: Option<crate::data_link::LinkedFile>,
+    /// Where the embedding model's files are, for `semantic`.
+    model_url: String,
 }
 
 async fn score(
@@ -302,6 +306,7 @@ async fn score(
         mut blobs,
         requests,
         link,
+        model_url,
     } = inputs;
     let started = js_sys::Date::now();
     let options = browser_options(settings)?;
@@ -399,6 +404,21 @@ async fn score(
     if is_superseded(run) {
         return Ok(());
     }
+    if settings.sim == Similarity::Semantic {
+        let embedded = crate::embedding::embed_run(
+            scope,
+            run,
+            &mut scorer,
+            settings.semantic_part,
+            &model_url,
+            helper_script,
+            || is_superseded(run),
+        )
+        .await?;
+        if !embedded {
+            return Ok(());
+        }
+    }
     let set = engine.finish(scorer).await;
     if is_superseded(run) {
         return Ok(());
@@ -413,6 +433,7 @@ async fn score(
     }
     let without_traces = ScoredSet {
         traces: Vec::new(),
+        embeddings: Vec::new(),
         questions: set.questions.clone(),
         classes: set.classes.clone(),
         files: set.files.clone(),

