@@ -106,6 +106,31 @@ test('settings from the URL give the same download as tracesift filter', async (
   }
 });
 
+test('a scoring setting changed on the page scores again: the download follows it', async () => {
+  const { context, page, errors } = await openApp('#metric=cocoa_ppl&keep=0.5&scope=global&sim=answer&export=canonical');
+  await page.getByTestId('file-input').setInputFiles(fixture('small.jsonl'));
+  await summaryText(page, '6 traces');
+  const cli_download = (sim) => execFileSync(cli, ['filter', fixture('small.jsonl'), '--metric', 'cocoa_ppl', '--keep', '0.5',
+    '--scope', 'global', '--sim', sim, '--export', 'canonical'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const [byAnswer, byRouge] = [cli_download('answer'), cli_download('rouge_l')];
+  assert.notEqual(byAnswer, byRouge, 'the two similarities give different downloads');
+  const download = async () => {
+    const [file] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-kept').click()]);
+    return fs.readFileSync(await file.path(), 'utf8');
+  };
+  assert.equal(await download(), byAnswer);
+  await page.getByTestId('sim').selectOption('rouge_l');
+  // The new run is quick, but not instant: ask until its results are the ones shown.
+  let downloaded = await download();
+  for (let tries = 0; downloaded !== byRouge && tries < 40; tries++) {
+    await page.waitForTimeout(250);
+    downloaded = await download();
+  }
+  assert.equal(downloaded, byRouge);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('the request file gives the downloads their prompts, as tracesift filter --requests', async () => {
   const traces = fixture('formats/openai_batch.jsonl');
   const requestsFile = fixture('requests/openai_batch_input.jsonl');
