@@ -4,7 +4,8 @@
 //! with the core's message. The Python package around it (`python/tracesift`) turns
 //! keyword arguments into settings and sources into inputs.
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use arrow_array::cast::AsArray;
 use arrow_array::{ArrayRef, BinaryArray, RecordBatch, StringArray};
@@ -20,7 +21,7 @@ use tracesift_core::dataset::{
 use tracesift_core::evaluate::evaluate as evaluate_set;
 use tracesift_core::export::{self as core_export, ExportOptions};
 use tracesift_core::filter::{self as core_filter, FilterOptions};
-use tracesift_core::settings::{Backend, ExportFormat, Settings};
+use tracesift_core::settings::{Backend, ExportFormat, SemanticPart, Settings, Similarity};
 use tracesift_io::{Input, NoProgress, Progress, RecordStore, Threads};
 
 /// How many skipped lines a "nothing usable" error names before it only counts them.
@@ -97,6 +98,53 @@ fn inputs_from(inputs: Vec<(String, Bound<'_, PyAny>)>) -> PyResult<Vec<Input>> 
     Ok(converted)
 }
 
+/// The embedding model of `semantic`, loaded once per process (a Ray worker scores many
+/// batches), with the folder it came from.
+static MODEL: Mutex<Option<(PathBuf, Arc<tracesift_embed::Model>)>> = Mutex::new(None);
+
+/// `semantic`: embeds the texts the scorer holds with the model in `$TRACESIFT_MODEL_DIR`
+/// (`cargo xtask model` fetches it), on every core; any other similarity: nothing to do.
+fn embed_texts(scorer: &mut Scorer, settings: &Settings) -> Result<(), String> {
+    if settings.sim != Similarity::Semantic {
+        return Ok(());
+    }
+    let dir = std::env::var_os(tracesift_embed::DIR_ENV)
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            format!(
+                "sim=\"semantic\" needs the all-MiniLM-L6-v2 model: set {} to its folder (model.safetensors, tokenizer.json, config.json; `cargo xtask model` fetches it)",
+                tracesift_embed::DIR_ENV
+            )
+        })?;
+    let model = {
+        let mut held = MODEL.lock().map_err(|_| "the model's lock is poisoned".to_owned())?;
+        match held.as_ref() {
+            Some((from, model)) if *from == dir => Arc::clone(model),
+            _ => {
+                let model = Arc::new(
+                    tracesift_embed::load_dir(&dir)
+                        .map_err(|error| format!("sim=\"semantic\": {error}"))?,
+                );
+                *held = Some((dir, Arc::clone(&model)));
+                model
+            }
+        }
+    };
+    let texts = scorer.take_texts();
+    let part = match settings.semantic_part {
+        SemanticPart::First => tracesift_embed::Part::First,
+        SemanticPart::Last => tracesift_embed::Part::Last,
+    };
+    let strs: Vec<&str> = texts.iter().map(|(_, text)| text.as_str()).collect();
+    let embeddings = model
+        .embed_all(&strs, part, &|_| ())
+        .map_err(|error| format!("sim=\"semantic\": {error}"))?;
+    for ((trace_idx, _), embedding) in texts.iter().zip(&embeddings) {
+        scorer.set_embedding(*trace_idx, embedding);
+    }
+    Ok(())
+}
+
 /// A run's outcome before it is checked for usable traces.
 struct Scored {
     set: ScoredSet,
@@ -121,6 +169,7 @@ fn score_inputs(
         &mut |_| {},
     )
     .map_err(|error| error.to_string())?;
+    embed_texts(&mut scorer, settings)?;
     let set = scorer.finish();
     if set.traces.is_empty() {
         let report = &set.report;
@@ -381,6 +430,9 @@ fn trace_pass(
             for batch in &batches {
                 scorer.feed(encoder.encode(batch).map_err(|e| e.to_string())?);
             }
+            // Each batch's texts are embedded where the batch is: the heavy work spreads
+            // over the cluster with the batches.
+            embed_texts(&mut scorer, &settings)?;
             let (parts, skipped, _) = scorer.into_part().split_by_trace();
             let mut keys = Vec::with_capacity(parts.len());
             let mut values = Vec::with_capacity(parts.len());

@@ -15,6 +15,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[3]
 DATA = REPO / "tests" / "data"
+#: The embedding model of sim="semantic", where `cargo xtask model` puts it (the CLI built
+#: from source finds it there too). Set before any Ray worker starts, which inherits it.
+MODEL_DIR = REPO / "target" / "model" / "all-MiniLM-L6-v2"
+os.environ.setdefault("TRACESIFT_MODEL_DIR", str(MODEL_DIR))
 
 
 def cli_path() -> str:

@@ -80,7 +80,7 @@ def test_ray_filter_keeps_the_cli_traces_across_files(tmp_path: Path, rule: dict
 
 
 @pytest.mark.usefixtures("ray_cluster")
-@pytest.mark.parametrize("sim", ["answer", "rouge_l", "embedding"])
+@pytest.mark.parametrize("sim", ["answer", "rouge_l", "embedding", "semantic"])
 def test_ray_filter_on_the_signal_fixture(sim: str) -> None:
     import ray.data
 

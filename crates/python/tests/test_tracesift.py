@@ -52,7 +52,7 @@ def test_score_equals_the_cli_on_every_fixture(path: Path) -> None:
     assert table.column_names[:6] == ["trace_id", "question_id", "class", "greedy", "n_tokens", "invalid_tokens"]
 
 
-@pytest.mark.parametrize("sim", ["answer", "rouge_l", "embedding"])
+@pytest.mark.parametrize("sim", ["answer", "rouge_l", "embedding", "semantic"])
 def test_settings_reach_the_core(sim: str) -> None:
     table = tracesift.score(str(CANONICAL), sim=sim, window=2, combine="ppl,conf_tail")
     expected = cli_rows("score", str(CANONICAL), "--sim", sim, "--window", "2", "--combine", "ppl,conf_tail")
@@ -216,3 +216,20 @@ def test_pandas_dataframe_with_numeric_ids() -> None:
     jsonl = "".join(json.dumps(row) + "\n" for row in frame.to_dict(orient="records")).encode()
     assert rows(table) == rows(tracesift.score(jsonl))
     assert table.column("question_id").to_pylist() == ["7", "7", "8"]
+
+
+def test_semantic_embeds_the_texts_and_its_export_reuses_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    semantic = tracesift.score(str(CANONICAL), sim="semantic", semantic_part="last")
+    assert rows(semantic) == cli_rows("score", str(CANONICAL), "--sim", "semantic", "--semantic-part", "last")
+    assert rows(semantic) != rows(tracesift.score(str(CANONICAL), sim="rouge_l"))
+    # The canonical export carries the embeddings: an `embedding` run scores the same.
+    exported = tracesift.export(str(CANONICAL), format="canonical", sim="semantic", semantic_part="last",
+                                keep=1, scope="global", metric="ppl")
+    assert exported.count(b'"embedding":[') == len(semantic)
+    again = tracesift.score(exported, sim="embedding")
+    by_id = {row["trace_id"]: row["consistency"] for row in rows(again)}
+    assert by_id == {row["trace_id"]: row["consistency"] for row in rows(semantic)}
+    # Without the model, the error says where to get it.
+    monkeypatch.setenv("TRACESIFT_MODEL_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(ValueError, match="cargo xtask model"):
+        tracesift.score(str(CANONICAL), sim="semantic")

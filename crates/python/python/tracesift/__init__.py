@@ -9,6 +9,11 @@ settings JSON (``sim=``, ``classes=``, ``window=``, ``combine=`` …); an unknow
 classes, notes) is attached to every returned table: read it with :func:`report`.
 Skipped lines also raise a :class:`TracesiftWarning`; input with nothing usable raises
 ``ValueError`` listing why.
+
+``sim="semantic"`` embeds every text with all-MiniLM-L6-v2 on every core (as the CLI's
+``--sim semantic`` does); it reads the model from the folder named by the environment
+variable ``TRACESIFT_MODEL_DIR`` (``cargo xtask model`` fetches it). With Ray, each block's
+texts are embedded by the worker that scores the block.
 """
 
 from __future__ import annotations
