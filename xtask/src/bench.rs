@@ -76,7 +76,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     }
     let gpu = bench_gpu();
     let app = match &largest {
-        Some(path) => bench_app(path).and_then(|()| bench_interaction(&directory)),
+        Some(path) => bench_app(path)
+            .and_then(|()| bench_interaction(&directory))
+            .and_then(|()| bench_tab_embedding()),
         None => Ok(()),
     };
     if let Some(path) = &largest {
@@ -401,7 +403,8 @@ fn bench_app(input: &Path) -> anyhow::Result<()> {
 }
 
 /// The sentence-embedding model of `semantic` on the CPU (crates/embed/examples/speed.rs):
-/// milliseconds a 256-word-piece text on one thread, then on every core.
+/// milliseconds a 256-word-piece text on one thread, then on every core; then PyTorch's
+/// (sentence-transformers) on the same text.
 fn bench_embedding() -> anyhow::Result<()> {
     println!("\n== the sentence-embedding model (all-MiniLM-L6-v2) on the CPU");
     crate::model::fetch()?;
@@ -415,6 +418,32 @@ fn bench_embedding() -> anyhow::Result<()> {
             env,
             "embedding",
         )?;
+    }
+    // PyTorch on the same text and machine (scripts/embed_speed_torch.py).
+    let python = crate::python::torch_python()?;
+    let status = Command::new(python)
+        .arg("scripts/embed_speed_torch.py")
+        .arg(&model)
+        .current_dir(crate::test::workspace_root())
+        .status()
+        .context("cannot start the PyTorch benchmark")?;
+    if !status.success() {
+        anyhow::bail!("the PyTorch benchmark failed with {status}");
+    }
+    Ok(())
+}
+
+/// `semantic` in the tab: milliseconds a 256-word-piece text on the scoring worker and its
+/// helpers (tests/e2e/bench-embedding.mjs, on the release build `bench_app` made).
+fn bench_tab_embedding() -> anyhow::Result<()> {
+    println!("\n== the sentence-embedding model in the tab (release build, headless Chromium)");
+    let status = Command::new("node")
+        .arg("tests/e2e/bench-embedding.mjs")
+        .current_dir(crate::test::workspace_root())
+        .status()
+        .context("cannot start node")?;
+    if !status.success() {
+        anyhow::bail!("the embedding benchmark in the tab failed with {status}");
     }
     Ok(())
 }

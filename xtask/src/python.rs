@@ -46,6 +46,23 @@ pub fn ensure_venv() -> anyhow::Result<()> {
     cmd(&venv_program("pip"), &args)
 }
 
+/// PyTorch and sentence-transformers, for the bench's reference speed of the embedding
+/// model: their own venv (`target/torch-venv`; PyPI's torch wheel brings CUDA libraries,
+/// several GB, so only `cargo xtask bench` installs it, once).
+const TORCH_PACKAGES: [&str; 2] = ["torch==2.15.0", "sentence-transformers==6.2.0"];
+
+pub fn torch_python() -> anyhow::Result<String> {
+    let venv = workspace_root().join("target").join("torch-venv");
+    let program = |name: &str| venv.join("bin").join(name).to_string_lossy().into_owned();
+    if !venv.join("bin").join("python").exists() {
+        cmd("python3", &["-m", "venv", &venv.to_string_lossy()])?;
+    }
+    let mut args = vec!["install", "--quiet"];
+    args.extend(TORCH_PACKAGES);
+    cmd(&program("pip"), &args)?;
+    Ok(program("python"))
+}
+
 /// Builds the CLI the tests compare against and the extension, then runs pytest.
 pub fn build_and_test() -> anyhow::Result<Tally> {
     cmd("cargo", &["build", "-p", "tracesift-cli"])?;

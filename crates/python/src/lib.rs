@@ -117,7 +117,9 @@ fn embed_texts(scorer: &mut Scorer, settings: &Settings) -> Result<(), String> {
             )
         })?;
     let model = {
-        let mut held = MODEL.lock().map_err(|_| "the model's lock is poisoned".to_owned())?;
+        let mut held = MODEL
+            .lock()
+            .map_err(|_| "the model's lock is poisoned".to_owned())?;
         match held.as_ref() {
             Some((from, model)) if *from == dir => Arc::clone(model),
             _ => {
