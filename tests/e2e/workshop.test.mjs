@@ -88,16 +88,55 @@ test('after one visit the app opens and scores the demo with the network off', a
   await context.close();
 });
 
+test('once semantic similarity has been used, it works with the network off too', async () => {
+  const server = await serveDist(dist);
+  const { context, page, errors } = await openPage(`${server.origin}/#sim=answer`);
+  await page.getByTestId('offline-ready').waitFor({ timeout: 60_000 });
+  await page.waitForLoadState('networkidle');
+  const texts = path.join(dataDir, 'texts.jsonl');
+  fs.writeFileSync(texts, ['Gene G goes up.', 'The target rises after the knock-down.', 'G goes down.', '']
+    .map((text, idx) => JSON.stringify({ question_id: 'q', trace_id: `t${idx}`, text, answer: 'up' })).join('\n'));
+  await page.getByTestId('file-input').setInputFiles(texts);
+  await summaryText(page, '4 traces');
+  await page.getByTestId('sim').selectOption('semantic');
+  await page.getByTestId('embedding').waitFor({ timeout: 60_000 });
+  await page.getByTestId('scored-in').waitFor({ timeout: 300_000 });
+  // The service worker stored the model the workers fetched, in the cache builds share.
+  const stored = await page.evaluate(async () => {
+    const cache = await caches.open('tracesift-model-all-MiniLM-L6-v2');
+    return (await cache.keys()).map((request) => new URL(request.url).pathname).sort();
+  });
+  assert.deepEqual(stored, ['/all-MiniLM-L6-v2/config.json', '/all-MiniLM-L6-v2/model.safetensors', '/all-MiniLM-L6-v2/tokenizer.json']);
+  await server.close();
+  await context.setOffline(true);
+  await page.reload();
+  await page.getByTestId('file-input').waitFor();
+  assert.equal(await page.getByTestId('sim').inputValue(), 'semantic');
+  await page.getByTestId('file-input').setInputFiles(texts);
+  await page.getByTestId('scored-in').waitFor({ timeout: 300_000 });
+  await summaryText(page, '4 traces');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('the service worker leaves other sites and dropped files alone', async () => {
   const worker = fs.readFileSync(path.join(dist, 'service-worker.js'), 'utf8');
   const precache = fs.readFileSync(path.join(dist, 'precache.js'), 'utf8');
-  // Every file of the build is listed (hashed names included), and nothing else.
-  const listed = JSON.parse(precache.slice(precache.indexOf('['), precache.lastIndexOf(']') + 1).replace(/,\s*]$/, ']'));
+  // Every file of the build is listed (hashed names included), and nothing else: the
+  // embedding model's files apart, cached only once `semantic` asks for them.
+  const list = (name) => {
+    const start = precache.indexOf('[', precache.indexOf(name));
+    return JSON.parse(precache.slice(start, precache.indexOf(']', start) + 1).replace(/,\s*]$/, ']'));
+  };
+  const listed = list('TRACESIFT_FILES');
+  const onDemand = list('TRACESIFT_ON_DEMAND');
   const built = fs.readdirSync(dist, { recursive: true })
     .filter((name) => fs.statSync(path.join(dist, name)).isFile())
     .filter((name) => !['service-worker.js', 'precache.js'].includes(name)).sort();
-  assert.deepEqual([...listed].sort(), built);
+  assert.deepEqual([...listed, ...onDemand].sort(), built);
   assert.ok(listed.some((name) => /\.wasm$/.test(name)) && listed.includes('demo.jsonl.gz'));
+  assert.ok(onDemand.includes('all-MiniLM-L6-v2/model.safetensors'));
+  assert.deepEqual(onDemand.filter((name) => !name.startsWith('all-MiniLM-L6-v2/')), []);
   // Only same-origin GETs of listed files and the app's own page are answered.
   assert.match(worker, /if \(request\.method !== 'GET'\) return;/);
   assert.match(worker, /if \(url\.origin !== scope\.origin\) return;/);
