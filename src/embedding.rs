@@ -1,8 +1,10 @@
 //! `semantic` similarity in the tab: the scoring worker and its helpers embed the run's
 //! texts with all-MiniLM-L6-v2 (`tracesift-embed`, the same code as the CLI), each text
 //! once, a few texts per request, while the page keeps showing the results it has. The
-//! model's files come from this app's own origin (the build copies them beside the app;
-//! the service worker caches them on first use), never from anywhere else.
+//! model's files come from this app's own origin (the build copies them beside the app),
+//! never from anywhere else, and are kept after the first use: by the service worker
+//! (https and localhost), and in IndexedDB, which also works where no service worker runs
+//! (an app served to a room over plain http).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -13,9 +15,12 @@ use js_sys::{Promise, Uint8Array};
 use tracesift_core::dataset::Scorer;
 use tracesift_core::settings::SemanticPart;
 use tracesift_embed::{Model, ModelFiles, Part};
-use wasm_bindgen::JsCast;
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{DedicatedWorkerGlobalScope, Response, WorkerGlobalScope};
+use web_sys::{
+    DedicatedWorkerGlobalScope, IdbDatabase, IdbRequest, IdbTransactionMode, Response,
+    WorkerGlobalScope,
+};
 
 use crate::protocol::ToPage;
 
@@ -50,6 +55,121 @@ async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
     Ok(Uint8Array::new(&buffer).to_vec())
 }
 
+/// The model's files kept in IndexedDB, keyed by name and pinned sha256 (a new pin never
+/// reads an old file). Every failure here only means the file is fetched.
+mod kept {
+    use super::*;
+
+    const DATABASE: &str = "tracesift-model";
+    const STORE: &str = "files";
+
+    /// A request's result, once it succeeds.
+    async fn done(request: &IdbRequest) -> Result<JsValue, JsValue> {
+        let promise = Promise::new(&mut |resolve, reject| {
+            let answered = request.clone();
+            let on_success = wasm_bindgen::closure::Closure::once_into_js(move || {
+                let _ = resolve.call1(&JsValue::NULL, &answered.result().unwrap_or_default());
+            });
+            let on_error = wasm_bindgen::closure::Closure::once_into_js(move || {
+                let _ = reject.call0(&JsValue::NULL);
+            });
+            request.set_onsuccess(Some(on_success.unchecked_ref()));
+            request.set_onerror(Some(on_error.unchecked_ref()));
+        });
+        JsFuture::from(promise).await
+    }
+
+    async fn database() -> Result<IdbDatabase, JsValue> {
+        let scope: WorkerGlobalScope = js_sys::global().unchecked_into();
+        let factory = scope.indexed_db()?.ok_or(JsValue::NULL)?;
+        let opening = factory.open_with_u32(DATABASE, 1)?;
+        let upgrading = opening.clone();
+        let on_upgrade = wasm_bindgen::closure::Closure::once_into_js(move || {
+            if let Ok(database) = upgrading
+                .result()
+                .and_then(|db| db.dyn_into::<IdbDatabase>())
+            {
+                let _ = database.create_object_store(STORE);
+            }
+        });
+        opening.set_onupgradeneeded(Some(on_upgrade.unchecked_ref()));
+        done(&opening).await?.dyn_into::<IdbDatabase>()
+    }
+
+    fn key(file: &str) -> JsValue {
+        let sha = tracesift_embed::pinned_sha256(file).unwrap_or_default();
+        JsValue::from_str(&format!("{file} {sha}"))
+    }
+
+    pub async fn read(file: &str) -> Option<Vec<u8>> {
+        let read = async {
+            let database = database().await?;
+            let store = database.transaction_with_str(STORE)?.object_store(STORE)?;
+            let value = done(&store.get(&key(file))?).await?;
+            database.close();
+            Ok::<_, JsValue>(value)
+        };
+        let value = read.await.ok()?;
+        value
+            .dyn_ref::<js_sys::ArrayBuffer>()
+            .map(|buffer| Uint8Array::new(buffer).to_vec())
+    }
+
+    pub async fn write(file: &str, bytes: &[u8]) {
+        let write = async {
+            let database = database().await?;
+            let store = database
+                .transaction_with_str_and_mode(STORE, IdbTransactionMode::Readwrite)?
+                .object_store(STORE)?;
+            let buffer = Uint8Array::from(bytes).buffer();
+            done(&store.put_with_key(&buffer, &key(file))?).await?;
+            database.close();
+            Ok::<_, JsValue>(())
+        };
+        if write.await.is_err() {
+            web_sys::console::warn_1(
+                &format!("cannot keep the embedding model's {file} in IndexedDB").into(),
+            );
+        }
+    }
+}
+
+/// The files the model is loaded from.
+const MODEL_FILES: [&str; 3] = ["model.safetensors", "tokenizer.json", "config.json"];
+
+/// The model's files, from IndexedDB (`from_kept`) or fetched; and whether any was fetched.
+async fn model_files(model_url: &str, from_kept: bool) -> Result<(Vec<Vec<u8>>, bool), String> {
+    let mut files = Vec::with_capacity(MODEL_FILES.len());
+    let mut fetched = false;
+    for file in MODEL_FILES {
+        let kept = if from_kept {
+            kept::read(file).await
+        } else {
+            None
+        };
+        files.push(match kept {
+            Some(bytes) => bytes,
+            None => {
+                fetched = true;
+                fetch_bytes(&format!("{model_url}{file}")).await?
+            }
+        });
+    }
+    Ok((files, fetched))
+}
+
+fn load_files(files: &[Vec<u8>]) -> Result<Model, String> {
+    let [weights, tokenizer, config] = files else {
+        return Err("the model needs three files".to_owned());
+    };
+    Model::load(&ModelFiles {
+        weights,
+        tokenizer,
+        config,
+    })
+    .map_err(|error| error.to_string())
+}
+
 /// Loads the model from `model_url` into this worker, unless it holds it already. Each
 /// file is checked against its pinned sha256 (`tracesift_embed::Model::load`).
 pub async fn load_model(model_url: &str) -> Result<Rc<Model>, String> {
@@ -62,15 +182,22 @@ pub async fn load_model(model_url: &str) -> Result<Rc<Model>, String> {
     if let Some(model) = held {
         return Ok(model);
     }
-    let weights = fetch_bytes(&format!("{model_url}model.safetensors")).await?;
-    let tokenizer = fetch_bytes(&format!("{model_url}tokenizer.json")).await?;
-    let config = fetch_bytes(&format!("{model_url}config.json")).await?;
-    let model = Model::load(&ModelFiles {
-        weights: &weights,
-        tokenizer: &tokenizer,
-        config: &config,
-    })
-    .map_err(|error| error.to_string())?;
+    // Each file is checked against its pinned sha256 as the model loads: a kept copy that
+    // fails (damaged, or from another model) is fetched again.
+    let (mut files, mut fetched) = model_files(model_url, true).await?;
+    let model = match load_files(&files) {
+        Ok(model) => model,
+        Err(_) if !fetched => {
+            (files, fetched) = model_files(model_url, false).await?;
+            load_files(&files)?
+        }
+        Err(message) => return Err(message),
+    };
+    if fetched {
+        for (file, bytes) in MODEL_FILES.iter().zip(&files) {
+            kept::write(file, bytes).await;
+        }
+    }
     let model = Rc::new(model);
     MODEL.with(|m| *m.borrow_mut() = Some((model_url.to_owned(), Rc::clone(&model))));
     Ok(model)

@@ -115,6 +115,17 @@ test('semantic similarity embeds the texts in the tab, and its download equals t
       }
     }
   }
+  // The model is kept in IndexedDB too (where no service worker runs: plain http).
+  const kept = await page.evaluate(() => new Promise((resolve, reject) => {
+    const opening = indexedDB.open('tracesift-model', 1);
+    opening.onerror = () => reject(opening.error);
+    opening.onsuccess = () => {
+      const keys = opening.result.transaction('files').objectStore('files').getAllKeys();
+      keys.onsuccess = () => resolve(keys.result.map((key) => key.split(' ')[0]).sort());
+      keys.onerror = () => reject(keys.error);
+    };
+  }));
+  assert.deepEqual(kept, ['config.json', 'model.safetensors', 'tokenizer.json']);
   // The model came from the app's own origin, and nothing else left it.
   assert.ok(requests.includes(`${origin}/all-MiniLM-L6-v2/model.safetensors`), 'the model is loaded from the app\'s origin');
   const foreign = requests.filter((url) => !url.startsWith(origin) && !url.startsWith('blob:') && !url.startsWith('data:'));
