@@ -291,6 +291,10 @@ mod tests {
 
     use super::*;
     use tracesift_core::dataset::score_bytes;
+    // The app's tests run in the browser (wasm-bindgen-test): a plain #[test] would not.
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
     fn small_set() -> ScoredSet {
         let bytes = include_bytes!("../tests/data/small.jsonl");
