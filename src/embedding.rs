@@ -256,6 +256,16 @@ struct Queue {
 }
 
 impl Queue {
+    /// Tells the page how many texts are done.
+    fn report(&self, scope: &DedicatedWorkerGlobalScope, run: u32) {
+        let response = ToPage::Embedding {
+            run,
+            done: u32::try_from(self.done.get()).unwrap_or(u32::MAX),
+            total: u32::try_from(self.texts.len()).unwrap_or(u32::MAX),
+        };
+        crate::worker::post(scope, &response);
+    }
+
     fn take(&self) -> Option<std::ops::Range<usize>> {
         self.waiting.borrow_mut().pop_front()
     }
@@ -297,16 +307,6 @@ pub async fn embed_run(
     }
     let total = taken.len();
     let (trace_idxs, texts): (Vec<usize>, Vec<String>) = taken.into_iter().unzip();
-    let progress = |done: usize| {
-        let response = ToPage::Embedding {
-            run,
-            done: u32::try_from(done).unwrap_or(u32::MAX),
-            total: u32::try_from(total).unwrap_or(u32::MAX),
-        };
-        crate::worker::post(scope, &response);
-    };
-    progress(0);
-    let model = load_model(model_url).await?;
     let queue = Rc::new(Queue {
         texts,
         waiting: RefCell::new(
@@ -318,6 +318,8 @@ pub async fn embed_run(
         embeddings: RefCell::new(vec![None; total]),
         done: Cell::new(0),
     });
+    queue.report(scope, run);
+    let model = load_model(model_url).await?;
     let helpers = match helper_script {
         Some(script) => crate::helpers::embedding_helpers(script, model_url).await,
         None => Vec::new(),
@@ -333,12 +335,7 @@ pub async fn embed_run(
                 match crate::helpers::embed_on(helper, queue.texts(&range), part).await {
                     Ok(embeddings) if embeddings.len() == range.len() => {
                         queue.store(range, embeddings);
-                        let response = ToPage::Embedding {
-                            run,
-                            done: u32::try_from(queue.done.get()).unwrap_or(u32::MAX),
-                            total: u32::try_from(total).unwrap_or(u32::MAX),
-                        };
-                        crate::worker::post(&scope, &response);
+                        queue.report(&scope, run);
                     }
                     failure => {
                         // Its request goes back to the queue; the scoring worker takes it.
@@ -355,37 +352,29 @@ pub async fn embed_run(
             let _ = finished.send(());
         });
     }
-    let own_share = |queue: &Queue| -> Result<(), String> {
-        if let Some(range) = queue.take() {
+    // This worker's share while the helpers work; then, once they are done, what a
+    // failing helper gave back after this worker's own loop had ended.
+    let embed_waiting_here = async || -> Result<bool, String> {
+        while let Some(range) = queue.take() {
+            if superseded() {
+                // The helpers' tasks stop once they find the queue empty.
+                queue.waiting.borrow_mut().clear();
+                return Ok(false);
+            }
             let embeddings = embed_with(&model, &queue.texts(&range), part)?;
             queue.store(range, embeddings);
-            progress(queue.done.get());
+            queue.report(scope, run);
+            yield_to_events().await;
         }
-        Ok(())
+        Ok(true)
     };
-    // On a newer run, the helpers' tasks stop once they find the queue empty.
-    let stop = |queue: &Queue| queue.waiting.borrow_mut().clear();
-    while !queue.waiting.borrow().is_empty() {
-        if superseded() {
-            stop(&queue);
-            return Ok(false);
-        }
-        own_share(&queue)?;
-        yield_to_events().await;
+    if !embed_waiting_here().await? {
+        return Ok(false);
     }
     for on_finished in helpers_done {
         let _ = on_finished.await;
     }
-    // What a failing helper gave back after this worker's own loop had ended.
-    while !queue.waiting.borrow().is_empty() {
-        if superseded() {
-            stop(&queue);
-            return Ok(false);
-        }
-        own_share(&queue)?;
-        yield_to_events().await;
-    }
-    if superseded() {
+    if !embed_waiting_here().await? || superseded() {
         return Ok(false);
     }
     let embeddings = queue.embeddings.take();

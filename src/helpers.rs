@@ -341,11 +341,8 @@ pub async fn score_in_parts(
             start,
         };
         let posted = Envelope::new(&request).and_then(|envelope| {
-            let envelope = envelope.with("part", &part_blob);
             let worker = helpers.workers.get(helper).ok_or("no such helper")?;
-            worker
-                .post_message_with_transfer(&envelope.object, &envelope.transfer)
-                .map_err(|_| "cannot reach a helper worker".to_owned())
+            send(worker, &envelope.with("part", &part_blob))
         });
         if let Err(message) = posted {
             answer(id, Err(message));
@@ -383,6 +380,13 @@ pub async fn score_in_parts(
         progress(end as f64);
     }
     Ok(Some(n_scorers))
+}
+
+/// Posts a request to a helper, its buffers transferred.
+fn send(worker: &Worker, envelope: &Envelope) -> Result<(), String> {
+    worker
+        .post_message_with_transfer(&envelope.object, &envelope.transfer)
+        .map_err(|_| "cannot reach a helper worker".to_owned())
 }
 
 /// A new request id for `helper`, and the receiver its reply (or failure) arrives on.
@@ -428,12 +432,7 @@ pub async fn embedding_helpers(helper_script: &str, model_url: &str) -> Vec<usiz
         let request = ToHelper::LoadModel {
             model_url: model_url.to_owned(),
         };
-        let posted = Envelope::new(&request).and_then(|envelope| {
-            worker
-                .post_message_with_transfer(&envelope.object, &envelope.transfer)
-                .map_err(|_| "cannot reach a helper worker".to_owned())
-        });
-        match posted {
+        match Envelope::new(&request).and_then(|envelope| send(worker, &envelope)) {
             Ok(()) => loading.push((helper, Some(receiver))),
             Err(message) => web_sys::console::warn_1(&message.into()),
         }
@@ -474,12 +473,7 @@ pub async fn embed_on(
         .ok_or("no such helper")?;
     let (id, receiver) = expect_reply(helper);
     let request = ToHelper::Embed { id, texts, part };
-    let posted = Envelope::new(&request).and_then(|envelope| {
-        worker
-            .post_message_with_transfer(&envelope.object, &envelope.transfer)
-            .map_err(|_| "cannot reach a helper worker".to_owned())
-    });
-    if let Err(message) = posted {
+    if let Err(message) = Envelope::new(&request).and_then(|envelope| send(&worker, &envelope)) {
         answer(id, Err(message));
     }
     match receiver.await {
