@@ -14,7 +14,7 @@ use futures_channel::oneshot;
 use js_sys::{Promise, Uint8Array};
 use tracesift_core::dataset::Scorer;
 use tracesift_core::settings::SemanticPart;
-use tracesift_embed::{Model, ModelFiles, Part};
+use tracesift_embed::{Model, ModelFiles};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
@@ -203,13 +203,6 @@ pub async fn load_model(model_url: &str) -> Result<Rc<Model>, String> {
     Ok(model)
 }
 
-fn model_part(part: SemanticPart) -> Part {
-    match part {
-        SemanticPart::First => Part::First,
-        SemanticPart::Last => Part::Last,
-    }
-}
-
 /// Embeds texts with the model this worker holds (a helper, after `load_model`).
 pub fn embed_here(texts: &[String], part: SemanticPart) -> Result<Vec<Vec<f32>>, String> {
     let model = MODEL
@@ -229,7 +222,7 @@ fn embed_with(
     let mut out = Vec::with_capacity(texts.len());
     for text in texts {
         let mut one = model
-            .embed(&[text], model_part(part))
+            .embed(&[text], part)
             .map_err(|error| error.to_string())?;
         out.push(one.pop().ok_or("the model gave no embedding")?);
     }

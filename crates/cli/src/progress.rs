@@ -42,12 +42,13 @@ pub fn bar_for(name: &str, size: Option<u64>) -> Arc<dyn Progress> {
     Arc::new(Bar(bar))
 }
 
-/// A bar counting texts embedded for `semantic`; hidden unless stderr is a terminal.
-pub fn texts_bar(total: usize) -> ProgressBar {
+/// A bar counting texts embedded for `semantic` (its length is set once the texts are
+/// known); hidden unless stderr is a terminal.
+pub fn texts_bar() -> ProgressBar {
     if !io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(total as u64).with_style(
+    let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("embedding texts [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );

@@ -399,20 +399,14 @@ fn embed_texts(
         .ok_or_else(|| bad("--sim semantic: name the model's folder with --model-dir"))?;
     let model =
         tracesift_embed::load_dir(&dir).map_err(|error| bad(format!("--sim semantic: {error}")))?;
-    let texts = scorer.take_texts();
-    let part = match part {
-        SemanticPart::First => tracesift_embed::Part::First,
-        SemanticPart::Last => tracesift_embed::Part::Last,
-    };
-    let bar = crate::progress::texts_bar(texts.len());
-    let strs: Vec<&str> = texts.iter().map(|(_, text)| text.as_str()).collect();
-    let embeddings = model
-        .embed_all(&strs, part, &|done| bar.set_position(done as u64))
+    let bar = crate::progress::texts_bar();
+    model
+        .embed_scorer(scorer, part, &|done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })
         .map_err(|error| anyhow::anyhow!("--sim semantic: {error}"))?;
     bar.finish_and_clear();
-    for ((trace_idx, _), embedding) in texts.iter().zip(&embeddings) {
-        scorer.set_embedding(*trace_idx, embedding);
-    }
     Ok(())
 }
 

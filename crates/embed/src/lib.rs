@@ -26,15 +26,10 @@ pub const MAX_WORD_PIECES: usize = 256;
 /// Dimensions of an embedding.
 pub const DIMENSIONS: usize = 384;
 
-/// Which part of a text longer than the model reads is embedded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Part {
-    /// The first 254 word-pieces: sentence-transformers' own truncation.
-    #[default]
-    First,
-    /// The last 254 word-pieces: where a reasoning trace states its conclusion.
-    Last,
-}
+/// Which part of a text longer than the model reads is embedded: the settings' own
+/// `semantic_part` (`First`: the first 254 word-pieces, sentence-transformers' truncation;
+/// `Last`: the last 254, where a reasoning trace states its conclusion).
+pub use tracesift_core::settings::SemanticPart as Part;
 
 /// The model's pins (crates/embed/model.json): where `cargo xtask model` fetches it from and
 /// the sha256 of every file, shared with scripts/fetch_model.py.

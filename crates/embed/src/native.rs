@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
+use tracesift_core::dataset::Scorer;
+
 use crate::{EmbedError, Model, ModelFiles, Part};
 
 /// The environment variable that names the model's folder.
@@ -106,5 +108,25 @@ impl Model {
             }
         }
         Ok(out)
+    }
+
+    /// `semantic`: embeds every text `scorer` holds ([`Scorer::take_texts`]) with
+    /// [`Model::embed_all`] and hands each vector back. `progress` is told the texts done
+    /// and their total.
+    pub fn embed_scorer(
+        &self,
+        scorer: &mut Scorer,
+        part: Part,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<(), EmbedError> {
+        let texts = scorer.take_texts();
+        let total = texts.len();
+        progress(0, total);
+        let strs: Vec<&str> = texts.iter().map(|(_, text)| text.as_str()).collect();
+        let embeddings = self.embed_all(&strs, part, &|done| progress(done, total))?;
+        for ((trace_idx, _), embedding) in texts.iter().zip(&embeddings) {
+            scorer.set_embedding(*trace_idx, embedding);
+        }
+        Ok(())
     }
 }

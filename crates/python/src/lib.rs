@@ -21,7 +21,7 @@ use tracesift_core::dataset::{
 use tracesift_core::evaluate::evaluate as evaluate_set;
 use tracesift_core::export::{self as core_export, ExportOptions};
 use tracesift_core::filter::{self as core_filter, FilterOptions};
-use tracesift_core::settings::{Backend, ExportFormat, SemanticPart, Settings, Similarity};
+use tracesift_core::settings::{Backend, ExportFormat, Settings, Similarity};
 use tracesift_io::{Input, NoProgress, Progress, RecordStore, Threads};
 
 /// How many skipped lines a "nothing usable" error names before it only counts them.
@@ -132,19 +132,9 @@ fn embed_texts(scorer: &mut Scorer, settings: &Settings) -> Result<(), String> {
             }
         }
     };
-    let texts = scorer.take_texts();
-    let part = match settings.semantic_part {
-        SemanticPart::First => tracesift_embed::Part::First,
-        SemanticPart::Last => tracesift_embed::Part::Last,
-    };
-    let strs: Vec<&str> = texts.iter().map(|(_, text)| text.as_str()).collect();
-    let embeddings = model
-        .embed_all(&strs, part, &|_| ())
-        .map_err(|error| format!("sim=\"semantic\": {error}"))?;
-    for ((trace_idx, _), embedding) in texts.iter().zip(&embeddings) {
-        scorer.set_embedding(*trace_idx, embedding);
-    }
-    Ok(())
+    model
+        .embed_scorer(scorer, settings.semantic_part, &|_, _| ())
+        .map_err(|error| format!("sim=\"semantic\": {error}"))
 }
 
 /// A run's outcome before it is checked for usable traces.
