@@ -15,8 +15,12 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokenizers::Tokenizer;
 
+#[cfg(feature = "gpu")]
+mod gpu;
 #[cfg(not(target_arch = "wasm32"))]
 mod native;
+#[cfg(feature = "gpu")]
+pub use gpu::upload;
 #[cfg(not(target_arch = "wasm32"))]
 pub use native::{DIR_ENV, default_dir, load_dir};
 
@@ -85,6 +89,9 @@ pub enum EmbedError {
     Tokenize(String),
     #[error("the model failed: {0}")]
     Model(#[from] candle_core::Error),
+    /// The GPU encoder failed (callers fall back to the CPU).
+    #[error("{0}")]
+    Gpu(String),
 }
 
 /// The model's files, as bytes.

@@ -6,11 +6,13 @@
 //! they agree with the core's f64 to 1e-4 relative, as SPEC's GPU tolerance allows.
 
 mod embedding_dots;
+mod encoder;
 mod engine;
 mod lcs;
 mod token_sums;
 
 pub use embedding_dots::{EmbeddingPairs, cpu_embedding_dots};
+pub use encoder::{Encoder, EncoderConfig};
 pub use engine::Engine;
 pub use lcs::{LcsPairs, cpu_lcs};
 use tracesift_core::dataset::{PairItems, PairSimilarities, PairWork};
@@ -481,15 +483,19 @@ impl Kernel {
             .ok_or_else(|| GpuError(format!("{}: no output buffer", self.label)))?;
         encoder.copy_buffer_to_buffer(out, 0, &staging, 0, dispatch.out_bytes);
         queue.submit([encoder.finish()]);
-        read_back(device, &staging).await
+        read_back(device, &staging, dispatch.out_bytes).await
     }
 }
 
-/// Waits for a buffer mapping: natively by polling the device, on the web by yielding to
-/// the browser (never a blocking wait there).
-async fn read_back(device: &wgpu::Device, buffer: &wgpu::Buffer) -> Result<Vec<u8>, GpuError> {
+/// Reads a buffer's first `len` bytes back, waiting for the mapping: natively by polling
+/// the device, on the web by yielding to the browser (never a blocking wait there).
+async fn read_back(
+    device: &wgpu::Device,
+    buffer: &wgpu::Buffer,
+    len: u64,
+) -> Result<Vec<u8>, GpuError> {
     let (sender, receiver) = futures_channel::oneshot::channel();
-    buffer.map_async(wgpu::MapMode::Read, .., move |result| {
+    buffer.map_async(wgpu::MapMode::Read, ..len, move |result| {
         let _ = sender.send(result);
     });
     #[cfg(not(target_arch = "wasm32"))]
@@ -503,7 +509,7 @@ async fn read_back(device: &wgpu::Device, buffer: &wgpu::Buffer) -> Result<Vec<u
         .map_err(|_| GpuError("the mapping was cancelled".to_owned()))?
         .map_err(|error| GpuError(format!("cannot read the results back: {error}")))?;
     let bytes = buffer
-        .get_mapped_range(..)
+        .get_mapped_range(..len)
         .map_err(|error| GpuError(format!("cannot read the results back: {error}")))?
         .to_vec();
     buffer.unmap();

@@ -1,0 +1,155 @@
+//! The GPU encoder (crates/gpu's WGSL kernels) against the CPU's candle encoder and
+//! sentence-transformers' stored embeddings: within 1e-4, on whatever adapter wgpu finds
+//! (Mesa's lavapipe in CI; `cargo xtask test` installs it).
+// A panic here is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(feature = "gpu")]
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use tracesift_embed::{DIMENSIONS, Model, ModelFiles, Part};
+use tracesift_gpu::Gpu;
+
+const TOLERANCE: f32 = 1e-4;
+
+#[derive(Deserialize)]
+struct Reference {
+    texts: Vec<Text>,
+}
+
+#[derive(Deserialize)]
+struct Text {
+    text: String,
+    first_256: Vec<f32>,
+    #[serde(default)]
+    last_256: Option<Vec<f32>>,
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+struct Loaded {
+    model: Model,
+    gpu: Gpu,
+    encoder: tracesift_gpu::Encoder,
+}
+
+fn load() -> Loaded {
+    let dir = std::env::var_os(tracesift_embed::DIR_ENV).map_or_else(
+        || root().join("target/model/all-MiniLM-L6-v2"),
+        PathBuf::from,
+    );
+    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+    let (weights, tokenizer, config) = (
+        read("model.safetensors"),
+        read("tokenizer.json"),
+        read("config.json"),
+    );
+    let files = ModelFiles {
+        weights: &weights,
+        tokenizer: &tokenizer,
+        config: &config,
+    };
+    let model = Model::load(&files).unwrap();
+    let gpu = Gpu::new_blocking().expect("a wgpu adapter (Mesa's lavapipe will do)");
+    let encoder = tracesift_embed::upload(&gpu, &files).unwrap();
+    Loaded {
+        model,
+        gpu,
+        encoder,
+    }
+}
+
+fn reference() -> Reference {
+    let path = root().join("tests/data/embed/sentence-transformers.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn max_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn embed_on_gpu(loaded: &Loaded, texts: &[&str], part: Part) -> (Vec<Vec<f32>>, Vec<usize>) {
+    let mut done = Vec::new();
+    let embeddings = pollster::block_on(loaded.model.embed_on(
+        &loaded.gpu,
+        &loaded.encoder,
+        texts,
+        part,
+        &mut |count| {
+            done.push(count);
+            true
+        },
+    ))
+    .unwrap();
+    (embeddings, done)
+}
+
+#[test]
+fn the_gpu_gives_sentence_transformers_embeddings_as_the_cpu_does() {
+    let loaded = load();
+    let reference = reference();
+    let texts: Vec<&str> = reference.texts.iter().map(|t| t.text.as_str()).collect();
+    for part in [Part::First, Part::Last] {
+        let (on_gpu, done) = embed_on_gpu(&loaded, &texts, part);
+        assert_eq!(done, vec![texts.len()], "one submission");
+        let on_cpu = loaded.model.embed_all(&texts, part, &|_| ()).unwrap();
+        for ((text, gpu), cpu) in reference.texts.iter().zip(&on_gpu).zip(&on_cpu) {
+            assert_eq!(gpu.len(), DIMENSIONS);
+            let difference = max_difference(gpu, cpu);
+            assert!(
+                difference <= TOLERANCE,
+                "{part:?} of {:?}: GPU off the CPU by {difference}",
+                text.text
+            );
+            let expected = match part {
+                Part::First => &text.first_256,
+                Part::Last => text.last_256.as_ref().unwrap_or(&text.first_256),
+            };
+            let difference = max_difference(gpu, expected);
+            assert!(
+                difference <= TOLERANCE,
+                "{part:?} of {:?}: GPU off sentence-transformers by {difference}",
+                text.text
+            );
+        }
+    }
+}
+
+#[test]
+fn texts_beyond_one_submission_are_packed_into_several() {
+    let loaded = load();
+    // 24 texts of 100 to 256 word-pieces: more than one submission's 4,096.
+    let texts: Vec<String> = (0..24)
+        .map(|i| {
+            (0..40 + 12 * i)
+                .map(|w| format!("gene{} {}", (w * 7 + i) % 97, ["up", "down", "none"][w % 3]))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let strs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let (on_gpu, done) = embed_on_gpu(&loaded, &strs, Part::Last);
+    assert!(done.len() >= 2, "one submission only: {done:?}");
+    assert_eq!(done.last(), Some(&strs.len()));
+    let on_cpu = loaded.model.embed_all(&strs, Part::Last, &|_| ()).unwrap();
+    for (idx, (gpu, cpu)) in on_gpu.iter().zip(&on_cpu).enumerate() {
+        let difference = max_difference(gpu, cpu);
+        assert!(difference <= TOLERANCE, "text {idx}: off by {difference}");
+    }
+    // Cancelled after the first submission.
+    let cancelled = pollster::block_on(loaded.model.embed_on(
+        &loaded.gpu,
+        &loaded.encoder,
+        &strs,
+        Part::Last,
+        &mut |_| false,
+    ));
+    assert!(cancelled.is_err());
+}
