@@ -77,10 +77,19 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         },
     )?;
     steps.run(
-        "embedding model against sentence-transformers (release build)",
+        "embedding model against sentence-transformers, CPU and GPU (release build; lavapipe)",
         || {
-            let counts =
-                cmd_counting_tests("cargo", &["test", "--release", "-p", "tracesift-embed"])?;
+            let counts = cmd_counting_tests(
+                "cargo",
+                &[
+                    "test",
+                    "--release",
+                    "-p",
+                    "tracesift-embed",
+                    "--features",
+                    "gpu",
+                ],
+            )?;
             tally.passed += counts.passed;
             tally.failed += counts.failed;
             Ok(())
@@ -97,6 +106,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 "tracesift-embed",
                 "-p",
                 "tracesift-python",
+                "--features",
+                "tracesift-embed/gpu",
                 "--all-targets",
                 "--",
                 "-D",

@@ -8,7 +8,7 @@ use tracesift_gpu::{Encoder, EncoderConfig, Gpu, GpuError};
 use crate::{EmbedError, Model, ModelFiles, Part, check_file};
 
 /// Uploads the model's weights to `gpu` after checking them against their pinned sha256.
-pub fn upload(gpu: &Gpu, files: &ModelFiles<'_>) -> Result<Encoder, EmbedError> {
+pub async fn upload(gpu: &Gpu, files: &ModelFiles<'_>) -> Result<Encoder, EmbedError> {
     check_file("model.safetensors", files.weights)?;
     check_file("config.json", files.config)?;
     let config: Config =
@@ -34,7 +34,7 @@ pub fn upload(gpu: &Gpu, files: &ModelFiles<'_>) -> Result<Encoder, EmbedError> 
         let view = tensors.tensor(name).ok()?;
         (view.dtype() == safetensors::Dtype::F32).then(|| view.data())
     };
-    Ok(gpu.encoder(encoder_config, f32_bytes)?)
+    Ok(gpu.encoder(encoder_config, f32_bytes).await?)
 }
 
 impl Model {

@@ -101,6 +101,13 @@ impl Encoder {
         self.max_tokens
     }
 
+    /// Submits fewer word-pieces at a time (never fewer than one text's), for progress
+    /// reported more often.
+    pub fn with_max_tokens(mut self, max_tokens: u32) -> Self {
+        self.max_tokens = max_tokens.clamp(self.config.max_positions, self.max_tokens);
+        self
+    }
+
     pub fn config(&self) -> EncoderConfig {
         self.config
     }
@@ -126,8 +133,33 @@ impl Gpu {
     /// Uploads an encoder's weights. `tensor` gives each weight's bytes (little-endian f32,
     /// as a safetensors file stores them) by its Hugging Face BERT name, e.g.
     /// `encoder.layer.0.attention.self.query.weight`; a missing or misshapen one is an
-    /// error naming it.
-    pub fn encoder<'w>(
+    /// error naming it, as is a device that refuses the kernels or the buffers.
+    pub async fn encoder<'w>(
+        &self,
+        config: EncoderConfig,
+        tensor: impl Fn(&str) -> Option<&'w [u8]>,
+    ) -> Result<Encoder, GpuError> {
+        let (built, error) = self
+            .capturing_errors(|| self.build_encoder(config, tensor))
+            .await;
+        match error {
+            Some(error) => Err(GpuError(format!("cannot set the encoder up: {error}"))),
+            None => built,
+        }
+    }
+
+    /// Runs `work` with the device's validation and out-of-memory errors captured (wgpu's
+    /// default is a panic) and returns the first.
+    async fn capturing_errors<T>(&self, work: impl FnOnce() -> T) -> (T, Option<wgpu::Error>) {
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let memory = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let out = work();
+        let memory_error = memory.pop().await;
+        let validation_error = validation.pop().await;
+        (out, memory_error.or(validation_error))
+    }
+
+    fn build_encoder<'w>(
         &self,
         config: EncoderConfig,
         tensor: impl Fn(&str) -> Option<&'w [u8]>,
@@ -376,6 +408,24 @@ impl Gpu {
         encoder: &Encoder,
         texts: &[&[u32]],
     ) -> Result<Vec<Vec<f32>>, GpuError> {
+        let (out_bytes, error) = self
+            .capturing_errors(|| self.submit_chunk(encoder, texts))
+            .await;
+        if let Some(error) = error {
+            return Err(GpuError(format!("the encoder failed: {error}")));
+        }
+        let bytes = read_back(&self.device, &encoder.activations.staging, out_bytes).await?;
+        let values: &[f32] = bytemuck::try_cast_slice(&bytes)
+            .map_err(|error| GpuError(format!("bad embedding buffer: {error}")))?;
+        Ok(values
+            .chunks_exact(encoder.config.hidden as usize)
+            .map(<[f32]>::to_vec)
+            .collect())
+    }
+
+    /// Uploads one chunk's word-pieces and submits its dispatches; returns the bytes of
+    /// embeddings to read back.
+    fn submit_chunk(&self, encoder: &Encoder, texts: &[&[u32]]) -> u64 {
         let config = encoder.config;
         let buffers = &encoder.activations;
         let mut pieces: Vec<[u32; 2]> = Vec::new();
@@ -568,13 +618,7 @@ impl Gpu {
         let out_bytes = u64::from(n_texts) * u64::from(config.hidden) * 4;
         commands.copy_buffer_to_buffer(&buffers.embeddings, 0, &buffers.staging, 0, out_bytes);
         queue.submit([commands.finish()]);
-        let bytes = read_back(device, &buffers.staging, out_bytes).await?;
-        let values: &[f32] = bytemuck::try_cast_slice(&bytes)
-            .map_err(|error| GpuError(format!("bad embedding buffer: {error}")))?;
-        Ok(values
-            .chunks_exact(config.hidden as usize)
-            .map(<[f32]>::to_vec)
-            .collect())
+        out_bytes
     }
 }
 

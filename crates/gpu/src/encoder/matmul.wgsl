@@ -38,6 +38,25 @@ fn erf(v: f32) -> f32 {
     return select(magnitude, -magnitude, v < 0.0);
 }
 
+// Row m's outputs at columns n, n + 16, n + 32, n + 48, with the bias and the epilogue.
+fn store_row(m: u32, n: u32, acc: vec4<f32>) {
+    if (m >= params.rows) {
+        return;
+    }
+    for (var j = 0u; j < 4u; j = j + 1u) {
+        let col = n + 16u * j;
+        if (col < params.n) {
+            var v = acc[j] + bias[col];
+            if (params.epilogue == GELU) {
+                v = 0.5 * v * (1.0 + erf(v * 0.70710678118654752));
+            } else if (params.epilogue == RESIDUAL) {
+                v = v + residual[m * params.n + col];
+            }
+            y[m * params.n + col] = v;
+        }
+    }
+}
+
 @compute @workgroup_size(16, 16)
 fn main(
     @builtin(workgroup_id) group: vec3<u32>,
@@ -47,7 +66,11 @@ fn main(
     let n0 = group.x * TILE;
     let m0 = group.y * TILE;
     let k = params.k;
-    var acc: array<f32, 16>;
+    // Output rows local.y + 16·i, columns local.x + 16·j: acc_i's component j.
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
     for (var k0 = 0u; k0 < k; k0 = k0 + TILE_K) {
         for (var i = 0u; i < 4u; i = i + 1u) {
             let idx = lane + i * 256u;
@@ -66,33 +89,18 @@ fn main(
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TILE_K; kk = kk + 1u) {
-            var xs: array<f32, 4>;
-            var ws: array<f32, 4>;
-            for (var i = 0u; i < 4u; i = i + 1u) {
-                xs[i] = x_tile[(local.y + 16u * i) * TILE_K + kk];
-                ws[i] = w_tile[kk * TILE + local.x + 16u * i];
-            }
-            for (var i = 0u; i < 4u; i = i + 1u) {
-                for (var j = 0u; j < 4u; j = j + 1u) {
-                    acc[i * 4u + j] = fma(xs[i], ws[j], acc[i * 4u + j]);
-                }
-            }
+            let wrow = kk * TILE + local.x;
+            let ws = vec4<f32>(w_tile[wrow], w_tile[wrow + 16u], w_tile[wrow + 32u], w_tile[wrow + 48u]);
+            let xrow = local.y * TILE_K + kk;
+            acc0 = fma(vec4<f32>(x_tile[xrow]), ws, acc0);
+            acc1 = fma(vec4<f32>(x_tile[xrow + 16u * TILE_K]), ws, acc1);
+            acc2 = fma(vec4<f32>(x_tile[xrow + 32u * TILE_K]), ws, acc2);
+            acc3 = fma(vec4<f32>(x_tile[xrow + 48u * TILE_K]), ws, acc3);
         }
         workgroupBarrier();
     }
-    for (var i = 0u; i < 4u; i = i + 1u) {
-        let m = m0 + local.y + 16u * i;
-        for (var j = 0u; j < 4u; j = j + 1u) {
-            let n = n0 + local.x + 16u * j;
-            if (m < params.rows && n < params.n) {
-                var v = acc[i * 4u + j] + bias[n];
-                if (params.epilogue == GELU) {
-                    v = 0.5 * v * (1.0 + erf(v * 0.70710678118654752));
-                } else if (params.epilogue == RESIDUAL) {
-                    v = v + residual[m * params.n + n];
-                }
-                y[m * params.n + n] = v;
-            }
-        }
-    }
+    store_row(m0 + local.y, n0 + local.x, acc0);
+    store_row(m0 + local.y + 16u, n0 + local.x, acc1);
+    store_row(m0 + local.y + 32u, n0 + local.x, acc2);
+    store_row(m0 + local.y + 48u, n0 + local.x, acc3);
 }
