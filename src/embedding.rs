@@ -1,6 +1,8 @@
-//! `semantic` similarity in the tab: the scoring worker and its helpers embed the run's
-//! texts with all-MiniLM-L6-v2 (`tracesift-embed`, the same code as the CLI), each text
-//! once, a few texts per request, while the page keeps showing the results it has. The
+//! `semantic` similarity in the tab: the run's texts are embedded with all-MiniLM-L6-v2
+//! (`tracesift-embed`, the same code as the CLI) while the page keeps showing the results
+//! it has. Where the backend runs a GPU (`gpu`, or `auto` with a hardware adapter) the
+//! scoring worker runs the encoder on WebGPU; otherwise, or after a GPU failure, the
+//! scoring worker and its helpers embed each text once, a few texts per request. The
 //! model's files come from this app's own origin (the build copies them beside the app),
 //! never from anywhere else, and are kept after the first use: by the service worker
 //! (https and localhost), and in IndexedDB, which also works where no service worker runs
@@ -14,7 +16,8 @@ use futures_channel::oneshot;
 use js_sys::{Promise, Uint8Array};
 use tracesift_core::dataset::Scorer;
 use tracesift_core::settings::SemanticPart;
-use tracesift_embed::{Model, ModelFiles};
+use tracesift_embed::{EmbedError, Model, ModelFiles};
+use tracesift_gpu::{Encoder, Engine, Gpu};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
@@ -33,6 +36,8 @@ const TEXTS_PER_REQUEST: usize = 4;
 thread_local! {
     /// This worker's model, and the folder it came from.
     static MODEL: RefCell<Option<(String, Rc<Model>)>> = const { RefCell::new(None) };
+    /// The model's weights on this worker's GPU, and the folder they came from.
+    static ENCODER: RefCell<Option<(String, Rc<Encoder>)>> = const { RefCell::new(None) };
 }
 
 /// Fetches one of the model's files from this origin.
@@ -203,6 +208,72 @@ pub async fn load_model(model_url: &str) -> Result<Rc<Model>, String> {
     Ok(model)
 }
 
+/// The model's weights on `gpu`, uploaded once per worker (from IndexedDB or this origin,
+/// as `load_model` reads them).
+async fn load_encoder(model_url: &str, gpu: &Gpu) -> Result<Rc<Encoder>, String> {
+    let held = ENCODER.with(|e| {
+        e.borrow()
+            .as_ref()
+            .filter(|(url, _)| url == model_url)
+            .map(|(_, encoder)| Rc::clone(encoder))
+    });
+    if let Some(encoder) = held {
+        return Ok(encoder);
+    }
+    let (files, _) = model_files(model_url, true).await?;
+    let [weights, tokenizer, config] = files.as_slice() else {
+        return Err("the model needs three files".to_owned());
+    };
+    let files = ModelFiles {
+        weights,
+        tokenizer,
+        config,
+    };
+    let encoder = Rc::new(
+        tracesift_embed::upload(gpu, &files)
+            .await
+            .map_err(|error| error.to_string())?,
+    );
+    ENCODER.with(|e| *e.borrow_mut() = Some((model_url.to_owned(), Rc::clone(&encoder))));
+    Ok(encoder)
+}
+
+/// Every text on the GPU, reporting progress after each submission. `Ok(None)`: a newer
+/// run (or a cancel) replaced this one.
+#[allow(clippy::too_many_arguments)]
+async fn embed_on_gpu(
+    scope: &DedicatedWorkerGlobalScope,
+    run: u32,
+    gpu: &Gpu,
+    model: &Model,
+    model_url: &str,
+    texts: &[String],
+    part: SemanticPart,
+    superseded: &impl Fn() -> bool,
+) -> Result<Option<Vec<Vec<f32>>>, EmbedError> {
+    let encoder = load_encoder(model_url, gpu)
+        .await
+        .map_err(|message| EmbedError::Gpu(tracesift_gpu::GpuError(message)))?;
+    let strs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let total = u32::try_from(texts.len()).unwrap_or(u32::MAX);
+    let embedded = model
+        .embed_on(gpu, &encoder, &strs, part, &mut |done| {
+            let response = ToPage::Embedding {
+                run,
+                done: u32::try_from(done).unwrap_or(u32::MAX),
+                total,
+            };
+            crate::worker::post(scope, &response);
+            !superseded()
+        })
+        .await;
+    match embedded {
+        _ if superseded() => Ok(None),
+        Ok(embeddings) => Ok(Some(embeddings)),
+        Err(error) => Err(error),
+    }
+}
+
 /// Embeds texts with the model this worker holds (a helper, after `load_model`).
 pub fn embed_here(texts: &[String], part: SemanticPart) -> Result<Vec<Vec<f32>>, String> {
     let model = MODEL
@@ -282,24 +353,62 @@ impl Queue {
     }
 }
 
-/// `semantic`: embeds every text the scorer holds, on the scoring worker and its helpers,
-/// posting progress to the page, and hands the embeddings to the scorer. Returns false,
-/// leaving the run unfinished, once `superseded` says a newer run (or a cancel) replaced it.
+/// How a run embeds: where, and with which model.
+pub struct EmbedRun<'a> {
+    pub part: SemanticPart,
+    pub model_url: &'a str,
+    pub helper_script: Option<&'a str>,
+}
+
+/// `semantic`: embeds every text the scorer holds, on the GPU the engine offers, else on
+/// the scoring worker and its helpers, posting progress to the page, and hands the
+/// embeddings to the scorer. Returns false, leaving the run unfinished, once `superseded`
+/// says a newer run (or a cancel) replaced it.
 pub async fn embed_run(
     scope: &DedicatedWorkerGlobalScope,
     run: u32,
     scorer: &mut Scorer,
-    part: SemanticPart,
-    model_url: &str,
-    helper_script: Option<&str>,
+    engine: &mut Engine,
+    how: EmbedRun<'_>,
     superseded: impl Fn() -> bool,
 ) -> Result<bool, String> {
+    let EmbedRun {
+        part,
+        model_url,
+        helper_script,
+    } = how;
     let taken = scorer.take_texts();
     if taken.is_empty() {
         return Ok(true);
     }
     let total = taken.len();
     let (trace_idxs, texts): (Vec<usize>, Vec<String>) = taken.into_iter().unzip();
+    if let Some(gpu) = engine.embedding_gpu() {
+        let model = load_model(model_url).await?;
+        let embedded = embed_on_gpu(
+            scope,
+            run,
+            &gpu,
+            &model,
+            model_url,
+            &texts,
+            part,
+            &superseded,
+        )
+        .await;
+        match embedded {
+            Ok(None) => return Ok(false),
+            Ok(Some(embeddings)) => {
+                engine.embedded_on_gpu();
+                for (trace_idx, embedding) in trace_idxs.iter().zip(embeddings) {
+                    scorer.set_embedding(*trace_idx, &embedding);
+                }
+                return Ok(true);
+            }
+            Err(EmbedError::Gpu(error)) => engine.fail(&error),
+            Err(other) => return Err(other.to_string()),
+        }
+    }
     let queue = Rc::new(Queue {
         texts,
         waiting: RefCell::new(

@@ -405,16 +405,16 @@ async fn score(
         return Ok(());
     }
     if settings.sim == Similarity::Semantic {
-        let embedded = crate::embedding::embed_run(
-            scope,
-            run,
-            &mut scorer,
-            settings.semantic_part,
-            &model_url,
+        let how = crate::embedding::EmbedRun {
+            part: settings.semantic_part,
+            model_url: &model_url,
             helper_script,
-            || is_superseded(run),
-        )
-        .await?;
+        };
+        let embedded =
+            crate::embedding::embed_run(scope, run, &mut scorer, &mut engine, how, || {
+                is_superseded(run)
+            })
+            .await?;
         if !embedded {
             return Ok(());
         }

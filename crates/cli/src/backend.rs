@@ -32,6 +32,23 @@ impl CliEngine {
         pollster::block_on(self.0.after_chunk(scorer));
     }
 
+    /// The device `semantic` embeds on, if any: `auto` starts one now (a hardware GPU only).
+    pub fn embedding_gpu(&mut self) -> Option<std::rc::Rc<Gpu>> {
+        if self.0.wants_gpu_for_embedding() {
+            self.0.set_gpu(Gpu::new_blocking().ok());
+        }
+        self.0.embedding_gpu()
+    }
+
+    pub fn embedded_on_gpu(&mut self) {
+        self.0.embedded_on_gpu();
+    }
+
+    /// A GPU failure while embedding: warned about, and the CPU takes over.
+    pub fn fail(&mut self, error: &tracesift_gpu::GpuError) {
+        self.0.fail(error);
+    }
+
     pub fn finish(mut self, mut scorer: Scorer) -> ScoredSet {
         if self.0.wants_gpu(&mut scorer) {
             // A failed start only means the CPU does it.

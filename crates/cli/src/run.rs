@@ -332,7 +332,7 @@ fn score_inputs(
         InputError::Io { .. } => anyhow::Error::new(error),
     })?;
     if settings.sim == Similarity::Semantic {
-        embed_texts(&mut scorer, common, settings.semantic_part)?;
+        embed_texts(&mut scorer, common, settings.semantic_part, &mut engine)?;
     }
     let set = engine.finish(scorer);
     let report = &set.report;
@@ -385,27 +385,51 @@ fn score_inputs(
     Ok((set, store))
 }
 
-/// `semantic`: embeds every trace's text with the model, on every core, and hands the
-/// vectors to the scorer. A model that cannot be loaded is the user's to fix (exit 2).
+/// `semantic`: embeds every trace's text with the model and hands the vectors to the
+/// scorer: on the GPU where the backend runs one (`gpu`, or `auto` with a hardware GPU),
+/// else, or after a GPU failure, on every core. A model that cannot be loaded is the
+/// user's to fix (exit 2).
 fn embed_texts(
     scorer: &mut Scorer,
     common: &ScoreOptions,
     part: SemanticPart,
+    engine: &mut CliEngine,
 ) -> anyhow::Result<()> {
     let dir = common
         .model_dir
         .clone()
         .or_else(tracesift_embed::default_dir)
         .ok_or_else(|| bad("--sim semantic: name the model's folder with --model-dir"))?;
-    let model =
-        tracesift_embed::load_dir(&dir).map_err(|error| bad(format!("--sim semantic: {error}")))?;
+    let bytes =
+        tracesift_embed::read_dir(&dir).map_err(|error| bad(format!("--sim semantic: {error}")))?;
+    let model = tracesift_embed::Model::load(&bytes.files())
+        .map_err(|error| bad(format!("--sim semantic: {error}")))?;
     let bar = crate::progress::texts_bar();
-    model
-        .embed_scorer(scorer, part, &|done, total| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        })
-        .map_err(|error| anyhow::anyhow!("--sim semantic: {error}"))?;
+    let gpu = engine.embedding_gpu();
+    tracesift_embed::embed_scorer_with(scorer, |texts| {
+        bar.set_length(texts.len() as u64);
+        if let Some(gpu) = gpu {
+            let on_gpu = pollster::block_on(async {
+                let encoder = tracesift_embed::upload(&gpu, &bytes.files()).await?;
+                model
+                    .embed_on(&gpu, &encoder, texts, part, &mut |done| {
+                        bar.set_position(done as u64);
+                        true
+                    })
+                    .await
+            });
+            match on_gpu {
+                Ok(embeddings) => {
+                    engine.embedded_on_gpu();
+                    return Ok(embeddings);
+                }
+                Err(tracesift_embed::EmbedError::Gpu(error)) => engine.fail(&error),
+                Err(other) => return Err(other),
+            }
+        }
+        model.embed_all(texts, part, &|done| bar.set_position(done as u64))
+    })
+    .map_err(|error| anyhow::anyhow!("--sim semantic: {error}"))?;
     bar.finish_and_clear();
     Ok(())
 }

@@ -921,6 +921,51 @@ fn semantic_scores_as_sentence_transformers_embeddings_do() {
 }
 
 #[test]
+fn semantic_on_the_gpu_backend_scores_as_sentence_transformers_embeddings_do() {
+    // `--backend gpu` runs the encoder's WGSL kernels (on lavapipe in CI).
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_dir();
+    let (texts, embedded) = semantic_fixtures(dir.path(), "last");
+    let report = dir.path().join("report.json");
+    let ours = score_rows(&tracesift(
+        &[
+            "score",
+            texts.to_str().unwrap(),
+            "--sim",
+            "semantic",
+            "--semantic-part",
+            "last",
+            "--backend",
+            "gpu",
+            "--model-dir",
+            model.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        None,
+    ));
+    let theirs = score_rows(&tracesift(
+        &["score", embedded.to_str().unwrap(), "--sim", "embedding"],
+        None,
+    ));
+    assert_eq!(ours.len(), 12);
+    for (a, b) in ours.iter().zip(&theirs) {
+        for metric in ["consistency", "eigv", "eccentricity", "kle"] {
+            let (x, y) = (a[metric].as_f64().unwrap(), b[metric].as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= 1e-4,
+                "{} {metric}: {x} on the GPU vs sentence-transformers' {y}",
+                a["trace_id"]
+            );
+        }
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let backend = report["backend"].as_str().unwrap();
+    assert!(backend.starts_with("gpu: "), "{backend}");
+}
+
+#[test]
 fn a_semantic_export_carries_its_embeddings_for_an_embedding_run() {
     let dir = tempfile::tempdir().unwrap();
     let (texts, _) = semantic_fixtures(dir.path(), "first");

@@ -3,7 +3,7 @@
 
 use candle_transformers::models::bert::Config;
 use safetensors::SafeTensors;
-use tracesift_gpu::{Encoder, EncoderConfig, Gpu, GpuError};
+use tracesift_gpu::{Encoder, EncoderConfig, Gpu};
 
 use crate::{EmbedError, Model, ModelFiles, Part, check_file};
 
@@ -55,11 +55,5 @@ impl Model {
             .collect::<Result<Vec<_>, _>>()?;
         let slices: Vec<&[u32]> = pieces.iter().map(Vec::as_slice).collect();
         Ok(gpu.encode(encoder, &slices, progress).await?)
-    }
-}
-
-impl From<GpuError> for EmbedError {
-    fn from(error: GpuError) -> Self {
-        EmbedError::Gpu(error.to_string())
     }
 }

@@ -14,6 +14,7 @@ use candle_transformers::models::bert::{BertModel, Config};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokenizers::Tokenizer;
+use tracesift_core::dataset::Scorer;
 
 #[cfg(feature = "gpu")]
 mod gpu;
@@ -22,7 +23,7 @@ mod native;
 #[cfg(feature = "gpu")]
 pub use gpu::upload;
 #[cfg(not(target_arch = "wasm32"))]
-pub use native::{DIR_ENV, default_dir, load_dir};
+pub use native::{DIR_ENV, ModelBytes, default_dir, load_dir, read_dir};
 
 /// Word-pieces the model reads at most, `[CLS]` and `[SEP]` included
 /// (`sentence_bert_config.json`'s `max_seq_length`).
@@ -90,8 +91,24 @@ pub enum EmbedError {
     #[error("the model failed: {0}")]
     Model(#[from] candle_core::Error),
     /// The GPU encoder failed (callers fall back to the CPU).
+    #[cfg(feature = "gpu")]
     #[error("{0}")]
-    Gpu(String),
+    Gpu(#[from] tracesift_gpu::GpuError),
+}
+
+/// `semantic`: takes every text `scorer` holds ([`Scorer::take_texts`]), embeds them with
+/// `embed` (one vector per text, in order) and hands each vector back.
+pub fn embed_scorer_with(
+    scorer: &mut Scorer,
+    embed: impl FnOnce(&[&str]) -> Result<Vec<Vec<f32>>, EmbedError>,
+) -> Result<(), EmbedError> {
+    let texts = scorer.take_texts();
+    let strs: Vec<&str> = texts.iter().map(|(_, text)| text.as_str()).collect();
+    let embeddings = embed(&strs)?;
+    for ((trace_idx, _), embedding) in texts.iter().zip(&embeddings) {
+        scorer.set_embedding(*trace_idx, embedding);
+    }
+    Ok(())
 }
 
 /// The model's files, as bytes.

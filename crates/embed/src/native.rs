@@ -29,9 +29,26 @@ pub fn default_dir() -> Option<PathBuf> {
     Some(build_dir.join("model/all-MiniLM-L6-v2"))
 }
 
-/// Loads the model from a folder holding `model.safetensors`, `tokenizer.json` and
-/// `config.json` (each checked against its pinned sha256).
-pub fn load_dir(dir: &Path) -> Result<Model, EmbedError> {
+/// The model's files read from a folder, as bytes.
+pub struct ModelBytes {
+    pub weights: Vec<u8>,
+    pub tokenizer: Vec<u8>,
+    pub config: Vec<u8>,
+}
+
+impl ModelBytes {
+    pub fn files(&self) -> ModelFiles<'_> {
+        ModelFiles {
+            weights: &self.weights,
+            tokenizer: &self.tokenizer,
+            config: &self.config,
+        }
+    }
+}
+
+/// Reads `model.safetensors`, `tokenizer.json` and `config.json` from a folder (checked
+/// against their pinned sha256 when loaded).
+pub fn read_dir(dir: &Path) -> Result<ModelBytes, EmbedError> {
     let read = |what: &'static str| {
         std::fs::read(dir.join(what)).map_err(|error| EmbedError::Load {
             what,
@@ -41,16 +58,16 @@ pub fn load_dir(dir: &Path) -> Result<Model, EmbedError> {
             ),
         })
     };
-    let (weights, tokenizer, config) = (
-        read("model.safetensors")?,
-        read("tokenizer.json")?,
-        read("config.json")?,
-    );
-    Model::load(&ModelFiles {
-        weights: &weights,
-        tokenizer: &tokenizer,
-        config: &config,
+    Ok(ModelBytes {
+        weights: read("model.safetensors")?,
+        tokenizer: read("tokenizer.json")?,
+        config: read("config.json")?,
     })
+}
+
+/// Loads the model from a folder ([`read_dir`], then [`Model::load`]).
+pub fn load_dir(dir: &Path) -> Result<Model, EmbedError> {
+    Model::load(&read_dir(dir)?.files())
 }
 
 impl Model {
@@ -110,8 +127,8 @@ impl Model {
         Ok(out)
     }
 
-    /// `semantic`: embeds every text `scorer` holds ([`Scorer::take_texts`]) with
-    /// [`Model::embed_all`] and hands each vector back. `progress` is told the texts done
+    /// `semantic`: embeds every text `scorer` holds with [`Model::embed_all`] and hands
+    /// each vector back ([`crate::embed_scorer_with`]). `progress` is told the texts done
     /// and their total.
     pub fn embed_scorer(
         &self,
@@ -119,14 +136,10 @@ impl Model {
         part: Part,
         progress: &(dyn Fn(usize, usize) + Sync),
     ) -> Result<(), EmbedError> {
-        let texts = scorer.take_texts();
-        let total = texts.len();
-        progress(0, total);
-        let strs: Vec<&str> = texts.iter().map(|(_, text)| text.as_str()).collect();
-        let embeddings = self.embed_all(&strs, part, &|done| progress(done, total))?;
-        for ((trace_idx, _), embedding) in texts.iter().zip(&embeddings) {
-            scorer.set_embedding(*trace_idx, embedding);
-        }
-        Ok(())
+        crate::embed_scorer_with(scorer, |texts| {
+            let total = texts.len();
+            progress(0, total);
+            self.embed_all(texts, part, &|done| progress(done, total))
+        })
     }
 }

@@ -1,10 +1,12 @@
 //! Which backend does a run's arithmetic, shared by the CLI and the app's worker.
 //!
-//! - `gpu`: the token sums and the pairwise similarities run on the GPU.
+//! - `gpu`: the token sums, the pairwise similarities and `semantic`'s embedding model run
+//!   on the GPU.
 //! - `auto`: parsing and token sums stay on the CPU (parsing is the bottleneck: sending
-//!   the log-probs to a GPU costs more than adding them up as they pass), and only large
-//!   ROUGE-L work moves to a hardware GPU ([`gpu_pays_off`]). A software adapter
-//!   (lavapipe, SwiftShader) is never chosen by `auto`: correct, but slower than the CPU.
+//!   the log-probs to a GPU costs more than adding them up as they pass); large ROUGE-L
+//!   work ([`gpu_pays_off`]) and the embedding model (always far heavier than a device
+//!   start) move to a hardware GPU. A software adapter (lavapipe, SwiftShader) is never
+//!   chosen by `auto`: correct, but slower than the CPU.
 //! - `cpu`: nothing runs on the GPU.
 //!
 //! A GPU error mid-run is reported once through the warning callback and the run
@@ -21,6 +23,7 @@ pub struct Engine {
     choice: Backend,
     gpu: Option<Rc<Gpu>>,
     failed: bool,
+    embedded_on_gpu: bool,
     warn: Box<dyn Fn(&str)>,
 }
 
@@ -33,6 +36,7 @@ impl Engine {
             choice,
             gpu,
             failed: false,
+            embedded_on_gpu: false,
             warn,
         }
     }
@@ -58,7 +62,30 @@ impl Engine {
         self.gpu = gpu.map(Rc::new);
     }
 
-    fn fail(&mut self, error: &GpuError) {
+    /// Whether `auto` would embed `semantic`'s texts on a GPU but has none yet: callers
+    /// that start devices lazily ask before [`Engine::embedding_gpu`].
+    pub fn wants_gpu_for_embedding(&self) -> bool {
+        self.choice == Backend::Auto && self.gpu.is_none()
+    }
+
+    /// The device to run the embedding model on, if this run uses one for it.
+    pub fn embedding_gpu(&self) -> Option<Rc<Gpu>> {
+        let gpu = self.gpu.clone().filter(|_| !self.failed)?;
+        match self.choice {
+            Backend::Gpu => Some(gpu),
+            Backend::Auto => (!gpu.is_software()).then_some(gpu),
+            Backend::Cpu => None,
+        }
+    }
+
+    /// Tells the engine the texts were embedded on its GPU (the report names it).
+    pub fn embedded_on_gpu(&mut self) {
+        self.embedded_on_gpu = true;
+    }
+
+    /// A GPU error outside the engine's own work (the embedding model): warned about
+    /// once, and the rest of the run stays on the CPU.
+    pub fn fail(&mut self, error: &GpuError) {
         if !self.failed {
             (self.warn)(&format!("{error}; finishing on the CPU"));
         }
@@ -106,7 +133,8 @@ impl Engine {
                 Err(error) => self.fail(&error),
             }
         }
-        let used_gpu = !self.failed && (self.tokens_on_gpu() || similarities.is_some());
+        let used_gpu = !self.failed
+            && (self.tokens_on_gpu() || similarities.is_some() || self.embedded_on_gpu);
         let mut set = scorer.finish_with(similarities);
         set.report.backend = match &self.gpu {
             Some(gpu) if used_gpu => format!("gpu: {}", gpu.adapter_name()),
