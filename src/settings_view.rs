@@ -54,7 +54,7 @@ pub fn SettingsPanel(settings: RwSignal<Settings>) -> impl IntoView {
                     {enum_select(settings, "semantic-part", |s| s.semantic_part, |s, value| s.semantic_part = value)}
                 </label>
             </Show>
-            <label title="Where the scores are computed: gpu runs token sums and similarities on WebGPU, auto only large ROUGE-L work on a hardware GPU, cpu never. Results agree within 1e-4 (ROUGE-L exactly).">"Backend "
+            <label title="Where the scores are computed: gpu runs token sums, similarities and the semantic model on WebGPU, auto only large ROUGE-L work and the semantic model on a hardware GPU, cpu never. Results agree within 1e-4 (ROUGE-L exactly).">"Backend "
                 {enum_select(settings, "backend-choice", |s| s.backend, |s, value| s.backend = value)}
             </label>
             <label title="Score every trace, or only the greedy one of each question (as the paper does)">"Candidates "

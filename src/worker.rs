@@ -3,8 +3,9 @@
 //! downloads with the same export code as `tracesift filter`.
 //!
 //! On start it looks for a WebGPU adapter (`navigator.gpu`); with one, the backend setting
-//! decides what runs on it, as in the CLI: `gpu` sends the token sums and the pairwise
-//! similarities there, `auto` only large ROUGE-L work on a hardware adapter, `cpu` nothing.
+//! decides what runs on it, as in the CLI: `gpu` sends the token sums, the pairwise
+//! similarities and `semantic`'s encoder there, `auto` only large ROUGE-L work and the
+//! encoder on a hardware adapter, `cpu` nothing.
 //! Without one everything runs on the CPU, silently.
 
 use std::cell::RefCell;

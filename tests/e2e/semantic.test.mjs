@@ -1,6 +1,7 @@
 // `semantic` similarity in the tab: the texts are embedded by all-MiniLM-L6-v2 in the
-// scoring worker and its helpers, from the app's own origin, while the results by the
-// previous similarity stay on the screen; the download equals the CLI's; a cancel goes back.
+// scoring worker and its helpers (or on WebGPU), from the app's own origin, while the
+// results by the previous similarity stay on the screen; the download equals the CLI's; a
+// cancel goes back.
 // Against the release build in $TRACESIFT_DIST and the release CLI.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,7 +10,7 @@ import path from 'node:path';
 import os from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
-import { serveDist, CHROMIUM_ARGS } from './serve.mjs';
+import { serveDist, CHROMIUM_ARGS, WEBGPU_ARGS } from './serve.mjs';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const dist = process.env.TRACESIFT_DIST ?? path.join(root, 'dist');
@@ -56,15 +57,15 @@ function textsFile(name, copies = 1) {
   return file;
 }
 
-async function openApp() {
-  const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 900 } });
+async function openApp(inBrowser = browser, fragment = '#metric=cocoa_ppl&keep=0.5&scope=global&sim=answer&export=canonical') {
+  const context = await inBrowser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
   const requests = [];
   const errors = [];
   page.on('request', (request) => requests.push(request.url()));
   page.on('console', (message) => { if (message.type() === 'error') errors.push(message.text()); });
   page.on('pageerror', (error) => errors.push(String(error)));
-  await page.goto(`${origin}/#metric=cocoa_ppl&keep=0.5&scope=global&sim=answer&export=canonical`);
+  await page.goto(`${origin}/${fragment}`);
   await page.getByTestId('file-input').waitFor();
   return { context, page, requests, errors };
 }
@@ -79,6 +80,34 @@ function parseLines(text) {
   return text.trim().split('\n').map((line) => JSON.parse(line));
 }
 
+/// The page's kept traces (canonical download) against the CLI's `filter --sim semantic`:
+/// the same traces in the same order, each embedding dimension and score within `tolerance`.
+async function assertDownloadMatchesCli(page, file, tolerance) {
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByTestId('download-kept').click(),
+  ]);
+  const ours = parseLines(fs.readFileSync(await download.path(), 'utf8'));
+  const theirs = parseLines(execFileSync(cli, [
+    'filter', file, '--metric', 'cocoa_ppl', '--keep', '0.5', '--scope', 'global',
+    '--sim', 'semantic', '--model-dir', modelDir, '--backend', 'cpu', '--export', 'canonical',
+  ], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }));
+  assert.equal(ours.length, 6);
+  assert.deepEqual(ours.map((line) => line.trace_id), theirs.map((line) => line.trace_id));
+  for (const [a, b] of ours.map((line, idx) => [line, theirs[idx]])) {
+    assert.equal(a.embedding.length, 384);
+    const worst = Math.max(...a.embedding.map((value, dim) => Math.abs(value - b.embedding[dim])));
+    assert.ok(worst <= tolerance.embedding, `${a.trace_id}: embedding off by ${worst}`);
+    for (const [name, value] of Object.entries(b.scores)) {
+      if (typeof value !== 'number') {
+        assert.deepEqual(a.scores[name], value, `${a.trace_id} ${name}`);
+      } else {
+        assert.ok(Math.abs(a.scores[name] - value) <= tolerance.scores, `${a.trace_id} ${name}: ${a.scores[name]} vs the CLI's ${value}`);
+      }
+    }
+  }
+}
+
 test('semantic similarity embeds the texts in the tab, and its download equals the CLI\'s', async () => {
   const file = textsFile('texts.jsonl');
   const { context, page, requests, errors } = await openApp();
@@ -90,31 +119,9 @@ test('semantic similarity embeds the texts in the tab, and its download equals t
   assert.ok(await page.getByTestId('summary').isVisible(), 'the previous results stay on the screen');
   await page.screenshot({ path: path.join(shots, 'semantic-embedding.png') });
   await page.getByTestId('scored-in').waitFor({ timeout: 300_000 });
-  const [download] = await Promise.all([
-    page.waitForEvent('download'),
-    page.getByTestId('download-kept').click(),
-  ]);
-  const ours = parseLines(fs.readFileSync(await download.path(), 'utf8'));
-  const theirs = parseLines(execFileSync(cli, [
-    'filter', file, '--metric', 'cocoa_ppl', '--keep', '0.5', '--scope', 'global',
-    '--sim', 'semantic', '--model-dir', modelDir, '--export', 'canonical',
-  ], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }));
-  assert.equal(ours.length, 6);
   // The same traces kept, in the same order, with the same scores and embeddings (to the
   // float rounding of wasm's arithmetic against the native build's).
-  assert.deepEqual(ours.map((line) => line.trace_id), theirs.map((line) => line.trace_id));
-  for (const [a, b] of ours.map((line, idx) => [line, theirs[idx]])) {
-    assert.equal(a.embedding.length, 384);
-    const worst = Math.max(...a.embedding.map((value, dim) => Math.abs(value - b.embedding[dim])));
-    assert.ok(worst <= 1e-5, `${a.trace_id}: embedding off by ${worst}`);
-    for (const [name, value] of Object.entries(b.scores)) {
-      if (typeof value !== 'number') {
-        assert.deepEqual(a.scores[name], value, `${a.trace_id} ${name}`);
-      } else {
-        assert.ok(Math.abs(a.scores[name] - value) <= 1e-6, `${a.trace_id} ${name}: ${a.scores[name]} vs the CLI's ${value}`);
-      }
-    }
-  }
+  await assertDownloadMatchesCli(page, file, { embedding: 1e-5, scores: 1e-6 });
   // The model is kept in IndexedDB too (where no service worker runs: plain http).
   const kept = await page.evaluate(() => new Promise((resolve, reject) => {
     const opening = indexedDB.open('tracesift-model', 1);
@@ -133,6 +140,28 @@ test('semantic similarity embeds the texts in the tab, and its download equals t
   assert.match(page.url(), /sim=semantic/);
   assert.deepEqual(errors, []);
   await context.close();
+});
+
+test('on WebGPU the encoder runs on the GPU, and the download equals the CLI\'s within 1e-4', async () => {
+  // backend=gpu in a browser with WebGPU (Chromium's SwiftShader): the WGSL encoder.
+  const gpuBrowser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: WEBGPU_ARGS(),
+  });
+  try {
+    const file = textsFile('texts-webgpu.jsonl');
+    const { context, page, errors } = await openApp(gpuBrowser,
+      '#metric=cocoa_ppl&keep=0.5&scope=global&sim=semantic&backend=gpu&export=canonical');
+    await page.getByTestId('file-input').setInputFiles(file);
+    await page.getByTestId('scored-in').waitFor({ timeout: 300_000 });
+    await waitForSummary(page, '12 traces');
+    assert.match(await page.getByTestId('backend').textContent(), /^WebGPU \(.+\)$/);
+    await assertDownloadMatchesCli(page, file, { embedding: 1e-4, scores: 1e-4 });
+    assert.deepEqual(errors, []);
+    await context.close();
+  } finally {
+    await gpuBrowser.close();
+  }
 });
 
 test('cancelling the embedding goes back to the previous similarity and its results', async () => {

@@ -241,16 +241,10 @@ fn run_example(
 ) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let status = Command::new(cargo)
-        .args([
-            "run",
-            "--release",
-            "--quiet",
-            "-p",
-            package,
-            "--example",
-            example,
-            "--",
-        ])
+        .args(["run", "--release", "--quiet", "-p"])
+        // `package` may carry its features: "tracesift-embed --features gpu".
+        .args(package.split(' '))
+        .args(["--example", example, "--"])
         .args(args)
         .envs(env.iter().copied())
         .current_dir(crate::test::workspace_root())
@@ -283,12 +277,18 @@ fn bench_gpu() -> anyhow::Result<()> {
     // Mesa's Vulkan loader wants a runtime directory.
     let runtime =
         std::env::var_os("XDG_RUNTIME_DIR").unwrap_or_else(|| std::env::temp_dir().into());
+    let runtime_env = [("XDG_RUNTIME_DIR", runtime.as_os_str())];
+    run_example("tracesift-gpu", "bench", &[], &runtime_env, "GPU")?;
+    // The embedding model's encoder on the GPU (crates/embed/examples/gpu_speed.rs), on
+    // whatever adapter wgpu finds.
+    crate::model::fetch()?;
+    let model = crate::model::model_dir();
     run_example(
-        "tracesift-gpu",
-        "bench",
-        &[],
-        &[("XDG_RUNTIME_DIR", runtime.as_os_str())],
-        "GPU",
+        "tracesift-embed --features gpu",
+        "gpu_speed",
+        &[model.as_os_str()],
+        &runtime_env,
+        "GPU embedding",
     )
 }
 
