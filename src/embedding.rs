@@ -240,24 +240,22 @@ async fn load_encoder(model_url: &str, gpu: &Gpu) -> Result<Rc<Encoder>, String>
 
 /// Every text on the GPU, reporting progress after each submission. `Ok(None)`: a newer
 /// run (or a cancel) replaced this one.
-#[allow(clippy::too_many_arguments)]
 async fn embed_on_gpu(
     scope: &DedicatedWorkerGlobalScope,
     run: u32,
     gpu: &Gpu,
     model: &Model,
-    model_url: &str,
+    how: &EmbedRun<'_>,
     texts: &[String],
-    part: SemanticPart,
     superseded: &impl Fn() -> bool,
 ) -> Result<Option<Vec<Vec<f32>>>, EmbedError> {
-    let encoder = load_encoder(model_url, gpu)
+    let encoder = load_encoder(how.model_url, gpu)
         .await
         .map_err(|message| EmbedError::Gpu(tracesift_gpu::GpuError(message)))?;
     let strs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let total = u32::try_from(texts.len()).unwrap_or(u32::MAX);
     let embedded = model
-        .embed_on(gpu, &encoder, &strs, part, &mut |done| {
+        .embed_on(gpu, &encoder, &strs, how.part, &mut |done| {
             let response = ToPage::Embedding {
                 run,
                 done: u32::try_from(done).unwrap_or(u32::MAX),
@@ -372,11 +370,6 @@ pub async fn embed_run(
     how: EmbedRun<'_>,
     superseded: impl Fn() -> bool,
 ) -> Result<bool, String> {
-    let EmbedRun {
-        part,
-        model_url,
-        helper_script,
-    } = how;
     let taken = scorer.take_texts();
     if taken.is_empty() {
         return Ok(true);
@@ -384,18 +377,8 @@ pub async fn embed_run(
     let total = taken.len();
     let (trace_idxs, texts): (Vec<usize>, Vec<String>) = taken.into_iter().unzip();
     if let Some(gpu) = engine.embedding_gpu() {
-        let model = load_model(model_url).await?;
-        let embedded = embed_on_gpu(
-            scope,
-            run,
-            &gpu,
-            &model,
-            model_url,
-            &texts,
-            part,
-            &superseded,
-        )
-        .await;
+        let model = load_model(how.model_url).await?;
+        let embedded = embed_on_gpu(scope, run, &gpu, &model, &how, &texts, &superseded).await;
         match embedded {
             Ok(None) => return Ok(false),
             Ok(Some(embeddings)) => {
@@ -409,6 +392,11 @@ pub async fn embed_run(
             Err(other) => return Err(other.to_string()),
         }
     }
+    let EmbedRun {
+        part,
+        model_url,
+        helper_script,
+    } = how;
     let queue = Rc::new(Queue {
         texts,
         waiting: RefCell::new(
