@@ -434,16 +434,21 @@ fn bench_embedding() -> anyhow::Result<()> {
 }
 
 /// `semantic` in the tab: milliseconds a 256-word-piece text on the scoring worker and its
-/// helpers (tests/e2e/bench-embedding.mjs, on the release build `bench_app` made).
+/// helpers, then on WebGPU (tests/e2e/bench-embedding.mjs, on the release build
+/// `bench_app` made).
 fn bench_tab_embedding() -> anyhow::Result<()> {
     println!("\n== the sentence-embedding model in the tab (release build, headless Chromium)");
-    let status = Command::new("node")
-        .arg("tests/e2e/bench-embedding.mjs")
-        .current_dir(crate::test::workspace_root())
-        .status()
-        .context("cannot start node")?;
-    if !status.success() {
-        anyhow::bail!("the embedding benchmark in the tab failed with {status}");
+    // On the CPU (the scoring worker and its helpers), then on WebGPU.
+    for extra in [&[][..], &["24", "--webgpu"]] {
+        let status = Command::new("node")
+            .arg("tests/e2e/bench-embedding.mjs")
+            .args(extra)
+            .current_dir(crate::test::workspace_root())
+            .status()
+            .context("cannot start node")?;
+        if !status.success() {
+            anyhow::bail!("the embedding benchmark in the tab failed with {status}");
+        }
     }
     Ok(())
 }
