@@ -1,7 +1,6 @@
 //! The encoder on a GPU (`gpu` feature): the same model, tokenized the same way, run by
 //! crates/gpu's WGSL kernels instead of candle; embeddings agree with the CPU's to 1e-4.
 
-use candle_transformers::models::bert::Config;
 use safetensors::SafeTensors;
 use tracesift_gpu::{Encoder, EncoderConfig, Gpu};
 
@@ -10,12 +9,7 @@ use crate::{EmbedError, Model, ModelFiles, Part, check_file};
 /// Uploads the model's weights to `gpu` after checking them against their pinned sha256.
 pub async fn upload(gpu: &Gpu, files: &ModelFiles<'_>) -> Result<Encoder, EmbedError> {
     check_file("model.safetensors", files.weights)?;
-    check_file("config.json", files.config)?;
-    let config: Config =
-        serde_json::from_slice(files.config).map_err(|error| EmbedError::Load {
-            what: "config.json",
-            message: error.to_string(),
-        })?;
+    let config = crate::config(files.config)?;
     let tensors = SafeTensors::deserialize(files.weights).map_err(|error| EmbedError::Load {
         what: "model.safetensors",
         message: error.to_string(),

@@ -121,6 +121,15 @@ pub struct ModelFiles<'a> {
     pub config: &'a [u8],
 }
 
+/// The model's shape, from its `config.json` (checked against its pin).
+fn config(bytes: &[u8]) -> Result<Config, EmbedError> {
+    check_file("config.json", bytes)?;
+    serde_json::from_slice(bytes).map_err(|error| EmbedError::Load {
+        what: "config.json",
+        message: error.to_string(),
+    })
+}
+
 /// The loaded model, ready to embed.
 pub struct Model {
     bert: BertModel,
@@ -135,12 +144,7 @@ impl Model {
     pub fn load(files: &ModelFiles<'_>) -> Result<Self, EmbedError> {
         check_file("model.safetensors", files.weights)?;
         check_file("tokenizer.json", files.tokenizer)?;
-        check_file("config.json", files.config)?;
-        let config: Config =
-            serde_json::from_slice(files.config).map_err(|error| EmbedError::Load {
-                what: "config.json",
-                message: error.to_string(),
-            })?;
+        let config = config(files.config)?;
         let mut tokenizer =
             Tokenizer::from_bytes(files.tokenizer).map_err(|error| EmbedError::Load {
                 what: "tokenizer.json",

@@ -11,7 +11,7 @@
 
 use wgpu::util::DeviceExt;
 
-use crate::{Gpu, GpuError, MAX_WORKGROUPS_X, read_back};
+use crate::{Gpu, GpuError, MAX_WORKGROUPS_X, compute_pipeline, read_back};
 
 /// The encoder's shape, as in a BERT `config.json`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -111,22 +111,6 @@ impl Encoder {
     pub fn config(&self) -> EncoderConfig {
         self.config
     }
-}
-
-fn pipeline(
-    device: &wgpu::Device,
-    label: &'static str,
-    shader: wgpu::ShaderModuleDescriptor<'_>,
-) -> wgpu::ComputePipeline {
-    let module = device.create_shader_module(shader);
-    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some(label),
-        layout: None,
-        module: &module,
-        entry_point: Some("main"),
-        compilation_options: Default::default(),
-        cache: None,
-    })
 }
 
 impl Gpu {
@@ -266,27 +250,27 @@ impl Gpu {
         Ok(Encoder {
             config,
             pipelines: Pipelines {
-                embed: pipeline(
+                embed: compute_pipeline(
                     device,
                     "encoder embed",
                     wgpu::include_wgsl!("encoder/embed.wgsl"),
                 ),
-                norm: pipeline(
+                norm: compute_pipeline(
                     device,
                     "encoder norm",
                     wgpu::include_wgsl!("encoder/norm.wgsl"),
                 ),
-                matmul: pipeline(
+                matmul: compute_pipeline(
                     device,
                     "encoder matmul",
                     wgpu::include_wgsl!("encoder/matmul.wgsl"),
                 ),
-                attention: pipeline(
+                attention: compute_pipeline(
                     device,
                     "encoder attention",
                     wgpu::include_wgsl!("encoder/attention.wgsl"),
                 ),
-                pool: pipeline(
+                pool: compute_pipeline(
                     device,
                     "encoder pool",
                     wgpu::include_wgsl!("encoder/pool.wgsl"),

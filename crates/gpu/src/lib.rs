@@ -305,6 +305,23 @@ fn question_pairs(members: &[usize]) -> impl Iterator<Item = [u32; 2]> + '_ {
 /// (the kernels compute their index as `x + y * 65535`).
 const MAX_WORKGROUPS_X: u32 = 65_535;
 
+/// A shader's entry point `main` as a compute pipeline, its layout taken from the shader.
+pub(crate) fn compute_pipeline(
+    device: &wgpu::Device,
+    label: &'static str,
+    shader: wgpu::ShaderModuleDescriptor<'_>,
+) -> wgpu::ComputePipeline {
+    let module = device.create_shader_module(shader);
+    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(label),
+        layout: None,
+        module: &module,
+        entry_point: Some("main"),
+        compilation_options: Default::default(),
+        cache: None,
+    })
+}
+
 /// A compute kernel whose entry point `main` reads storage buffers at bindings
 /// `0..inputs.len()`, then (if any) a read-write scratch buffer, then writes one output
 /// buffer at the next binding, then (if windowed) reads a uniform `Window`.
@@ -331,16 +348,10 @@ impl Kernel {
         label: &'static str,
         shader: wgpu::ShaderModuleDescriptor<'_>,
     ) -> Self {
-        let module = device.create_shader_module(shader);
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(label),
-            layout: None,
-            module: &module,
-            entry_point: Some("main"),
-            compilation_options: Default::default(),
-            cache: None,
-        });
-        Self { label, pipeline }
+        Self {
+            label,
+            pipeline: compute_pipeline(device, label, shader),
+        }
     }
 
     /// Uploads `inputs`, runs `n_workgroups` workgroups once and returns the output
