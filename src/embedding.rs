@@ -253,15 +253,9 @@ async fn embed_on_gpu(
         .await
         .map_err(|message| EmbedError::Gpu(tracesift_gpu::GpuError(message)))?;
     let strs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let total = u32::try_from(texts.len()).unwrap_or(u32::MAX);
     let embedded = model
         .embed_on(gpu, &encoder, &strs, how.part, &mut |done| {
-            let response = ToPage::Embedding {
-                run,
-                done: u32::try_from(done).unwrap_or(u32::MAX),
-                total,
-            };
-            crate::worker::post(scope, &response);
+            report_progress(scope, run, done, texts.len());
             !superseded()
         })
         .await;
@@ -307,6 +301,16 @@ async fn yield_to_events() {
     let _ = JsFuture::from(promise).await;
 }
 
+/// Tells the page how many of the run's texts are embedded.
+fn report_progress(scope: &DedicatedWorkerGlobalScope, run: u32, done: usize, total: usize) {
+    let response = ToPage::Embedding {
+        run,
+        done: u32::try_from(done).unwrap_or(u32::MAX),
+        total: u32::try_from(total).unwrap_or(u32::MAX),
+    };
+    crate::worker::post(scope, &response);
+}
+
 /// The texts of the run and where their embeddings go, shared by the scoring worker's own
 /// loop and one task per helper.
 struct Queue {
@@ -320,12 +324,7 @@ struct Queue {
 impl Queue {
     /// Tells the page how many texts are done.
     fn report(&self, scope: &DedicatedWorkerGlobalScope, run: u32) {
-        let response = ToPage::Embedding {
-            run,
-            done: u32::try_from(self.done.get()).unwrap_or(u32::MAX),
-            total: u32::try_from(self.texts.len()).unwrap_or(u32::MAX),
-        };
-        crate::worker::post(scope, &response);
+        report_progress(scope, run, self.done.get(), self.texts.len());
     }
 
     fn take(&self) -> Option<std::ops::Range<usize>> {
@@ -376,6 +375,9 @@ pub async fn embed_run(
     }
     let total = taken.len();
     let (trace_idxs, texts): (Vec<usize>, Vec<String>) = taken.into_iter().unzip();
+    // The page shows the embedding's progress (and its Cancel) from here on, while the
+    // model loads.
+    report_progress(scope, run, 0, total);
     if let Some(gpu) = engine.embedding_gpu() {
         let model = load_model(how.model_url).await?;
         let embedded = embed_on_gpu(scope, run, &gpu, &model, &how, &texts, &superseded).await;
@@ -408,7 +410,6 @@ pub async fn embed_run(
         embeddings: RefCell::new(vec![None; total]),
         done: Cell::new(0),
     });
-    queue.report(scope, run);
     let model = load_model(model_url).await?;
     let helpers = match helper_script {
         Some(script) => crate::helpers::embedding_helpers(script, model_url).await,

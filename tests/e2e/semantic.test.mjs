@@ -153,6 +153,9 @@ test('on WebGPU the encoder runs on the GPU, and the download equals the CLI\'s 
     const { context, page, errors } = await openApp(gpuBrowser,
       '#metric=cocoa_ppl&keep=0.5&scope=global&sim=semantic&backend=gpu&export=canonical');
     await page.getByTestId('file-input').setInputFiles(file);
+    // The progress (and its Cancel) shows from the start, while the model loads.
+    await page.getByTestId('embedding').waitFor({ timeout: 60_000 });
+    assert.equal(await page.getByTestId('embedding').getAttribute('data-total'), '12');
     await page.getByTestId('scored-in').waitFor({ timeout: 300_000 });
     await waitForSummary(page, '12 traces');
     assert.match(await page.getByTestId('backend').textContent(), /^WebGPU \(.+\)$/);
