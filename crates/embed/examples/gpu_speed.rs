@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use tracesift_embed::{MAX_WORD_PIECES, Model, ModelFiles, Part};
+use tracesift_embed::{MAX_WORD_PIECES, Model, Part};
 use tracesift_gpu::Gpu;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -15,17 +15,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .next()
         .unwrap_or_else(|| "target/model/all-MiniLM-L6-v2".to_owned());
     let n_texts: Option<usize> = args.next().map(|n| n.parse()).transpose()?;
-    let read = |name: &str| std::fs::read(format!("{dir}/{name}"));
-    let (weights, tokenizer, config) = (
-        read("model.safetensors")?,
-        read("tokenizer.json")?,
-        read("config.json")?,
-    );
-    let files = ModelFiles {
-        weights: &weights,
-        tokenizer: &tokenizer,
-        config: &config,
-    };
+    let bytes = tracesift_embed::read_dir(std::path::Path::new(&dir))?;
+    let files = bytes.files();
     let model = Model::load(&files)?;
     let started = Instant::now();
     let gpu = Gpu::new_blocking()?;

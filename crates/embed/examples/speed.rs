@@ -6,23 +6,13 @@
 
 use std::time::Instant;
 
-use tracesift_embed::{MAX_WORD_PIECES, Model, ModelFiles, Part};
+use tracesift_embed::{MAX_WORD_PIECES, Model, Part};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "target/model/all-MiniLM-L6-v2".to_owned());
-    let read = |name: &str| std::fs::read(format!("{dir}/{name}"));
-    let (weights, tokenizer, config) = (
-        read("model.safetensors")?,
-        read("tokenizer.json")?,
-        read("config.json")?,
-    );
-    let model = Model::load(&ModelFiles {
-        weights: &weights,
-        tokenizer: &tokenizer,
-        config: &config,
-    })?;
+    let model = tracesift_embed::load_dir(std::path::Path::new(&dir))?;
     // Realistic reasoning text, long enough to fill the model's 256 word-pieces.
     let sentence = "Knocking down the transcription factor reduces repression of the target \
                     gene, so its expression in this cell line should rise; ";

@@ -5,30 +5,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "gpu")]
 
-use std::path::PathBuf;
+mod common;
 
-use serde::Deserialize;
-use tracesift_embed::{DIMENSIONS, Model, ModelFiles, Part};
+use common::{max_difference, model_dir, reference};
+use tracesift_embed::{DIMENSIONS, Model, Part};
 use tracesift_gpu::Gpu;
 
 const TOLERANCE: f32 = 1e-4;
-
-#[derive(Deserialize)]
-struct Reference {
-    texts: Vec<Text>,
-}
-
-#[derive(Deserialize)]
-struct Text {
-    text: String,
-    first_256: Vec<f32>,
-    #[serde(default)]
-    last_256: Option<Vec<f32>>,
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 struct Loaded {
     model: Model,
@@ -37,21 +20,8 @@ struct Loaded {
 }
 
 fn load() -> Loaded {
-    let dir = std::env::var_os(tracesift_embed::DIR_ENV).map_or_else(
-        || root().join("target/model/all-MiniLM-L6-v2"),
-        PathBuf::from,
-    );
-    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
-    let (weights, tokenizer, config) = (
-        read("model.safetensors"),
-        read("tokenizer.json"),
-        read("config.json"),
-    );
-    let files = ModelFiles {
-        weights: &weights,
-        tokenizer: &tokenizer,
-        config: &config,
-    };
+    let bytes = tracesift_embed::read_dir(&model_dir()).unwrap();
+    let files = bytes.files();
     let model = Model::load(&files).unwrap();
     let gpu = Gpu::new_blocking().expect("a wgpu adapter (Mesa's lavapipe will do)");
     let encoder = pollster::block_on(tracesift_embed::upload(&gpu, &files)).unwrap();
@@ -60,19 +30,6 @@ fn load() -> Loaded {
         gpu,
         encoder,
     }
-}
-
-fn reference() -> Reference {
-    let path = root().join("tests/data/embed/sentence-transformers.json");
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn max_difference(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 fn embed_on_gpu(loaded: &Loaded, texts: &[&str], part: Part) -> (Vec<Vec<f32>>, Vec<usize>) {

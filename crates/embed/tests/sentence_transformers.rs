@@ -5,56 +5,15 @@
 // A panic here is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
+mod common;
 
-use serde::Deserialize;
-use tracesift_embed::{DIMENSIONS, EmbedError, Model, ModelFiles, Part};
-
-#[derive(Deserialize)]
-struct Reference {
-    texts: Vec<Text>,
-}
-
-#[derive(Deserialize)]
-struct Text {
-    text: String,
-    word_pieces: usize,
-    input_ids_first_256: Vec<u32>,
-    first_256: Vec<f32>,
-    #[serde(default)]
-    input_ids_last_256: Option<Vec<u32>>,
-    #[serde(default)]
-    last_256: Option<Vec<f32>>,
-}
+use common::{max_difference, model_dir, reference};
+use tracesift_embed::{DIMENSIONS, EmbedError, Model, Part};
 
 const TOLERANCE: f32 = 1e-5;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn model_dir() -> PathBuf {
-    std::env::var_os(tracesift_embed::DIR_ENV).map_or_else(
-        || root().join("target/model/all-MiniLM-L6-v2"),
-        PathBuf::from,
-    )
-}
-
 fn model() -> Model {
     tracesift_embed::load_dir(&model_dir()).unwrap()
-}
-
-fn reference() -> Reference {
-    let path = root().join("tests/data/embed/sentence-transformers.json");
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn max_difference(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -146,18 +105,9 @@ fn every_core_embeds_each_text_as_alone_and_reports_progress() {
 #[test]
 fn a_file_that_is_not_the_pinned_one_is_refused() {
     let dir = model_dir();
-    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
-    let (weights, tokenizer, mut config) = (
-        read("model.safetensors"),
-        read("tokenizer.json"),
-        read("config.json"),
-    );
-    config.push(b' ');
-    let refused = Model::load(&ModelFiles {
-        weights: &weights,
-        tokenizer: &tokenizer,
-        config: &config,
-    });
+    let mut bytes = tracesift_embed::read_dir(&dir).unwrap();
+    bytes.config.push(b' ');
+    let refused = Model::load(&bytes.files());
     match refused {
         Err(EmbedError::Checksum { file, .. }) => assert_eq!(file, "config.json"),
         Err(other) => panic!("refused for another reason: {other}"),

@@ -11,7 +11,7 @@
 
 use wgpu::util::DeviceExt;
 
-use crate::{Gpu, GpuError, MAX_WORKGROUPS_X, compute_pipeline, read_back};
+use crate::{Gpu, GpuError, MAX_WORKGROUPS_X, compute_pipeline, read_back, whole_buffer_entries};
 
 /// The encoder's shape, as in a BERT `config.json`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -107,10 +107,45 @@ impl Encoder {
         self.max_tokens = max_tokens.clamp(self.config.max_positions, self.max_tokens);
         self
     }
+}
 
-    pub fn config(&self) -> EncoderConfig {
-        self.config
+/// A weight's bytes by name: all of it, which must be `values` f32 (`Exact`), or its first
+/// `values` f32 (`Leading`: a table's first rows). A missing or misshapen weight is an
+/// error naming it.
+enum Take {
+    Exact,
+    Leading,
+}
+
+fn weight_bytes<'w>(
+    tensor: &impl Fn(&str) -> Option<&'w [u8]>,
+    name: &str,
+    values: u64,
+    take: Take,
+) -> Result<&'w [u8], GpuError> {
+    let bytes = tensor(name).ok_or_else(|| GpuError(format!("the model has no tensor {name}")))?;
+    let wanted = values as usize * 4;
+    match take {
+        Take::Exact if bytes.len() == wanted => Ok(bytes),
+        Take::Leading if bytes.len() >= wanted => Ok(bytes.get(..wanted).unwrap_or(bytes)),
+        _ => Err(GpuError(format!(
+            "the model's {name} holds {} bytes, {} {values} f32",
+            bytes.len(),
+            match take {
+                Take::Exact => "not",
+                Take::Leading => "fewer than",
+            }
+        ))),
     }
+}
+
+/// A read-only storage buffer holding `contents`.
+fn storage_buffer(device: &wgpu::Device, label: &str, contents: &[u8]) -> wgpu::Buffer {
+    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents,
+        usage: wgpu::BufferUsages::STORAGE,
+    })
 }
 
 impl Gpu {
@@ -156,21 +191,8 @@ impl Gpu {
         }
         let device = &self.device;
         let upload = |name: &str, values: u64| -> Result<wgpu::Buffer, GpuError> {
-            let bytes =
-                tensor(name).ok_or_else(|| GpuError(format!("the model has no tensor {name}")))?;
-            if bytes.len() as u64 != values * 4 {
-                return Err(GpuError(format!(
-                    "the model's {name} holds {} bytes, not {values} f32",
-                    bytes.len()
-                )));
-            }
-            Ok(
-                device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some(name),
-                    contents: bytes,
-                    usage: wgpu::BufferUsages::STORAGE,
-                }),
-            )
+            let bytes = weight_bytes(&tensor, name, values, Take::Exact)?;
+            Ok(storage_buffer(device, name, bytes))
         };
         let hidden = u64::from(config.hidden);
         let intermediate = u64::from(config.intermediate);
@@ -215,20 +237,8 @@ impl Gpu {
         // The first rows of a table: position embeddings up to the longest text read,
         // token type 0 (every word-piece's).
         let first_rows = |name: &str, rows: u32| -> Result<wgpu::Buffer, GpuError> {
-            let bytes =
-                tensor(name).ok_or_else(|| GpuError(format!("the model has no tensor {name}")))?;
-            let contents = bytes
-                .get(..rows as usize * hidden as usize * 4)
-                .ok_or_else(|| {
-                    GpuError(format!("the model's {name} has fewer than {rows} rows"))
-                })?;
-            Ok(
-                device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some(name),
-                    contents,
-                    usage: wgpu::BufferUsages::STORAGE,
-                }),
-            )
+            let bytes = weight_bytes(&tensor, name, u64::from(rows) * hidden, Take::Leading)?;
+            Ok(storage_buffer(device, name, bytes))
         };
         let limits = device.limits();
         let widest_row = 4 * u64::from(config.intermediate.max(3 * config.hidden));
@@ -304,32 +314,16 @@ impl Gpu {
         let mut bias = Vec::with_capacity(3 * hidden * 4);
         for part in ["query", "key", "value"] {
             for (suffix, values, out) in [
-                ("weight", hidden * hidden, &mut weight),
-                ("bias", hidden, &mut bias),
+                ("weight", (hidden * hidden) as u64, &mut weight),
+                ("bias", hidden as u64, &mut bias),
             ] {
                 let name = format!("{prefix}.attention.self.{part}.{suffix}");
-                let bytes = tensor(&name)
-                    .ok_or_else(|| GpuError(format!("the model has no tensor {name}")))?;
-                if bytes.len() != values * 4 {
-                    return Err(GpuError(format!(
-                        "the model's {name} holds {} bytes, not {values} f32",
-                        bytes.len()
-                    )));
-                }
-                out.extend_from_slice(bytes);
+                out.extend_from_slice(weight_bytes(tensor, &name, values, Take::Exact)?);
             }
         }
-        let buffer = |label: &str, contents: &[u8]| {
-            self.device
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some(label),
-                    contents,
-                    usage: wgpu::BufferUsages::STORAGE,
-                })
-        };
         Ok(Linear {
-            weight: buffer("qkv weight", &weight),
-            bias: buffer("qkv bias", &bias),
+            weight: storage_buffer(&self.device, "qkv weight", &weight),
+            bias: storage_buffer(&self.device, "qkv bias", &bias),
             n: 3 * config.hidden,
             k: config.hidden,
         })
@@ -457,18 +451,10 @@ impl Gpu {
             |linear: &Linear, epilogue: u32| uniform([tokens, linear.n, linear.k, epilogue]);
 
         let bind = |pipeline: &wgpu::ComputePipeline, buffers: &[&wgpu::Buffer]| {
-            let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
-                .iter()
-                .zip(0u32..)
-                .map(|(buffer, binding)| wgpu::BindGroupEntry {
-                    binding,
-                    resource: buffer.as_entire_binding(),
-                })
-                .collect();
             device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: None,
                 layout: &pipeline.get_bind_group_layout(0),
-                entries: &entries,
+                entries: &whole_buffer_entries(buffers.iter().copied()),
             })
         };
         let rows_grid = |rows: u32| {

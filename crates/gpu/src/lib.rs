@@ -305,6 +305,19 @@ fn question_pairs(members: &[usize]) -> impl Iterator<Item = [u32; 2]> + '_ {
 /// (the kernels compute their index as `x + y * 65535`).
 const MAX_WORKGROUPS_X: u32 = 65_535;
 
+/// Bind-group entries for whole buffers at bindings 0, 1, 2, … in order.
+pub(crate) fn whole_buffer_entries<'a>(
+    buffers: impl Iterator<Item = &'a wgpu::Buffer>,
+) -> Vec<wgpu::BindGroupEntry<'a>> {
+    buffers
+        .zip(0u32..)
+        .map(|(buffer, binding)| wgpu::BindGroupEntry {
+            binding,
+            resource: buffer.as_entire_binding(),
+        })
+        .collect()
+}
+
 /// A shader's entry point `main` as a compute pipeline, its layout taken from the shader.
 pub(crate) fn compute_pipeline(
     device: &wgpu::Device,
@@ -440,14 +453,7 @@ impl Kernel {
         });
         let layout = self.pipeline.get_bind_group_layout(0);
         let bind_group = |window_idx: Option<u64>| {
-            let mut entries: Vec<wgpu::BindGroupEntry<'_>> = storage
-                .iter()
-                .zip(0u32..)
-                .map(|(buffer, binding)| wgpu::BindGroupEntry {
-                    binding,
-                    resource: buffer.as_entire_binding(),
-                })
-                .collect();
+            let mut entries = whole_buffer_entries(storage.iter());
             if let (Some(uniforms), Some(window_idx)) = (&uniforms, window_idx) {
                 entries.push(wgpu::BindGroupEntry {
                     binding: storage.len() as u32,
