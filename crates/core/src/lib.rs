@@ -8,6 +8,7 @@ pub mod compare;
 pub mod dataset;
 pub mod eval;
 pub mod evaluate;
+pub mod exp;
 pub mod export;
 pub mod filter;
 pub mod import;

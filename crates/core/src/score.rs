@@ -84,7 +84,12 @@ pub fn top_k_entropy(top_logprobs: &[f64]) -> Option<f64> {
     // With m = max ℓ and wᵥ = e^(ℓᵥ−m): H = ln Σw − Σ wᵥ(ℓᵥ−m) / Σw, stable for any ℓ.
     let (sum_weights, sum_weighted_shift) = valid().fold((0.0, 0.0), |(sum_w, sum_ws), value| {
         let shift = value - max;
-        let weight = libm::exp(shift);
+        // The largest entry's weight is e⁰ = 1 exactly: no call for it (a fifth of them).
+        let weight = if shift == 0.0 {
+            1.0
+        } else {
+            crate::exp::exp(shift)
+        };
         (sum_w + weight, sum_ws + weight * shift)
     });
     Some(positive_zero(
