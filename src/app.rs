@@ -250,11 +250,16 @@ pub fn App() -> impl IntoView {
     Effect::new(move |_| {
         seed.with(|_| ());
         if scored.with(Option::is_some) {
-            let request = ToWorker::Compare {
-                run: shown_run.get_value(),
-                settings: settings.get_untracked(),
-            };
-            post_request(&worker, &request, None);
+            // The ranking bootstraps every metric, seconds of the worker's time on a big
+            // file: it is asked for once the page is idle, after the run's results are
+            // drawn, so on a machine with few cores it does not slow their drawing down.
+            crate::timeline::when_idle(move || {
+                let request = ToWorker::Compare {
+                    run: shown_run.get_value(),
+                    settings: settings.get_untracked(),
+                };
+                post_request(&worker, &request, None);
+            });
         } else {
             comparison.set(None);
         }

@@ -7,9 +7,8 @@ use leptos::prelude::*;
 use tracesift_charts::plotters::coord::Shift;
 use tracesift_charts::plotters::prelude::{DrawingArea, DrawingBackend, IntoDrawingArea};
 use tracesift_charts::{
-    ChartError, HistogramLayout, ScatterLayout, class_counts, per_class_histograms,
-    per_class_histograms_with_layout, scatter_ppl_consistency, scatter_ppl_consistency_with_layout,
-    selective_accuracy, to_svg,
+    ChartError, HistogramLayout, PerClassChart, ScatterLayout, class_counts, per_class_histograms,
+    scatter_ppl_consistency, scatter_ppl_consistency_with_layout, selective_accuracy, to_svg,
 };
 use tracesift_core::compare::curves_to_show;
 use tracesift_core::dataset::ScoredSet;
@@ -52,6 +51,16 @@ impl ChartKind {
             ChartKind::Counts => "chart-counts",
             ChartKind::Scatter => "chart-scatter",
             ChartKind::Selective => "chart-selective",
+        }
+    }
+
+    /// The mark its draw leaves on the page's timeline.
+    fn timeline_name(self) -> &'static str {
+        match self {
+            ChartKind::PerClass => "page: draw the per-class chart",
+            ChartKind::Counts => "page: draw the counts chart",
+            ChartKind::Scatter => "page: draw the scatter",
+            ChartKind::Selective => "page: draw the selective-accuracy chart",
         }
     }
 
@@ -200,22 +209,52 @@ pub fn ChartPanel(
                     if generation.try_get_value() != Some(mine) {
                         return;
                     }
+                    crate::timeline::mark(kind.timeline_name());
                     let (Some(set), Some(selection)) = (set, selection) else {
                         let _ = drawn.try_set(false);
                         return;
                     };
+                    let finish = move |outcome: Result<(), String>| match outcome {
+                        Ok(()) => {
+                            let _ = drawn.try_set(true);
+                        }
+                        Err(message) => {
+                            let _ = drawn.try_set(false);
+                            web_sys::console::warn_1(&format!("chart not drawn: {message}").into());
+                        }
+                    };
+                    if kind == ChartKind::PerClass {
+                        // The traces read, the title and the footer in this task, then a
+                        // panel per task: the whole chart at once is the page's longest task
+                        // on a big file.
+                        let begun = MeasuredCanvas::new(canvas)
+                            .ok_or_else(|| "this browser has no 2D canvas".to_owned())
+                            .and_then(|backend| {
+                                let area = backend.into_drawing_area();
+                                PerClassChart::begin(&area, &set, &selection, metric)
+                                    .map_err(|e| e.to_string())
+                            });
+                        match begun {
+                            Ok(chart) => draw_panels(
+                                chart,
+                                move || generation.try_get_value() == Some(mine),
+                                move |outcome| {
+                                    if let Ok(drawn_layout) = &outcome {
+                                        let _ = cutoff_pixels.try_set(drawn_layout.cutoff_pixels());
+                                        layout.set_value(Some(drawn_layout.clone()));
+                                    }
+                                    finish(outcome.map(|_| ()));
+                                },
+                            ),
+                            Err(message) => finish(Err(message)),
+                        }
+                        return;
+                    }
                     let outcome = MeasuredCanvas::new(canvas)
                         .ok_or_else(|| "this browser has no 2D canvas".to_owned())
                         .and_then(|backend| {
                             let area = backend.into_drawing_area();
-                            if kind == ChartKind::PerClass {
-                                let drawn_layout = per_class_histograms_with_layout(
-                                    &area, &set, &selection, metric,
-                                )
-                                .map_err(|e| e.to_string())?;
-                                let _ = cutoff_pixels.try_set(drawn_layout.cutoff_pixels());
-                                layout.set_value(Some(drawn_layout));
-                            } else if kind == ChartKind::Scatter {
+                            if kind == ChartKind::Scatter {
                                 let drawn_layout =
                                     scatter_ppl_consistency_with_layout(&area, &set, &selection)
                                         .map_err(|e| e.to_string())?;
@@ -226,15 +265,7 @@ pub fn ChartPanel(
                             }
                             area.present().map_err(|e| e.to_string())
                         });
-                    match outcome {
-                        Ok(()) => {
-                            let _ = drawn.try_set(true);
-                        }
-                        Err(message) => {
-                            let _ = drawn.try_set(false);
-                            web_sys::console::warn_1(&format!("chart not drawn: {message}").into());
-                        }
-                    }
+                    finish(outcome);
                 },
                 std::time::Duration::ZERO,
             );
@@ -459,4 +490,27 @@ pub fn ChartPanel(
             </figcaption>
         </figure>
     }
+}
+
+/// Draws `chart`'s panels in a task each, from the next task on; stops when `current` says
+/// a newer draw has replaced this one, and hands the layout to `done` after the last.
+fn draw_panels(
+    mut chart: PerClassChart<MeasuredCanvas>,
+    current: impl Fn() -> bool + 'static,
+    done: impl FnOnce(Result<HistogramLayout, String>) + 'static,
+) {
+    set_timeout(
+        move || {
+            if !current() {
+                return;
+            }
+            crate::timeline::mark("page: draw a panel of the per-class chart");
+            match chart.draw_next() {
+                Ok(true) => draw_panels(chart, current, done),
+                Ok(false) => done(Ok(chart.finish())),
+                Err(error) => done(Err(error.to_string())),
+            }
+        },
+        std::time::Duration::ZERO,
+    );
 }

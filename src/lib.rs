@@ -15,5 +15,6 @@ pub mod protocol;
 pub mod requests;
 pub mod settings_view;
 pub mod summary_view;
+pub mod timeline;
 pub mod traces;
 pub mod worker;

@@ -199,6 +199,12 @@ pub(crate) fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandl
                 return;
             }
         };
+        if !matches!(
+            response,
+            ToPage::Progress { .. } | ToPage::Embedding { .. } | ToPage::Ready { .. }
+        ) {
+            crate::timeline::mark("page: read a result from the worker");
+        }
         let current = run.get_value();
         let shown = shown_run.get_value();
         match response {
@@ -264,6 +270,7 @@ pub(crate) fn start_worker(sinks: WorkerSinks) -> StoredValue<Option<WorkerHandl
                 // filters and renders, so neither blocks the page for long.
                 set_timeout(
                     move || {
+                        crate::timeline::mark("page: show the scored run");
                         if run.get_value() == current {
                             shown_run.set_value(current);
                             scored.set(Some(Arc::new(*set)));

@@ -322,6 +322,26 @@ pub fn TracesTable(
         request_animation_frame(measure);
     });
     let on_scroll = move |_| measure();
+    // A new run's rows render in a task after the frame that shows the rest of its results
+    // (the overview, the summary, the table's header): that first frame lays out the whole
+    // dashboard, the largest main-thread task on a big file, and rows in it make it longer.
+    // `rows_for` is the run whose rows may render (its set's address).
+    let rows_for = RwSignal::new(0usize);
+    Effect::new(move |_| {
+        let Some(address) = scored.with(|set| set.as_ref().map(|set| Arc::as_ptr(set) as usize))
+        else {
+            return;
+        };
+        request_animation_frame(move || {
+            set_timeout(
+                move || {
+                    crate::timeline::mark("page: render the table's rows");
+                    let _ = rows_for.try_set(address);
+                },
+                std::time::Duration::ZERO,
+            );
+        });
+    });
     move || {
         scored.with(|set| set.as_ref().map(Arc::clone)).map(|set| {
             let header = Column::all()
@@ -354,6 +374,9 @@ pub fn TracesTable(
                 .collect_view();
             let set_for_rows = Arc::clone(&set);
             let body = move || {
+                if rows_for.get() != Arc::as_ptr(&set_for_rows) as usize {
+                    return None;
+                }
                 let kept = selection.with(|s| s.as_ref().map(|s| s.kept.clone())).unwrap_or_default();
                 let (scroll_top, viewport_height) = scroll.get();
                 rows.with(|rows| {

@@ -249,6 +249,8 @@ test('traces can be sorted and opened, tokens coloured by log-prob', async () =>
   const table = page.getByTestId('traces-table');
   // Virtualised: all 1,800 rows are in the table, a screenful of them in the page.
   assert.equal(await table.getAttribute('data-rows'), '1800');
+  // A new run's rows render a frame after the rest of its results.
+  await table.locator('tbody tr:not(.spacer)').first().waitFor();
   const rendered = await table.locator('tbody tr:not(.spacer)').count();
   assert.ok(rendered > 5 && rendered < 100, `${rendered} rows rendered`);
   // Scrolled to the bottom, the last rows are rendered in view.

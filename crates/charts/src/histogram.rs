@@ -121,116 +121,183 @@ pub fn per_class_histograms_with_layout<DB: DrawingBackend>(
     selection: &Selection,
     metric: Metric,
 ) -> Result<HistogramLayout, ChartError> {
-    let mut layout = HistogramLayout {
-        n_bins: N_BINS,
-        ..HistogramLayout::default()
-    };
-    let title = format!("{} per class — kept vs dropped", metric.name());
-    let Some(body) = titled(area, &title)? else {
-        return Ok(layout);
-    };
-    let is_kept = |idx: usize| selection.kept.get(idx).copied().unwrap_or(false);
+    let mut chart = PerClassChart::begin(area, set, selection, metric)?;
+    while chart.draw_next()? {}
+    Ok(chart.finish())
+}
 
-    // Per class: (value, kept) of its scored traces; nulls and ∅ are only counted.
-    let mut per_class: Vec<Vec<(f64, bool)>> = vec![Vec::new(); set.classes.len()];
-    let mut n_traces_per_class = vec![0usize; set.classes.len()];
-    let (mut n_null, mut n_no_class) = (0usize, 0usize);
-    for (idx, trace) in set.traces.iter().enumerate() {
-        let Some(class) = trace.class else {
-            n_no_class += 1;
-            continue;
+/// [`per_class_histograms`] drawn a panel at a time, so a page can draw each panel in a
+/// task of its own: [`PerClassChart::begin`] reads the traces and draws the title and the
+/// footer, each [`PerClassChart::draw_next`] one class's panel.
+pub struct PerClassChart<DB: DrawingBackend> {
+    metric: Metric,
+    /// Panels still to draw, in order: where, which class, its name, its (value, kept)
+    /// pairs and its cut-off.
+    panels: std::vec::IntoIter<Panel<DB>>,
+    layout: HistogramLayout,
+}
+
+struct Panel<DB: DrawingBackend> {
+    cell: DrawingArea<DB, Shift>,
+    class: u32,
+    name: String,
+    values: Vec<(f64, bool)>,
+    cutoff: Option<f64>,
+}
+
+impl<DB: DrawingBackend> PerClassChart<DB> {
+    /// Reads the traces, draws the title and the footer, and lays out the panels.
+    pub fn begin(
+        area: &DrawingArea<DB, Shift>,
+        set: &ScoredSet,
+        selection: &Selection,
+        metric: Metric,
+    ) -> Result<Self, ChartError> {
+        let mut chart = Self {
+            metric,
+            panels: Vec::new().into_iter(),
+            layout: HistogramLayout {
+                n_bins: N_BINS,
+                ..HistogramLayout::default()
+            },
         };
-        let (Some(values), Some(n_traces)) = (
-            per_class.get_mut(class as usize),
-            n_traces_per_class.get_mut(class as usize),
-        ) else {
-            continue;
+        let title = format!("{} per class — kept vs dropped", metric.name());
+        let Some(body) = titled(area, &title)? else {
+            return Ok(chart);
         };
-        *n_traces += 1;
-        // A non-finite score cannot happen (SPEC: finite or null); were one to come, it is
-        // treated as null rather than breaking the axis.
-        match trace.metric(metric).filter(|value| value.is_finite()) {
-            Some(value) => values.push((value, is_kept(idx))),
-            None => n_null += 1,
+        let is_kept = |idx: usize| selection.kept.get(idx).copied().unwrap_or(false);
+
+        // Per class: (value, kept) of its scored traces; nulls and ∅ are only counted.
+        let mut per_class: Vec<Vec<(f64, bool)>> = vec![Vec::new(); set.classes.len()];
+        let mut n_traces_per_class = vec![0usize; set.classes.len()];
+        let (mut n_null, mut n_no_class) = (0usize, 0usize);
+        for (idx, trace) in set.traces.iter().enumerate() {
+            let Some(class) = trace.class else {
+                n_no_class += 1;
+                continue;
+            };
+            let (Some(values), Some(n_traces)) = (
+                per_class.get_mut(class as usize),
+                n_traces_per_class.get_mut(class as usize),
+            ) else {
+                continue;
+            };
+            *n_traces += 1;
+            // A non-finite score cannot happen (SPEC: finite or null); were one to come, it
+            // is treated as null rather than breaking the axis.
+            match trace.metric(metric).filter(|value| value.is_finite()) {
+                Some(value) => values.push((value, is_kept(idx))),
+                None => n_null += 1,
+            }
         }
-    }
 
-    let (cutoffs, mismatched) = cutoffs(set, selection, metric);
-    let panels = largest_classes(&n_traces_per_class, MAX_PANELS);
+        let (cutoffs, mismatched) = cutoffs(set, selection, metric);
+        let panels = largest_classes(&n_traces_per_class, MAX_PANELS);
 
-    let mut notes = Vec::new();
-    if n_null > 0 {
-        notes.push(format!(
-            "{} without a {} score not drawn",
-            count_noun(n_null, "trace", "traces"),
-            metric.name()
-        ));
-    }
-    if n_no_class > 0 {
-        notes.push(format!(
-            "{} with no answer (∅) not shown",
-            count_noun(n_no_class, "trace", "traces")
-        ));
-    }
-    if panels.len() < set.classes.len() {
-        notes.push(format!(
-            "the {} largest of {} classes shown",
-            panels.len(),
-            set.classes.len()
-        ));
-    }
-    if mismatched {
-        notes.push(format!(
-            "cut-off not shown where the selection ranks by another metric than {}",
-            metric.name()
-        ));
-    }
-    let footer = [
-        "Strong bars: kept · light bars: dropped · dashed line: cut-off (last kept score)"
-            .to_owned(),
-        notes.join(" · "),
-    ];
-    let body = with_footer(&body, &footer)?;
+        let mut notes = Vec::new();
+        if n_null > 0 {
+            notes.push(format!(
+                "{} without a {} score not drawn",
+                count_noun(n_null, "trace", "traces"),
+                metric.name()
+            ));
+        }
+        if n_no_class > 0 {
+            notes.push(format!(
+                "{} with no answer (∅) not shown",
+                count_noun(n_no_class, "trace", "traces")
+            ));
+        }
+        if panels.len() < set.classes.len() {
+            notes.push(format!(
+                "the {} largest of {} classes shown",
+                panels.len(),
+                set.classes.len()
+            ));
+        }
+        if mismatched {
+            notes.push(format!(
+                "cut-off not shown where the selection ranks by another metric than {}",
+                metric.name()
+            ));
+        }
+        let footer = [
+            "Strong bars: kept · light bars: dropped · dashed line: cut-off (last kept score)"
+                .to_owned(),
+            notes.join(" · "),
+        ];
+        let body = with_footer(&body, &footer)?;
 
-    if set.classes.is_empty() {
-        message(&body, "no classes to show")?;
-        return Ok(layout);
-    }
-    // One x range for every panel, so their positions compare; cut-offs are included so a
-    // global cut-off set by a ∅ trace still lies on the axis.
-    let range = value_range(
-        panels
-            .iter()
-            .flat_map(|&class| {
-                per_class
-                    .get(class)
-                    .into_iter()
-                    .flatten()
-                    .map(|&(value, _)| value)
+        if set.classes.is_empty() {
+            message(&body, "no classes to show")?;
+            return Ok(chart);
+        }
+        // One x range for every panel, so their positions compare; cut-offs are included so
+        // a global cut-off set by a ∅ trace still lies on the axis.
+        let range = value_range(
+            panels
+                .iter()
+                .flat_map(|&class| {
+                    per_class
+                        .get(class)
+                        .into_iter()
+                        .flatten()
+                        .map(|&(value, _)| value)
+                })
+                .chain(
+                    panels
+                        .iter()
+                        .filter_map(|&class| cutoffs.get(class).copied().flatten()),
+                ),
+        );
+        let Some(range) = range else {
+            message(&body, &format!("no {} scores to show", metric.name()))?;
+            return Ok(chart);
+        };
+        chart.layout.range = range;
+
+        let (rows, cols) = grid(panels.len());
+        let cells = body.split_evenly((rows, cols));
+        chart.panels = cells
+            .into_iter()
+            .zip(&panels)
+            .map(|(cell, &class)| Panel {
+                cell,
+                class: class as u32,
+                name: set.class_name(Some(class as u32)).unwrap_or("").to_owned(),
+                values: per_class
+                    .get_mut(class)
+                    .map(std::mem::take)
+                    .unwrap_or_default(),
+                cutoff: cutoffs.get(class).copied().flatten(),
             })
-            .chain(
-                panels
-                    .iter()
-                    .filter_map(|&class| cutoffs.get(class).copied().flatten()),
-            ),
-    );
-    let Some(range) = range else {
-        message(&body, &format!("no {} scores to show", metric.name()))?;
-        return Ok(layout);
-    };
-    layout.range = range;
-
-    let (rows, cols) = grid(panels.len());
-    let cells = body.split_evenly((rows, cols));
-    for (cell, &class) in cells.iter().zip(&panels) {
-        let values = per_class.get(class).map_or(&[][..], Vec::as_slice);
-        let name = set.class_name(Some(class as u32)).unwrap_or("");
-        let cutoff = cutoffs.get(class).copied().flatten();
-        if let Some(pixels) = panel(cell, metric, range, class as u32, name, values, cutoff)? {
-            layout.panels.push(pixels);
-        }
+            .collect::<Vec<_>>()
+            .into_iter();
+        Ok(chart)
     }
-    Ok(layout)
+
+    /// Draws the next class's panel; false when every panel has been drawn.
+    pub fn draw_next(&mut self) -> Result<bool, ChartError> {
+        let Some(next) = self.panels.next() else {
+            return Ok(false);
+        };
+        let drawn = panel(
+            &next.cell,
+            self.metric,
+            self.layout.range,
+            next.class,
+            &next.name,
+            &next.values,
+            next.cutoff,
+        )?;
+        self.layout.panels.extend(drawn);
+        Ok(self.panels.len() > 0)
+    }
+
+    /// Where the panels drawn so far are.
+    pub fn finish(self) -> HistogramLayout {
+        self.layout
+    }
 }
 
 /// One class's histogram.

@@ -23,7 +23,8 @@ use plotters::prelude::*;
 
 pub use counts::class_counts;
 pub use histogram::{
-    HistogramLayout, PanelLayout, per_class_histograms, per_class_histograms_with_layout,
+    HistogramLayout, PanelLayout, PerClassChart, per_class_histograms,
+    per_class_histograms_with_layout,
 };
 pub use scatter::{ScatterLayout, scatter_ppl_consistency, scatter_ppl_consistency_with_layout};
 pub use selective::selective_accuracy;
