@@ -20,6 +20,18 @@ pub struct MeasuredCanvas {
     context: CanvasRenderingContext2d,
     /// Sizes already measured, by (CSS font, text): a chart measures the same labels often.
     sizes: RefCell<HashMap<(String, String), (u32, u32)>>,
+    /// The colour, fill and line width the context was last set to by [`draw_circle`]:
+    /// a scatter draws thousands of circles in a few styles, and setting a style parses a
+    /// CSS colour. Any other drawing may change the context's styles and forgets it.
+    circle_style: Option<CircleStyle>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct CircleStyle {
+    rgb: (u8, u8, u8),
+    alpha: f64,
+    fill: bool,
+    width: u32,
 }
 
 impl MeasuredCanvas {
@@ -33,6 +45,7 @@ impl MeasuredCanvas {
             inner: CanvasBackend::with_canvas_object(canvas)?,
             context,
             sizes: RefCell::new(HashMap::new()),
+            circle_style: None,
         })
     }
 }
@@ -92,6 +105,7 @@ impl DrawingBackend for MeasuredCanvas {
         point: BackendCoord,
         color: BackendColor,
     ) -> Result<(), DrawingErrorKind<CanvasError>> {
+        self.circle_style = None;
         cast(self.inner.draw_pixel(point, color))
     }
 
@@ -101,6 +115,7 @@ impl DrawingBackend for MeasuredCanvas {
         to: BackendCoord,
         style: &S,
     ) -> Result<(), DrawingErrorKind<CanvasError>> {
+        self.circle_style = None;
         cast(self.inner.draw_line(from, to, style))
     }
 
@@ -111,6 +126,7 @@ impl DrawingBackend for MeasuredCanvas {
         style: &S,
         fill: bool,
     ) -> Result<(), DrawingErrorKind<CanvasError>> {
+        self.circle_style = None;
         cast(self.inner.draw_rect(upper_left, bottom_right, style, fill))
     }
 
@@ -119,6 +135,7 @@ impl DrawingBackend for MeasuredCanvas {
         path: I,
         style: &S,
     ) -> Result<(), DrawingErrorKind<CanvasError>> {
+        self.circle_style = None;
         cast(self.inner.draw_path(path, style))
     }
 
@@ -129,7 +146,48 @@ impl DrawingBackend for MeasuredCanvas {
         style: &S,
         fill: bool,
     ) -> Result<(), DrawingErrorKind<CanvasError>> {
-        cast(self.inner.draw_circle(center, radius, style, fill))
+        // As plotters-canvas draws it, with the style set only when it changes.
+        let color = style.color();
+        if color.alpha == 0.0 {
+            return Ok(());
+        }
+        let wanted = CircleStyle {
+            rgb: color.rgb,
+            alpha: color.alpha,
+            fill,
+            width: style.stroke_width(),
+        };
+        if self.circle_style != Some(wanted) {
+            let (r, g, b) = color.rgb;
+            let css = format!("rgba({r},{g},{b},{})", color.alpha);
+            if fill {
+                self.context.set_fill_style_str(&css);
+            } else {
+                self.context.set_stroke_style_str(&css);
+                self.context.set_line_width(f64::from(wanted.width));
+            }
+            self.circle_style = Some(wanted);
+        }
+        self.context.begin_path();
+        self.context
+            .arc(
+                f64::from(center.0),
+                f64::from(center.1),
+                f64::from(radius),
+                0.0,
+                std::f64::consts::TAU,
+            )
+            .map_err(|error| {
+                DrawingErrorKind::DrawingError(CanvasError(format!(
+                    "cannot draw a circle: {error:?}"
+                )))
+            })?;
+        if fill {
+            self.context.fill();
+        } else {
+            self.context.stroke();
+        }
+        Ok(())
     }
 
     fn fill_polygon<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
@@ -137,6 +195,7 @@ impl DrawingBackend for MeasuredCanvas {
         vert: I,
         style: &S,
     ) -> Result<(), DrawingErrorKind<CanvasError>> {
+        self.circle_style = None;
         cast(self.inner.fill_polygon(vert, style))
     }
 
@@ -146,6 +205,7 @@ impl DrawingBackend for MeasuredCanvas {
         style: &S,
         pos: BackendCoord,
     ) -> Result<(), DrawingErrorKind<CanvasError>> {
+        self.circle_style = None;
         cast(self.inner.draw_text(text, style, pos))
     }
 
@@ -186,6 +246,7 @@ impl DrawingBackend for MeasuredCanvas {
         size: (u32, u32),
         src: &[u8],
     ) -> Result<(), DrawingErrorKind<CanvasError>> {
+        self.circle_style = None;
         cast(self.inner.blit_bitmap(pos, size, src))
     }
 }
