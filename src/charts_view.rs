@@ -223,18 +223,16 @@ pub fn ChartPanel(
                             web_sys::console::warn_1(&format!("chart not drawn: {message}").into());
                         }
                     };
+                    let Some(backend) = MeasuredCanvas::new(canvas) else {
+                        finish(Err("this browser has no 2D canvas".to_owned()));
+                        return;
+                    };
+                    let area = backend.into_drawing_area();
                     if kind == ChartKind::PerClass {
                         // The traces read, the title and the footer in this task, then a
                         // panel per task: the whole chart at once is the page's longest task
                         // on a big file.
-                        let begun = MeasuredCanvas::new(canvas)
-                            .ok_or_else(|| "this browser has no 2D canvas".to_owned())
-                            .and_then(|backend| {
-                                let area = backend.into_drawing_area();
-                                PerClassChart::begin(&area, &set, &selection, metric)
-                                    .map_err(|e| e.to_string())
-                            });
-                        match begun {
+                        match PerClassChart::begin(&area, &set, &selection, metric) {
                             Ok(chart) => draw_panels(
                                 chart,
                                 move || generation.try_get_value() == Some(mine),
@@ -246,25 +244,18 @@ pub fn ChartPanel(
                                     finish(outcome.map(|_| ()));
                                 },
                             ),
-                            Err(message) => finish(Err(message)),
+                            Err(error) => finish(Err(error.to_string())),
                         }
                         return;
                     }
-                    let outcome = MeasuredCanvas::new(canvas)
-                        .ok_or_else(|| "this browser has no 2D canvas".to_owned())
-                        .and_then(|backend| {
-                            let area = backend.into_drawing_area();
-                            if kind == ChartKind::Scatter {
-                                let drawn_layout =
-                                    scatter_ppl_consistency_with_layout(&area, &set, &selection)
-                                        .map_err(|e| e.to_string())?;
-                                scatter_layout.set_value(drawn_layout);
-                            } else {
-                                draw(kind, &area, &set, &selection, metric, report.as_ref())
-                                    .map_err(|e| e.to_string())?;
-                            }
-                            area.present().map_err(|e| e.to_string())
-                        });
+                    let outcome = if kind == ChartKind::Scatter {
+                        scatter_ppl_consistency_with_layout(&area, &set, &selection)
+                            .map(|drawn_layout| scatter_layout.set_value(drawn_layout))
+                    } else {
+                        draw(kind, &area, &set, &selection, metric, report.as_ref())
+                    }
+                    .and_then(|()| area.present().map_err(ChartError::from))
+                    .map_err(|e| e.to_string());
                     finish(outcome);
                 },
                 std::time::Duration::ZERO,
