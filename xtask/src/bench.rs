@@ -69,6 +69,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             bench_embedding()?;
         }
         if idx + 1 == sizes.len() {
+            bench_ranking_cost(&input_path)?;
             largest = Some(input_path);
         } else {
             remove_input(&input_path, bench_args.keep_file)?;
@@ -266,6 +267,19 @@ fn bench_signal_cost(input: &Path) -> anyhow::Result<()> {
         &[input.as_os_str()],
         &[],
         "signal-cost",
+    )
+}
+
+/// What ranking every metric with its bootstrap intervals costs, on the largest file's
+/// labelled traces (crates/core/examples/ranking_cost.rs).
+fn bench_ranking_cost(input: &Path) -> anyhow::Result<()> {
+    println!("\n== cost of \"which signal fits\" (the ranking with 1,000 resamples)");
+    run_example(
+        "tracesift-core",
+        "ranking_cost",
+        &[input.as_os_str()],
+        &[],
+        "ranking-cost",
     )
 }
 

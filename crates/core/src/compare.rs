@@ -23,6 +23,11 @@ pub const DEFAULT_RESAMPLES: u32 = 1000;
 /// Share of rejected traces of PRR (SPEC §7).
 const PRR_REJECTION: f64 = 0.5;
 
+/// Labelled traces the bootstrap takes at most: below 2³¹, a resample's AUROC sums are
+/// exact in u64. Beyond it (a size no one resamples a thousand times) the intervals are
+/// null and `resamples` says 0.
+const MAX_RESAMPLED: usize = 1 << 31;
+
 /// A 95 % percentile interval (2.5 % and 97.5 % of the resampled values, linearly
 /// interpolated as numpy's `percentile` does).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -88,69 +93,148 @@ fn below(state: &mut u64, n: usize) -> usize {
     ((u128::from(split_mix_64(state)) * n as u128) >> 64) as usize
 }
 
-/// A metric's labelled traces in the §6 order: (slot among the labelled traces,
-/// uncertainty, is an error).
-type Sorted = Vec<(usize, f64, bool)>;
+/// A metric's labelled traces, prepared once for every resample.
+struct Sorted {
+    /// (slot among the labelled traces, is an error), in the §6 order.
+    traces: Vec<(usize, bool)>,
+    /// Where each run of equal uncertainties ends in `traces` (exclusive): AUROC's ties.
+    tie_ends: Vec<usize>,
+    /// (slot, is an error) of the labelled traces where the metric is null.
+    nulls: Vec<(usize, bool)>,
+}
 
-/// AUROC of the errors over traces weighted by `counts` (ties ½), as [`eval::auroc`] with
-/// each trace repeated `counts[slot]` times.
-fn weighted_auroc(sorted: &Sorted, counts: &[u32]) -> Option<f64> {
-    let mut correct_below = 0u128;
-    let (mut n_errors, mut n_correct) = (0u128, 0u128);
-    let mut doubled = 0u128;
-    for group in sorted.chunk_by(|a, b| a.1 == b.1) {
-        let (mut errors, mut correct) = (0u128, 0u128);
-        for &(slot, _, is_error) in group {
-            let count = u128::from(counts.get(slot).copied().unwrap_or(0));
-            if is_error {
-                errors += count;
-            } else {
-                correct += count;
+impl Sorted {
+    /// From (slot, uncertainty, is an error) in the §6 order and the null traces.
+    fn new(in_order: &[(usize, f64, bool)], nulls: Vec<(usize, bool)>) -> Self {
+        let mut tie_ends = Vec::new();
+        let mut end = 0;
+        for group in in_order.chunk_by(|a, b| a.1 == b.1) {
+            end += group.len();
+            tie_ends.push(end);
+        }
+        Self {
+            traces: in_order
+                .iter()
+                .map(|&(slot, _, is_error)| (slot, is_error))
+                .collect(),
+            tie_ends,
+            nulls,
+        }
+    }
+}
+
+/// One resample: how often each labelled trace was drawn, and the totals every metric
+/// starts from.
+struct Resample {
+    counts: Vec<u32>,
+    /// Draws of right answers (Σ counts over the labelled traces that are right).
+    right: usize,
+}
+
+impl Resample {
+    fn count(&self, slot: usize) -> usize {
+        self.counts.get(slot).map_or(0, |&count| count as usize)
+    }
+
+    /// (draws, draws of right answers) among the traces where the metric is not null: the
+    /// totals less its null traces, so no pass over its whole order is needed.
+    fn totals(&self, sorted: &Sorted) -> (usize, usize) {
+        let (mut n, mut n_right) = (self.counts.len(), self.right);
+        for &(slot, is_error) in &sorted.nulls {
+            let count = self.count(slot);
+            n -= count;
+            if !is_error {
+                n_right -= count;
+            }
+        }
+        (n, n_right)
+    }
+}
+
+/// The oracle's rejection area of PRR for `n` traces of which `n_right` are right: its
+/// order puts the right answers first, so its prefix means are min(m, n₁) / m. The sum
+/// runs in [`eval::prr`]'s order; the terms with m ≤ n₁ are exactly 1, so their sum is
+/// their number.
+fn oracle_area(n: usize, n_right: usize, first_kept_len: usize) -> f64 {
+    let ones = (n_right + 1).saturating_sub(first_kept_len);
+    let mut area = ones as f64;
+    for m in first_kept_len.max(n_right + 1)..=n {
+        area += n_right as f64 / m as f64;
+    }
+    area
+}
+
+/// PRR at 50 % rejection and AUROC of the errors (ties ½) over traces weighted by the
+/// resample's counts, as [`eval::prr`] (quality 1 − error) and [`eval::auroc`] give them
+/// with each trace repeated `count` times; one pass over the metric's order for both.
+/// `oracle` remembers the last (n, n₁) and PRR's oracle area: the metrics of one resample
+/// mostly share them. AUROC's sums are exact in u64: the caller keeps the labelled traces
+/// below [`MAX_RESAMPLED`], so the doubled sum stays under 2⁶³.
+fn weighted_prr_auroc(
+    sorted: &Sorted,
+    resample: &Resample,
+    oracle: &mut Option<((usize, usize), f64)>,
+) -> (Option<f64>, Option<f64>) {
+    let (n, n_right) = resample.totals(sorted);
+    let num_rej = (PRR_REJECTION * n as f64) as usize;
+    let has_prr = n > 0 && num_rej > 1 && num_rej <= n && n_right > 0 && n_right < n;
+    // Without a PRR, no position is ever in the kept part.
+    let first_kept_len = if has_prr { n - num_rej + 1 } else { usize::MAX };
+    // PRR's prefix sums of qualities 0 and 1 are counts of right answers, exact as
+    // integers; AUROC's sums are per run of tied uncertainties.
+    let (mut position, mut prefix, mut area) = (0usize, 0usize, 0.0f64);
+    let (mut correct_below, mut n_errors, mut n_correct, mut doubled) = (0u64, 0u64, 0u64, 0u64);
+    let mut start = 0;
+    for &end in &sorted.tie_ends {
+        let (mut errors, mut correct) = (0u64, 0u64);
+        for &(slot, is_error) in sorted.traces.get(start..end).unwrap_or_default() {
+            // Without branches where they can be avoided: whether a trace is an error is
+            // as good as random.
+            let count = resample.count(slot);
+            let right = usize::from(!is_error);
+            errors += (count * (1 - right)) as u64;
+            correct += (count * right) as u64;
+            if position + count < first_kept_len {
+                // Every copy falls before the kept part: nothing to add to the area.
+                position += count;
+                prefix += count * right;
+                continue;
+            }
+            for _ in 0..count {
+                position += 1;
+                prefix += right;
+                if position >= first_kept_len {
+                    area += prefix as f64 / position as f64;
+                }
             }
         }
         doubled += errors * (2 * correct_below + correct);
         correct_below += correct;
         n_errors += errors;
         n_correct += correct;
+        start = end;
     }
-    (n_errors > 0 && n_correct > 0).then(|| doubled as f64 / (2 * n_errors * n_correct) as f64)
-}
-
-/// PRR at 50 % rejection over traces weighted by `counts`, as [`eval::prr`] with each
-/// trace repeated `counts[slot]` times (quality 1 − error, so the oracle puts the n₁ right
-/// answers first and its prefix sums are min(m, n₁)).
-fn weighted_prr(sorted: &Sorted, counts: &[u32]) -> Option<f64> {
-    let count_of = |slot: usize| counts.get(slot).copied().map_or(0, |c| c as usize);
-    let n: usize = sorted.iter().map(|&(slot, _, _)| count_of(slot)).sum();
-    let n_right: usize = sorted
-        .iter()
-        .filter(|(_, _, is_error)| !is_error)
-        .map(|&(slot, _, _)| count_of(slot))
-        .sum();
-    let num_rej = (PRR_REJECTION * n as f64) as usize;
-    if n == 0 || num_rej <= 1 || num_rej > n || n_right == 0 || n_right == n {
-        return None;
-    }
-    let first_kept_len = n - num_rej + 1;
-    let (mut position, mut prefix, mut area) = (0usize, 0.0f64, 0.0f64);
-    for &(slot, _, is_error) in sorted {
-        let quality = if is_error { 0.0 } else { 1.0 };
-        for _ in 0..count_of(slot) {
-            position += 1;
-            prefix += quality;
-            if position >= first_kept_len {
-                area += prefix / position as f64;
-            }
-        }
+    let auroc = (n_errors > 0 && n_correct > 0)
+        .then(|| doubled as f64 / (2 * u128::from(n_errors) * u128::from(n_correct)) as f64);
+    if !has_prr {
+        return (None, auroc);
     }
     let raw = area / num_rej as f64;
-    let oracle = (first_kept_len..=n)
-        .map(|m| m.min(n_right) as f64 / m as f64)
-        .fold(0.0, |sum, value| sum + value)
-        / num_rej as f64;
+    let oracle_sum = match *oracle {
+        Some((key, sum)) if key == (n, n_right) => sum,
+        _ => {
+            let sum = oracle_area(n, n_right, first_kept_len);
+            *oracle = Some(((n, n_right), sum));
+            sum
+        }
+    };
+    let oracle_raw = oracle_sum / num_rej as f64;
     let random = n_right as f64 / n as f64;
-    let denominator = oracle - random;
-    (denominator > 0.0).then(|| (raw - random) / denominator)
+    let denominator = oracle_raw - random;
+    (
+        (denominator > 0.0).then(|| (raw - random) / denominator),
+        auroc,
+    )
 }
 
 /// The 2.5 % and 97.5 % points of the values (numpy's default linear interpolation);
@@ -183,7 +267,9 @@ pub fn rank_metrics(set: &ScoredSet, resamples: u32, seed: u64) -> Ranking {
         .enumerate()
         .map(|(slot, &idx)| (idx, slot))
         .collect();
-    let sorted: Vec<Sorted> = Metric::ALL
+    let is_right: Vec<bool> = labelled.iter().map(|&idx| !is_error(idx)).collect();
+    // Each metric's (slot, uncertainty, is an error) in the §6 order.
+    let in_order: Vec<Vec<(usize, f64, bool)>> = Metric::ALL
         .iter()
         .map(|&metric| {
             let mut idxs: Vec<usize> = labelled
@@ -202,7 +288,7 @@ pub fn rank_metrics(set: &ScoredSet, resamples: u32, seed: u64) -> Ranking {
         .collect();
 
     // Point estimates, as `evaluate` computes them.
-    let point: Vec<(Option<f64>, Option<f64>)> = sorted
+    let point: Vec<(Option<f64>, Option<f64>)> = in_order
         .iter()
         .map(|list| {
             let quality: Vec<f64> = list
@@ -234,27 +320,53 @@ pub fn rank_metrics(set: &ScoredSet, resamples: u32, seed: u64) -> Ranking {
     });
 
     // The paired bootstrap: one resample of the labelled traces, every metric on it.
+    let resamples = if labelled.len() < MAX_RESAMPLED {
+        resamples
+    } else {
+        0
+    };
+    let sorted: Vec<Sorted> = in_order
+        .iter()
+        .map(|list| {
+            let mut listed = vec![false; labelled.len()];
+            for &(slot, _, _) in list {
+                if let Some(seen) = listed.get_mut(slot) {
+                    *seen = true;
+                }
+            }
+            let nulls = (0..labelled.len())
+                .filter(|&slot| !listed.get(slot).copied().unwrap_or(true))
+                .map(|slot| (slot, !is_right.get(slot).copied().unwrap_or(false)))
+                .collect();
+            Sorted::new(list, nulls)
+        })
+        .collect();
     let n_metrics = Metric::ALL.len();
     let mut prr_samples: Vec<Vec<Option<f64>>> = vec![Vec::new(); n_metrics];
     let mut auroc_samples: Vec<Vec<f64>> = vec![Vec::new(); n_metrics];
-    let mut counts = vec![0u32; labelled.len()];
+    let mut resample = Resample {
+        counts: vec![0u32; labelled.len()],
+        right: 0,
+    };
     let mut state = seed;
     if !labelled.is_empty() {
         for _ in 0..resamples {
-            counts.iter_mut().for_each(|count| *count = 0);
+            resample.counts.iter_mut().for_each(|count| *count = 0);
+            resample.right = 0;
             for _ in 0..labelled.len() {
-                if let Some(count) = counts.get_mut(below(&mut state, labelled.len())) {
+                let slot = below(&mut state, labelled.len());
+                if let Some(count) = resample.counts.get_mut(slot) {
                     *count += 1;
                 }
+                resample.right += usize::from(is_right.get(slot).copied().unwrap_or(false));
             }
+            let mut oracle = None;
             for (metric_idx, list) in sorted.iter().enumerate() {
+                let (prr, auroc) = weighted_prr_auroc(list, &resample, &mut oracle);
                 if let Some(samples) = prr_samples.get_mut(metric_idx) {
-                    samples.push(weighted_prr(list, &counts));
+                    samples.push(prr);
                 }
-                if let (Some(samples), Some(auroc)) = (
-                    auroc_samples.get_mut(metric_idx),
-                    weighted_auroc(list, &counts),
-                ) {
+                if let (Some(samples), Some(auroc)) = (auroc_samples.get_mut(metric_idx), auroc) {
                     samples.push(auroc);
                 }
             }
@@ -287,7 +399,7 @@ pub fn rank_metrics(set: &ScoredSet, resamples: u32, seed: u64) -> Ranking {
             Some(RankedMetric {
                 metric,
                 direction: metric.direction(),
-                n: sorted.get(metric_idx).map_or(0, Vec::len),
+                n: in_order.get(metric_idx).map_or(0, Vec::len),
                 prr,
                 prr_ci: prr.and_then(|_| interval(&mut prr_values, resamples)),
                 auroc,
@@ -436,22 +548,41 @@ mod tests {
     use crate::dataset::score_bytes;
     use crate::settings::Settings;
 
-    fn sorted_from(quality: &[f64], scores: &[f64]) -> Sorted {
-        let mut list: Sorted = scores
+    /// The §6-ordered list of the traces whose score is `Some`, and the others as nulls.
+    fn sorted_from(quality: &[f64], scores: &[Option<f64>]) -> (Vec<usize>, Sorted) {
+        let mut list: Vec<(usize, f64, bool)> = scores
             .iter()
             .zip(quality)
             .enumerate()
-            .map(|(slot, (&score, &q))| (slot, score, q == 0.0))
+            .filter_map(|(slot, (&score, &q))| Some((slot, score?, q == 0.0)))
             .collect();
         list.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-        list
+        let nulls = scores
+            .iter()
+            .zip(quality)
+            .enumerate()
+            .filter(|(_, (score, _))| score.is_none())
+            .map(|(slot, (_, &q))| (slot, q == 0.0))
+            .collect();
+        let order = list.iter().map(|&(slot, _, _)| slot).collect();
+        (order, Sorted::new(&list, nulls))
+    }
+
+    fn resample_of(counts: Vec<u32>, quality: &[f64]) -> Resample {
+        let right = counts
+            .iter()
+            .zip(quality)
+            .filter(|(_, q)| **q == 1.0)
+            .map(|(&count, _)| count as usize)
+            .sum();
+        Resample { counts, right }
     }
 
     #[test]
-    fn weighted_forms_equal_the_plain_ones_for_unit_counts() {
+    fn weighted_forms_equal_the_plain_ones_on_the_repeated_traces() {
         let mut state = 3u64;
-        for n in [2usize, 3, 7, 20, 101] {
-            for _ in 0..20 {
+        for n in [2usize, 3, 7, 20, 101, 400] {
+            for round in 0..20 {
                 let quality: Vec<f64> = (0..n)
                     .map(|_| {
                         if split_mix_64(&mut state).is_multiple_of(3) {
@@ -461,50 +592,67 @@ mod tests {
                         }
                     })
                     .collect();
-                // Few distinct scores, so ties are common.
-                let scores: Vec<f64> = (0..n)
-                    .map(|_| (split_mix_64(&mut state) % 5) as f64)
+                // Few distinct scores, so ties are common; every seventh trace null in
+                // odd rounds.
+                let scores: Vec<Option<f64>> = (0..n)
+                    .map(|slot| {
+                        let score = (split_mix_64(&mut state) % 5) as f64;
+                        (round % 2 == 0 || slot % 7 != 3).then_some(score)
+                    })
                     .collect();
-                let sorted = sorted_from(&quality, &scores);
-                let ones = vec![1u32; n];
-                let in_order: Vec<f64> = sorted.iter().map(|&(s, _, _)| quality[s]).collect();
-                let errors: Vec<bool> = quality.iter().map(|&q| q == 0.0).collect();
-                let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
-                    (Some(a), Some(b)) => (a - b).abs() < 1e-12,
-                    (a, b) => a == b,
-                };
-                assert!(close(
-                    weighted_prr(&sorted, &ones),
-                    eval::prr(&in_order, 0.5)
-                ));
-                assert!(close(
-                    weighted_auroc(&sorted, &ones),
-                    eval::auroc(&scores, &errors)
-                ));
-                // A count of 2 is the trace listed twice.
-                let mut twice = ones.clone();
-                twice[0] = 2;
-                // The copy sorts right after its original, as a resampled trace does (same
-                // metric, ppl and trace id).
-                let mut doubled_order = Vec::new();
-                for &(slot, _, _) in &sorted {
-                    doubled_order.push(quality[slot]);
-                    if slot == 0 {
-                        doubled_order.push(quality[slot]);
-                    }
+                let (order, sorted) = sorted_from(&quality, &scores);
+                // Unit counts (the point estimate), then a resample as the bootstrap draws
+                // it: a count of c is the trace listed c times, its copies side by side
+                // (same metric, ppl and trace id).
+                let mut drawn = vec![0u32; n];
+                for _ in 0..n {
+                    drawn[below(&mut state, n)] += 1;
                 }
-                let mut doubled_scores = scores.clone();
-                doubled_scores.push(scores[0]);
-                let mut doubled_errors = errors.clone();
-                doubled_errors.push(errors[0]);
-                assert!(close(
-                    weighted_prr(&sorted, &twice),
-                    eval::prr(&doubled_order, 0.5)
-                ));
-                assert!(close(
-                    weighted_auroc(&sorted, &twice),
-                    eval::auroc(&doubled_scores, &doubled_errors)
-                ));
+                for counts in [vec![1u32; n], drawn] {
+                    let mut in_order = Vec::new();
+                    let (mut repeated_scores, mut repeated_errors) = (Vec::new(), Vec::new());
+                    for &slot in &order {
+                        for _ in 0..counts[slot] {
+                            in_order.push(quality[slot]);
+                            repeated_scores.push(scores[slot].unwrap());
+                            repeated_errors.push(quality[slot] == 0.0);
+                        }
+                    }
+                    let resample = resample_of(counts, &quality);
+                    let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                        (Some(a), Some(b)) => (a - b).abs() < 1e-12,
+                        (a, b) => a == b,
+                    };
+                    let mut oracle = None;
+                    let (prr, auroc) = weighted_prr_auroc(&sorted, &resample, &mut oracle);
+                    assert!(close(prr, eval::prr(&in_order, 0.5)), "{prr:?}");
+                    assert!(close(
+                        auroc,
+                        eval::auroc(&repeated_scores, &repeated_errors)
+                    ));
+                    // The remembered oracle gives the same PRR.
+                    assert_eq!(
+                        weighted_prr_auroc(&sorted, &resample, &mut oracle),
+                        (prr, auroc)
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_oracle_area_is_the_sum_over_every_position() {
+        for n in 2..60usize {
+            for n_right in 1..n {
+                let first_kept_len = n - n / 2 + 1;
+                let every = (first_kept_len..=n)
+                    .map(|m| m.min(n_right) as f64 / m as f64)
+                    .fold(0.0, |sum, value| sum + value);
+                assert_eq!(
+                    oracle_area(n, n_right, first_kept_len),
+                    every,
+                    "{n} {n_right}"
+                );
             }
         }
     }
