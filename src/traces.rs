@@ -89,8 +89,10 @@ impl TableFilter {
 
 /// Height of a table row in CSS pixels (`.traces tbody tr` in main.css says the same).
 const ROW_HEIGHT: f64 = 26.0;
-/// Rows rendered above and below the scroll window, so a quick scroll shows no gap.
-const OVERSCAN_ROWS: usize = 10;
+/// Rows rendered above and below the scroll window, so a quick scroll shows no gap. Each
+/// row is a layout object per column (every metric's): the frame that first shows a large
+/// run lays out all of them, so the margin stays small.
+const OVERSCAN_ROWS: usize = 4;
 /// Rows rendered before the table has been measured: about what the dashboard shows at
 /// 1440 × 900. Every row more is laid out in the frame that first shows a run's results,
 /// the page's longest task on a large file; the measurement a frame later adds the rest.
@@ -576,17 +578,17 @@ mod tests {
         // At the top: no overscan above.
         assert_eq!(
             window_rows(1000, 0.0, viewport),
-            (0, 26, 0.0, (1000.0 - 26.0) * ROW_HEIGHT)
+            (0, 20, 0.0, (1000.0 - 20.0) * ROW_HEIGHT)
         );
-        // Scrolled to row 100: ten rows above it, the visible 16 and ten below.
+        // Scrolled to row 100: four rows above it, the visible 16 and four below.
         assert_eq!(
             window_rows(1000, 100.0 * ROW_HEIGHT, viewport),
-            (90, 36, 90.0 * ROW_HEIGHT, (1000.0 - 126.0) * ROW_HEIGHT)
+            (96, 24, 96.0 * ROW_HEIGHT, (1000.0 - 120.0) * ROW_HEIGHT)
         );
         // At the bottom: no overscan below, no space left below.
         assert_eq!(
             window_rows(120, 104.0 * ROW_HEIGHT, viewport),
-            (94, 26, 94.0 * ROW_HEIGHT, 0.0)
+            (100, 20, 100.0 * ROW_HEIGHT, 0.0)
         );
         // Fewer rows than the viewport holds: all of them.
         assert_eq!(window_rows(5, 0.0, viewport), (0, 5, 0.0, 0.0));

@@ -47,6 +47,12 @@ try {
   // The page draws its charts after the summary: wait for them, so their tasks count.
   await page.waitForFunction(() => [...document.querySelectorAll('canvas[data-drawn]')]
     .every((canvas) => canvas.dataset.drawn === 'true'), null, { polling: 100, timeout: 60_000 }).catch(() => {});
+  // The worker then compares the metrics (with gold labels, the ranking's bootstrap) once
+  // the page is idle; its section renders on the main thread too, so its task counts.
+  const comparisonMs = await page.waitForFunction(
+    () => document.querySelector('[data-testid="signal-fit"]') !== null, null,
+    { polling: 100, timeout: 10 * 60_000 },
+  ).then(() => Date.now() - started - wallMs, () => null);
   await page.waitForTimeout(1000);
   const longTasks = await page.evaluate(() => window.__longTasks);
   // What the longest task did: the page's marks (src/timeline.rs) inside it.
@@ -70,6 +76,9 @@ try {
     worker_scoring_ms: Math.round(scoredMs),
     wall_ms_to_summary: wallMs,
     mb_per_s: bytes ? Number((bytes / 1e6 / (scoredMs / 1000)).toFixed(1)) : null,
+    // From the summary to "Which signal fits": the idle wait, the worker's ranking
+    // (bootstrap) and agreement, and the message back.
+    comparison_ms_after_summary: comparisonMs,
     longest_main_thread_task_ms: longest(scoring),
     main_thread_tasks_over_50ms: scoring.length,
     // Empty when the task was the browser's own (a frame's layout and paint).
