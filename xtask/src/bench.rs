@@ -65,11 +65,15 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     for (idx, &size) in sizes.iter().enumerate() {
         let input_path = bench_size(&machine, &tracesift, &directory, size)?;
         if idx == 0 {
-            bench_signal_cost(&input_path)?;
+            bench_core_example("cost of the §5b signals", "signal_cost", &input_path)?;
             bench_embedding()?;
         }
         if idx + 1 == sizes.len() {
-            bench_ranking_cost(&input_path)?;
+            bench_core_example(
+                "cost of \"which signal fits\" (the ranking with 1,000 resamples)",
+                "ranking_cost",
+                &input_path,
+            )?;
             largest = Some(input_path);
         } else {
             remove_input(&input_path, bench_args.keep_file)?;
@@ -257,29 +261,18 @@ fn run_example(
     Ok(())
 }
 
-/// The share of the run that the §5b signals take, measured in-process on the smallest
-/// file (crates/core/examples/signal_cost.rs): token signals, and graph signals by kind.
-fn bench_signal_cost(input: &Path) -> anyhow::Result<()> {
-    println!("\n== cost of the §5b signals");
+/// A core example that measures one cost in-process on `input`, under `heading`:
+/// `signal_cost` (the share of the run that the §5b signals take, on the smallest file)
+/// and `ranking_cost` (ranking every metric with its bootstrap intervals, on the largest
+/// file's labelled traces); crates/core/examples/ says how each measures.
+fn bench_core_example(heading: &str, example: &str, input: &Path) -> anyhow::Result<()> {
+    println!("\n== {heading}");
     run_example(
         "tracesift-core",
-        "signal_cost",
+        example,
         &[input.as_os_str()],
         &[],
-        "signal-cost",
-    )
-}
-
-/// What ranking every metric with its bootstrap intervals costs, on the largest file's
-/// labelled traces (crates/core/examples/ranking_cost.rs).
-fn bench_ranking_cost(input: &Path) -> anyhow::Result<()> {
-    println!("\n== cost of \"which signal fits\" (the ranking with 1,000 resamples)");
-    run_example(
-        "tracesift-core",
-        "ranking_cost",
-        &[input.as_os_str()],
-        &[],
-        "ranking-cost",
+        example,
     )
 }
 
