@@ -7,8 +7,8 @@ use leptos::prelude::*;
 use tracesift_charts::plotters::coord::Shift;
 use tracesift_charts::plotters::prelude::{DrawingArea, DrawingBackend, IntoDrawingArea};
 use tracesift_charts::{
-    ChartError, HistogramLayout, PerClassChart, ScatterLayout, class_counts, per_class_histograms,
-    scatter_ppl_consistency, scatter_ppl_consistency_with_layout, selective_accuracy, to_svg,
+    ChartError, HistogramLayout, PerClassChart, ScatterChart, ScatterLayout, Stepwise,
+    class_counts, per_class_histograms, scatter_ppl_consistency, selective_accuracy, to_svg,
 };
 use tracesift_core::compare::curves_to_show;
 use tracesift_core::dataset::ScoredSet;
@@ -61,6 +61,15 @@ impl ChartKind {
             ChartKind::Counts => "page: draw the counts chart",
             ChartKind::Scatter => "page: draw the scatter",
             ChartKind::Selective => "page: draw the selective-accuracy chart",
+        }
+    }
+
+    /// The mark each of its steps leaves, for the charts drawn in steps.
+    fn step_timeline_name(self) -> &'static str {
+        match self {
+            ChartKind::PerClass => "page: draw a panel of the per-class chart",
+            ChartKind::Scatter => "page: draw points of the scatter",
+            ChartKind::Counts | ChartKind::Selective => self.timeline_name(),
         }
     }
 
@@ -228,35 +237,38 @@ pub fn ChartPanel(
                         return;
                     };
                     let area = backend.into_drawing_area();
-                    if kind == ChartKind::PerClass {
-                        // The traces read, the title and the footer in this task, then a
-                        // panel per task: the whole chart at once is the page's longest task
-                        // on a big file.
-                        match PerClassChart::begin(&area, &set, &selection, metric) {
-                            Ok(chart) => draw_panels(
-                                chart,
-                                move || generation.try_get_value() == Some(mine),
-                                move |outcome| {
+                    let current = move || generation.try_get_value() == Some(mine);
+                    // The big charts draw their frame in this task, then a part per task (a
+                    // class's panel, a slice of points): either whole is the page's longest
+                    // task on a big file.
+                    match kind {
+                        ChartKind::PerClass => {
+                            match PerClassChart::begin(&area, &set, &selection, metric) {
+                                Ok(chart) => draw_steps(kind, chart, current, move |outcome| {
                                     if let Ok(drawn_layout) = &outcome {
                                         let _ = cutoff_pixels.try_set(drawn_layout.cutoff_pixels());
                                         layout.set_value(Some(drawn_layout.clone()));
                                     }
                                     finish(outcome.map(|_| ()));
-                                },
-                            ),
-                            Err(error) => finish(Err(error.to_string())),
+                                }),
+                                Err(error) => finish(Err(error.to_string())),
+                            }
                         }
-                        return;
+                        ChartKind::Scatter => match ScatterChart::begin(&area, &set, &selection) {
+                            Ok(chart) => draw_steps(kind, chart, current, move |outcome| {
+                                if let Ok(drawn_layout) = &outcome {
+                                    scatter_layout.set_value(drawn_layout.clone());
+                                }
+                                finish(outcome.map(|_| ()));
+                            }),
+                            Err(error) => finish(Err(error.to_string())),
+                        },
+                        ChartKind::Counts | ChartKind::Selective => finish(
+                            draw(kind, &area, &set, &selection, metric, report.as_ref())
+                                .and_then(|()| area.present().map_err(ChartError::from))
+                                .map_err(|e| e.to_string()),
+                        ),
                     }
-                    let outcome = if kind == ChartKind::Scatter {
-                        scatter_ppl_consistency_with_layout(&area, &set, &selection)
-                            .map(|drawn_layout| scatter_layout.set_value(drawn_layout))
-                    } else {
-                        draw(kind, &area, &set, &selection, metric, report.as_ref())
-                    }
-                    .and_then(|()| area.present().map_err(ChartError::from))
-                    .map_err(|e| e.to_string());
-                    finish(outcome);
                 },
                 std::time::Duration::ZERO,
             );
@@ -483,21 +495,22 @@ pub fn ChartPanel(
     }
 }
 
-/// Draws `chart`'s panels in a task each, from the next task on; stops when `current` says
-/// a newer draw has replaced this one, and hands the layout to `done` after the last.
-fn draw_panels(
-    mut chart: PerClassChart<MeasuredCanvas>,
+/// Draws `chart`'s parts in a task each, from the next task on; stops when `current` says a
+/// newer draw has replaced this one, and hands the layout to `done` after the last.
+fn draw_steps<C: Stepwise + 'static>(
+    kind: ChartKind,
+    mut chart: C,
     current: impl Fn() -> bool + 'static,
-    done: impl FnOnce(Result<HistogramLayout, String>) + 'static,
+    done: impl FnOnce(Result<C::Layout, String>) + 'static,
 ) {
     set_timeout(
         move || {
             if !current() {
                 return;
             }
-            crate::timeline::mark("page: draw a panel of the per-class chart");
+            crate::timeline::mark(kind.step_timeline_name());
             match chart.draw_next() {
-                Ok(true) => draw_panels(chart, current, done),
+                Ok(true) => draw_steps(kind, chart, current, done),
                 Ok(false) => done(Ok(chart.finish())),
                 Err(error) => done(Err(error.to_string())),
             }

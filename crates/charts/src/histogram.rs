@@ -9,13 +9,13 @@ use tracesift_core::filter::Selection;
 use tracesift_core::metrics::Direction;
 use tracesift_core::settings::Metric;
 
-use crate::ChartError;
 use crate::scale::{bin_edge, bin_index, histogram, value_range};
 use crate::style::{
     CAPTION_SIZE, CUTOFF_COLOR, DESC_SIZE, FONT, LABEL_SIZE, TEXT_COLOR, class_color, count_noun,
     fits, format_value, grid_bold, grid_light, light, message, short_label, size, text, titled,
     with_footer,
 };
+use crate::{ChartError, Stepwise};
 
 /// Bins per panel, over the metric's range across all classes.
 const N_BINS: usize = 30;
@@ -128,7 +128,7 @@ pub fn per_class_histograms_with_layout<DB: DrawingBackend>(
 
 /// [`per_class_histograms`] drawn a panel at a time, so a page can draw each panel in a
 /// task of its own: [`PerClassChart::begin`] reads the traces and draws the title and the
-/// footer, each [`PerClassChart::draw_next`] one class's panel.
+/// footer, each [`Stepwise::draw_next`] one class's panel.
 pub struct PerClassChart<DB: DrawingBackend> {
     metric: Metric,
     /// Panels still to draw, in order: where, which class, its name, its (value, kept)
@@ -275,9 +275,13 @@ impl<DB: DrawingBackend> PerClassChart<DB> {
             .into_iter();
         Ok(chart)
     }
+}
+
+impl<DB: DrawingBackend> Stepwise for PerClassChart<DB> {
+    type Layout = HistogramLayout;
 
     /// Draws the next class's panel; false when every panel has been drawn.
-    pub fn draw_next(&mut self) -> Result<bool, ChartError> {
+    fn draw_next(&mut self) -> Result<bool, ChartError> {
         let Some(next) = self.panels.next() else {
             return Ok(false);
         };
@@ -295,7 +299,7 @@ impl<DB: DrawingBackend> PerClassChart<DB> {
     }
 
     /// Where the panels drawn so far are.
-    pub fn finish(self) -> HistogramLayout {
+    fn finish(self) -> HistogramLayout {
         self.layout
     }
 }

@@ -26,8 +26,22 @@ pub use histogram::{
     HistogramLayout, PanelLayout, PerClassChart, per_class_histograms,
     per_class_histograms_with_layout,
 };
-pub use scatter::{ScatterLayout, scatter_ppl_consistency, scatter_ppl_consistency_with_layout};
+pub use scatter::{
+    POINTS_PER_STEP, ScatterChart, ScatterLayout, scatter_ppl_consistency,
+    scatter_ppl_consistency_with_layout,
+};
 pub use selective::selective_accuracy;
+
+/// A chart drawn in steps, so a page can give each step a task of its own: the chart's
+/// `begin` reads the data and draws the frame, each [`Stepwise::draw_next`] one more part.
+pub trait Stepwise {
+    /// Where the drawn chart put what a pointer can hit.
+    type Layout;
+    /// Draws the next part; false when every part has been drawn.
+    fn draw_next(&mut self) -> Result<bool, ChartError>;
+    /// The layout of what has been drawn.
+    fn finish(self) -> Self::Layout;
+}
 
 /// Re-exported so callers name the same plotters types as the charts.
 pub use plotters;

@@ -1,17 +1,18 @@
 //! Perplexity against consistency, one colour per class, kept traces filled.
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use tracesift_core::dataset::{NO_CLASS, ScoredSet};
 use tracesift_core::filter::Selection;
 
-use crate::ChartError;
 use crate::scale::{padded, subsample_stride, value_range};
 use crate::style::{
     DESC_SIZE, FONT, LABEL_SIZE, Marker, NO_CLASS_COLOR, TEXT_COLOR, class_color, count_noun, fits,
     format_value, grid_bold, grid_light, legend, legend_width, message, short_label, size, titled,
     with_footer,
 };
+use crate::{ChartError, Stepwise};
 
 /// Most points drawn: 100k SVG circles make a multi-megabyte file and a slow canvas, and
 /// 2k already show the shape of the cloud.
@@ -88,161 +89,220 @@ pub fn scatter_ppl_consistency_with_layout<DB: DrawingBackend>(
     set: &ScoredSet,
     selection: &Selection,
 ) -> Result<Option<ScatterLayout>, ChartError> {
-    let Some(body) = titled(area, "ppl vs consistency — kept vs dropped")? else {
-        return Ok(None);
-    };
-    struct Point {
-        ppl: f64,
-        consistency: f64,
-        class: Option<u32>,
-        kept: bool,
-    }
-    let points: Vec<Point> = set
-        .traces
-        .iter()
-        .enumerate()
-        .filter_map(|(idx, trace)| {
-            // Non-finite values cannot happen (SPEC: finite or null); skip them if they do.
-            let finite = |value: Option<f64>| value.filter(|value| value.is_finite());
-            Some(Point {
-                ppl: finite(trace.ppl)?,
-                consistency: finite(trace.consistency)?,
-                class: trace.class,
-                kept: selection.kept.get(idx).copied().unwrap_or(false),
+    let mut chart = ScatterChart::begin(area, set, selection)?;
+    while chart.draw_next()? {}
+    Ok(chart.finish())
+}
+
+/// Points a [`Stepwise::draw_next`] draws: a canvas fills a few hundred small circles in a
+/// few milliseconds, and the whole sample at once is the page's longest task on a big file.
+pub const POINTS_PER_STEP: usize = 250;
+
+/// [`scatter_ppl_consistency`] drawn a slice of points at a time, so a page can draw each
+/// slice in a task of its own: [`ScatterChart::begin`] reads the traces and draws the
+/// title, footer, axes and legend, each [`Stepwise::draw_next`] the next [`POINTS_PER_STEP`] points (the dropped ones first, the kept on top).
+pub struct ScatterChart<DB: DrawingBackend> {
+    plot: Option<DrawingArea<DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>>,
+    /// The sample's points in drawing order and how many are drawn.
+    points: Vec<Point>,
+    drawn: usize,
+    layout: Option<ScatterLayout>,
+}
+
+struct Point {
+    ppl: f64,
+    consistency: f64,
+    class: Option<u32>,
+    kept: bool,
+}
+
+impl<DB: DrawingBackend> ScatterChart<DB> {
+    /// Reads the traces and draws everything but the points.
+    pub fn begin(
+        area: &DrawingArea<DB, Shift>,
+        set: &ScoredSet,
+        selection: &Selection,
+    ) -> Result<Self, ChartError> {
+        let mut chart = Self {
+            plot: None,
+            points: Vec::new(),
+            drawn: 0,
+            layout: None,
+        };
+        let Some(body) = titled(area, "ppl vs consistency — kept vs dropped")? else {
+            return Ok(chart);
+        };
+        let points: Vec<Point> = set
+            .traces
+            .iter()
+            .enumerate()
+            .filter_map(|(idx, trace)| {
+                // Non-finite values cannot happen (SPEC: finite or null); skip them if they do.
+                let finite = |value: Option<f64>| value.filter(|value| value.is_finite());
+                Some(Point {
+                    ppl: finite(trace.ppl)?,
+                    consistency: finite(trace.consistency)?,
+                    class: trace.class,
+                    kept: selection.kept.get(idx).copied().unwrap_or(false),
+                })
             })
-        })
-        .collect();
-    let n_skipped = set.traces.len() - points.len();
-    let stride = subsample_stride(points.len(), MAX_POINTS);
-    let sample: Vec<&Point> = points.iter().step_by(stride).collect();
+            .collect();
+        let n_skipped = set.traces.len() - points.len();
+        let stride = subsample_stride(points.len(), MAX_POINTS);
+        let n_sample = points.len().div_ceil(stride);
 
-    let mut notes = vec![format!(
-        "{} plotted",
-        count_noun(points.len(), "trace", "traces")
-    )];
-    if n_skipped > 0 {
-        notes.push(format!(
-            "{} without ppl or consistency skipped",
-            count_noun(n_skipped, "trace", "traces")
-        ));
-    }
-    if stride > 1 {
-        notes.push(format!(
-            "subsample: every {} point drawn ({} of {})",
-            ordinal(stride),
-            sample.len(),
-            points.len()
-        ));
-    }
-    let footer = [
-        "Filled: kept · hollow: dropped · ppl = mean −log p per token".to_owned(),
-        notes.join(" · "),
-    ];
-    let body = with_footer(&body, &footer)?;
-    // The x range covers every point, not just the sample, so the axis does not depend on
-    // which points the stride happened to pick.
-    let Some(x_range) = value_range(points.iter().map(|point| point.ppl)) else {
-        return message(&body, "no traces with both ppl and consistency").map(|()| None);
-    };
-    let x_range = padded(x_range, 0.04);
-    // Consistency is a mean similarity in [0, 1]; the fixed axis keeps charts comparable.
-    let y_range = value_range(
-        points
-            .iter()
-            .map(|point| point.consistency)
-            .chain([0.0, 1.0]),
-    )
-    .map_or((-0.05, 1.05), |range| padded(range, 0.05));
-
-    // Legend: the classes that have points, in class order, then the two marker kinds.
-    let mut present = vec![false; set.classes.len()];
-    let mut has_no_class = false;
-    for point in &points {
-        match point.class {
-            Some(class) => {
-                if let Some(flag) = present.get_mut(class as usize) {
-                    *flag = true;
-                }
-            }
-            None => has_no_class = true,
+        let mut notes = vec![format!(
+            "{} plotted",
+            count_noun(points.len(), "trace", "traces")
+        )];
+        if n_skipped > 0 {
+            notes.push(format!(
+                "{} without ppl or consistency skipped",
+                count_noun(n_skipped, "trace", "traces")
+            ));
         }
-    }
-    let mut rows: Vec<(Marker, String)> = present
-        .iter()
-        .enumerate()
-        .filter(|(_, present)| **present)
-        .map(|(class, _)| {
-            let name = set.class_name(Some(class as u32)).unwrap_or("");
-            (
-                Marker::Square(class_color(Some(class as u32))),
-                short_label(name, 18),
-            )
-        })
-        .collect();
-    if has_no_class {
-        rows.push((
-            Marker::Square(NO_CLASS_COLOR),
-            format!("{NO_CLASS} (no answer)"),
-        ));
-    }
-    rows.push((Marker::Circle(TEXT_COLOR, true), "kept".to_owned()));
-    rows.push((Marker::Circle(TEXT_COLOR, false), "dropped".to_owned()));
+        if stride > 1 {
+            notes.push(format!(
+                "subsample: every {} point drawn ({} of {})",
+                ordinal(stride),
+                n_sample,
+                points.len()
+            ));
+        }
+        let footer = [
+            "Filled: kept · hollow: dropped · ppl = mean −log p per token".to_owned(),
+            notes.join(" · "),
+        ];
+        let body = with_footer(&body, &footer)?;
+        // The x range covers every point, not just the sample, so the axis does not depend on
+        // which points the stride happened to pick.
+        let Some(x_range) = value_range(points.iter().map(|point| point.ppl)) else {
+            message(&body, "no traces with both ppl and consistency")?;
+            return Ok(chart);
+        };
+        let x_range = padded(x_range, 0.04);
+        // Consistency is a mean similarity in [0, 1]; the fixed axis keeps charts comparable.
+        let y_range = value_range(
+            points
+                .iter()
+                .map(|point| point.consistency)
+                .chain([0.0, 1.0]),
+        )
+        .map_or((-0.05, 1.05), |range| padded(range, 0.05));
 
-    let (width, _) = size(&body);
-    let legend_px = legend_width(&rows, 90, (width / 4).clamp(90, 170));
-    if !fits(&body, legend_px + 160, 120) {
-        return Ok(None);
-    }
-    let (plot_area, legend_area) = body.split_horizontally(width - legend_px);
-
-    let mut chart = ChartBuilder::on(&plot_area)
-        .margin(10)
-        .x_label_area_size(40)
-        .y_label_area_size(52)
-        .build_cartesian_2d(x_range.0..x_range.1, y_range.0..y_range.1)?;
-    let x_span = x_range.1 - x_range.0;
-    let x_format = |value: &f64| format_value(*value, x_span);
-    let y_format = |value: &f64| format_value(*value, 1.0);
-    chart
-        .configure_mesh()
-        .light_line_style(grid_light())
-        .bold_line_style(grid_bold())
-        .max_light_lines(1)
-        .x_labels(8)
-        .y_labels(6)
-        .x_label_formatter(&x_format)
-        .y_label_formatter(&y_format)
-        .label_style((FONT, LABEL_SIZE).into_font().color(&TEXT_COLOR))
-        .axis_desc_style((FONT, DESC_SIZE).into_font().color(&TEXT_COLOR))
-        .x_desc("ppl (log-perplexity)")
-        .y_desc("consistency")
-        .draw()?;
-    let (x_pixels, y_pixels) = chart.plotting_area().get_pixel_range();
-    let layout = ScatterLayout {
-        x_range,
-        y_range,
-        x_pixels: (x_pixels.start, x_pixels.end),
-        y_pixels: (y_pixels.start, y_pixels.end),
-    };
-
-    // Dropped first, kept on top: the kept traces are what the chart is about.
-    for kept in [false, true] {
-        let circles = sample
+        // Legend: the classes that have points, in class order, then the two marker kinds.
+        let mut present = vec![false; set.classes.len()];
+        let mut has_no_class = false;
+        for point in &points {
+            match point.class {
+                Some(class) => {
+                    if let Some(flag) = present.get_mut(class as usize) {
+                        *flag = true;
+                    }
+                }
+                None => has_no_class = true,
+            }
+        }
+        let mut rows: Vec<(Marker, String)> = present
             .iter()
-            .filter(|point| point.kept == kept)
-            .map(|point| {
-                let color = class_color(point.class);
-                let style = if kept {
-                    color.filled()
-                } else {
-                    color.stroke_width(1)
-                };
-                Circle::new((point.ppl, point.consistency), POINT_RADIUS, style)
-            });
-        chart.draw_series(circles)?;
+            .enumerate()
+            .filter(|(_, present)| **present)
+            .map(|(class, _)| {
+                let name = set.class_name(Some(class as u32)).unwrap_or("");
+                (
+                    Marker::Square(class_color(Some(class as u32))),
+                    short_label(name, 18),
+                )
+            })
+            .collect();
+        if has_no_class {
+            rows.push((
+                Marker::Square(NO_CLASS_COLOR),
+                format!("{NO_CLASS} (no answer)"),
+            ));
+        }
+        rows.push((Marker::Circle(TEXT_COLOR, true), "kept".to_owned()));
+        rows.push((Marker::Circle(TEXT_COLOR, false), "dropped".to_owned()));
+
+        let (width, _) = size(&body);
+        let legend_px = legend_width(&rows, 90, (width / 4).clamp(90, 170));
+        if !fits(&body, legend_px + 160, 120) {
+            return Ok(chart);
+        }
+        let (plot_area, legend_area) = body.split_horizontally(width - legend_px);
+
+        let mut axes = ChartBuilder::on(&plot_area)
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(52)
+            .build_cartesian_2d(x_range.0..x_range.1, y_range.0..y_range.1)?;
+        let x_span = x_range.1 - x_range.0;
+        let x_format = |value: &f64| format_value(*value, x_span);
+        let y_format = |value: &f64| format_value(*value, 1.0);
+        axes.configure_mesh()
+            .light_line_style(grid_light())
+            .bold_line_style(grid_bold())
+            .max_light_lines(1)
+            .x_labels(8)
+            .y_labels(6)
+            .x_label_formatter(&x_format)
+            .y_label_formatter(&y_format)
+            .label_style((FONT, LABEL_SIZE).into_font().color(&TEXT_COLOR))
+            .axis_desc_style((FONT, DESC_SIZE).into_font().color(&TEXT_COLOR))
+            .x_desc("ppl (log-perplexity)")
+            .y_desc("consistency")
+            .draw()?;
+        legend(&legend_area.margin(10, 0, 0, 0), &rows)?;
+        let plot = axes.plotting_area().clone();
+        let (x_pixels, y_pixels) = plot.get_pixel_range();
+        chart.layout = Some(ScatterLayout {
+            x_range,
+            y_range,
+            x_pixels: (x_pixels.start, x_pixels.end),
+            y_pixels: (y_pixels.start, y_pixels.end),
+        });
+        chart.plot = Some(plot);
+        // Dropped first, kept on top: the kept traces are what the chart is about.
+        let (kept, dropped): (Vec<Point>, Vec<Point>) = points
+            .into_iter()
+            .step_by(stride)
+            .partition(|point| point.kept);
+        chart.points = dropped;
+        chart.points.extend(kept);
+        Ok(chart)
     }
-    legend(&legend_area.margin(10, 0, 0, 0), &rows)?;
-    Ok(Some(layout))
+}
+
+impl<DB: DrawingBackend> Stepwise for ScatterChart<DB> {
+    type Layout = Option<ScatterLayout>;
+
+    /// Draws the next [`POINTS_PER_STEP`] points; false when every point has been drawn.
+    fn draw_next(&mut self) -> Result<bool, ChartError> {
+        let Some(plot) = &self.plot else {
+            return Ok(false);
+        };
+        let end = (self.drawn + POINTS_PER_STEP).min(self.points.len());
+        for point in self.points.get(self.drawn..end).unwrap_or_default() {
+            let color = class_color(point.class);
+            let style = if point.kept {
+                color.filled()
+            } else {
+                color.stroke_width(1)
+            };
+            plot.draw(&Circle::new(
+                (point.ppl, point.consistency),
+                POINT_RADIUS,
+                style,
+            ))?;
+        }
+        self.drawn = end;
+        Ok(self.drawn < self.points.len())
+    }
+
+    /// Where the plot is (None when the chart had no room or no points for one).
+    fn finish(self) -> Option<ScatterLayout> {
+        self.layout
+    }
 }
 
 /// 2 → "2nd", 3 → "3rd", 11 → "11th", 21 → "21st".

@@ -371,6 +371,91 @@ fn a_large_scatter_is_subsampled_and_says_so() {
     );
 }
 
+#[test]
+fn a_scatter_drawn_in_steps_draws_a_slice_of_points_a_step() {
+    // 1,000 questions of two traces: 2,000 points, every one drawn (no subsample).
+    let mut jsonl = String::new();
+    for q in 0..1_000 {
+        for s in 0..2 {
+            let lp = -0.01 * f64::from((q * 2 + s) % 97 + 1);
+            jsonl.push_str(&format!(
+                "{{\"question_id\":\"q{q}\",\"answer\":\"{}\",\"logprobs\":[{lp}]}}\n",
+                ["up", "down"][(q % 3 % 2) as usize]
+            ));
+        }
+    }
+    let set = scored(&jsonl);
+    let selection = select(&set, &options(Scope::PerClass));
+    let n_kept = selection.kept.iter().filter(|kept| **kept).count();
+    assert!(n_kept > 0);
+    let points = |svg: &str| {
+        let circles: Vec<String> = elements(svg, "circle")
+            .into_iter()
+            .filter(|c| c.contains("r=\"3\""))
+            .map(str::to_owned)
+            .collect();
+        circles
+    };
+    // After `begin`: the frame, axes and legend, no point.
+    let frame = to_svg(900, 360, |area| {
+        ScatterChart::begin(area, &set, &selection).map(|_| ())
+    })
+    .unwrap();
+    assert!(points(&frame).is_empty());
+    assert!(texts(&frame).contains(&"dropped"));
+    // Each step adds the next slice; the last step says so.
+    for steps in [1, 3] {
+        let mut more = Vec::new();
+        let svg = to_svg(900, 360, |area| {
+            let mut chart = ScatterChart::begin(area, &set, &selection)?;
+            for _ in 0..steps {
+                more.push(chart.draw_next()?);
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(points(&svg).len(), steps * POINTS_PER_STEP);
+        assert!(more.iter().all(|more| *more));
+        // Dropped points come first, so the kept ones are drawn over them.
+        assert!(points(&svg).iter().all(|c| c.contains("fill=\"none\"")));
+    }
+    let mut steps = 0;
+    let mut layout = None;
+    let stepped = to_svg(900, 360, |area| {
+        let mut chart = ScatterChart::begin(area, &set, &selection)?;
+        steps = 1;
+        while chart.draw_next()? {
+            steps += 1;
+        }
+        layout = chart.finish();
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(steps, 2_000_usize.div_ceil(POINTS_PER_STEP));
+    let circles = points(&stepped);
+    assert_eq!(circles.len(), 2_000);
+    let filled = circles
+        .iter()
+        .filter(|c| !c.contains("fill=\"none\""))
+        .count();
+    assert_eq!(filled, n_kept);
+    assert!(
+        circles[2_000 - n_kept..]
+            .iter()
+            .all(|c| !c.contains("fill=\"none\""))
+    );
+    // The one-call chart is the same drawing.
+    let mut whole_layout = None;
+    let whole = to_svg(900, 360, |area| {
+        whole_layout = scatter_ppl_consistency_with_layout(area, &set, &selection)?;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(stepped, whole);
+    assert_eq!(layout, whole_layout);
+    assert!(layout.is_some());
+}
+
 /// The first `n` metrics of a report (the app draws the curves of a chosen few).
 fn first_metrics(report: &EvalReport, n: usize) -> EvalReport {
     let mut report = report.clone();
