@@ -63,9 +63,14 @@ pub fn torch_python() -> anyhow::Result<String> {
     Ok(program("python"))
 }
 
-/// Builds the CLI the tests compare against and the extension, then runs pytest.
+/// Builds the CLI the tests compare against and the extension, then runs pytest. The CLI is
+/// built as the native tests build it (same crates, same features), so after them this
+/// builds nothing.
 pub fn build_and_test() -> anyhow::Result<Tally> {
-    cmd("cargo", &["build", "-p", "tracesift-cli"])?;
+    cmd(
+        "cargo",
+        &crate::test::native_crates_args("test", &["--no-run"]),
+    )?;
     let status = Command::new(venv_program("maturin"))
         .args(["develop", "-m", "crates/python/Cargo.toml"])
         .env("VIRTUAL_ENV", venv())

@@ -13,18 +13,20 @@ use crate::web;
 const DEFAULT_FUZZ_SECONDS: u64 = 40;
 
 /// The crates built natively (the app is checked for wasm32 in its own steps); clippy and
-/// the tests run over the same list.
-const NATIVE_CRATES: [&str; 6] = [
+/// the tests run over the same list, so they share one feature set (the CLI turns on the
+/// embedding model's `gpu`) and the Python step's CLI is the tests' own build.
+const NATIVE_CRATES: [&str; 7] = [
     "tracesift-core",
     "tracesift-charts",
     "tracesift-cli",
+    "tracesift-embed",
     "tracesift-gpu",
     "tracesift-io",
     "xtask",
 ];
 
 /// `cargo <command> -p <each native crate> <extra…>`'s arguments.
-fn native_crates_args<'a>(command: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+pub fn native_crates_args<'a>(command: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![command];
     for name in NATIVE_CRATES {
         args.extend(["-p", name]);
@@ -53,7 +55,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         cmd("rustup", &["component", "add", "rustfmt", "clippy"])
     })?;
     steps.run("fmt", || cmd("cargo", &["fmt", "--all", "--check"]))?;
-    steps.run("clippy (core, charts, cli, gpu, io, xtask)", || {
+    steps.run("clippy (core, charts, cli, embed, gpu, io, xtask)", || {
         cmd(
             "cargo",
             &native_crates_args("clippy", &["--all-targets", "--", "-D", "warnings"]),
@@ -69,45 +71,25 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         crate::model::fetch,
     )?;
     let mut tally = Tally::default();
+    // The embedding model's tests (against sentence-transformers, CPU and GPU) run here too:
+    // the dev profile builds the model's crate and gemm optimised (Cargo.toml), so they need
+    // no release build of their own.
     steps.run(
-        "tests (core, charts, cli, gpu, io, xtask; GPU kernels on Mesa lavapipe)",
+        "tests (core, charts, cli, embed, gpu, io, xtask; GPU kernels on Mesa lavapipe)",
         || {
             tally = cmd_counting_tests("cargo", &native_crates_args("test", &[]))?;
             Ok(())
         },
     )?;
-    steps.run(
-        "embedding model against sentence-transformers, CPU and GPU (release build; lavapipe)",
-        || {
-            let counts = cmd_counting_tests(
-                "cargo",
-                &[
-                    "test",
-                    "--release",
-                    "-p",
-                    "tracesift-embed",
-                    "--features",
-                    "gpu",
-                ],
-            )?;
-            tally.passed += counts.passed;
-            tally.failed += counts.failed;
-            Ok(())
-        },
-    )?;
-    steps.run("clippy (embed, python)", || {
-        // Python is linted here and tested through Python below (its test binary would
-        // need libpython to link).
+    steps.run("clippy (python)", || {
+        // Linted here and tested through Python below (its test binary would need libpython
+        // to link).
         cmd(
             "cargo",
             &[
                 "clippy",
                 "-p",
-                "tracesift-embed",
-                "-p",
                 "tracesift-python",
-                "--features",
-                "tracesift-embed/gpu",
                 "--all-targets",
                 "--",
                 "-D",

@@ -1,6 +1,6 @@
 //! Milliseconds per text of the embedding model on this machine: 256-word-piece texts one at
-//! a time, and in a batch of 32, on the threads candle uses (`RAYON_NUM_THREADS`, else
-//! every core), and as `--sim semantic` runs them (`Model::embed_all`). Usage: cargo run --release -p tracesift-embed --example speed [MODEL_DIR]
+//! a time and in a batch of 32 on one thread, and as `--sim semantic` runs them
+//! (`Model::embed_all`) on rayon's threads (`RAYON_NUM_THREADS`, else every core). Usage: cargo run --release -p tracesift-embed --example speed [MODEL_DIR]
 //! (run by `cargo xtask bench`, once with RAYON_NUM_THREADS=1; the model comes from
 //! `cargo xtask model`).
 
@@ -43,11 +43,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     model.embed_all(&many, Part::First, &|_| ())?;
     let all = started.elapsed().as_secs_f64() * 1e3 / many.len() as f64;
     println!(
-        "embedding on {} thread(s) (all-MiniLM-L6-v2, 256 word-pieces, CPU native): {:.1} ms a text one at a time (median of 10), {:.1} ms a text in a batch of 32, {:.1} ms a text for 64 texts as `--sim semantic` runs them",
-        candle_core::utils::get_num_threads(),
+        "embedding (all-MiniLM-L6-v2, 256 word-pieces, CPU native): {:.1} ms a text one at a time (median of 10) and {:.1} ms a text in a batch of 32, on one thread; {:.1} ms a text for 64 texts as `--sim semantic` runs them, on {} thread(s)",
         median(single),
         batch,
-        all
+        all,
+        rayon::current_num_threads(),
     );
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! The encoder on a GPU (`gpu` feature): the same model, tokenized the same way, run by
-//! crates/gpu's WGSL kernels instead of candle; embeddings agree with the CPU's to 1e-4.
+//! crates/gpu's WGSL kernels instead of src/encoder.rs; embeddings agree with the CPU's to 1e-4.
 
 use safetensors::SafeTensors;
 use tracesift_gpu::{Encoder, EncoderConfig, Gpu};

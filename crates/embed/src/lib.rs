@@ -8,14 +8,13 @@
 //! The weights are bytes in, so the same code runs natively and in a Web Worker. The core
 //! never sees the model: it takes the vectors like any other embedding.
 
-use candle_core::{D, DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use safetensors::SafeTensors;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokenizers::Tokenizer;
 use tracesift_core::dataset::Scorer;
 
+mod encoder;
 #[cfg(feature = "gpu")]
 mod gpu;
 #[cfg(not(target_arch = "wasm32"))]
@@ -88,8 +87,6 @@ pub enum EmbedError {
     Load { what: &'static str, message: String },
     #[error("cannot tokenize a text: {0}")]
     Tokenize(String),
-    #[error("the model failed: {0}")]
-    Model(#[from] candle_core::Error),
     /// The GPU encoder failed (callers fall back to the CPU).
     #[cfg(feature = "gpu")]
     #[error("{0}")]
@@ -122,7 +119,7 @@ pub struct ModelFiles<'a> {
 }
 
 /// The model's shape, from its `config.json` (checked against its pin).
-fn config(bytes: &[u8]) -> Result<Config, EmbedError> {
+fn config(bytes: &[u8]) -> Result<encoder::Config, EmbedError> {
     check_file("config.json", bytes)?;
     serde_json::from_slice(bytes).map_err(|error| EmbedError::Load {
         what: "config.json",
@@ -132,9 +129,8 @@ fn config(bytes: &[u8]) -> Result<Config, EmbedError> {
 
 /// The loaded model, ready to embed.
 pub struct Model {
-    bert: BertModel,
+    encoder: encoder::Encoder,
     tokenizer: Tokenizer,
-    device: Device,
     cls: u32,
     sep: u32,
 }
@@ -166,21 +162,18 @@ impl Model {
             })
         };
         let (cls, sep) = (token("[CLS]")?, token("[SEP]")?);
-        let device = Device::Cpu;
-        let weights =
-            VarBuilder::from_buffered_safetensors(files.weights.to_vec(), DType::F32, &device)
-                .map_err(|error| EmbedError::Load {
-                    what: "model.safetensors",
-                    message: error.to_string(),
-                })?;
-        let bert = BertModel::load(weights, &config).map_err(|error| EmbedError::Load {
-            what: "model.safetensors",
-            message: error.to_string(),
+        let tensors =
+            SafeTensors::deserialize(files.weights).map_err(|error| EmbedError::Load {
+                what: "model.safetensors",
+                message: error.to_string(),
+            })?;
+        let encoder = encoder::Encoder::new(&config, |name| {
+            let view = tensors.tensor(name).ok()?;
+            (view.dtype() == safetensors::Dtype::F32).then(|| view.data())
         })?;
         Ok(Self {
-            bert,
+            encoder,
             tokenizer,
-            device,
             cls,
             sep,
         })
@@ -207,8 +200,8 @@ impl Model {
         Ok(pieces)
     }
 
-    /// One unit-length embedding per text, in order. Texts are run together, padded to the
-    /// longest of them; padding is masked out of attention and of the mean, so a text's
+    /// One unit-length embedding per text, in order, on the calling thread. Texts are run
+    /// together, packed without padding; attention stays within each text, so a text's
     /// embedding does not depend on its company (to float rounding).
     pub fn embed(&self, texts: &[&str], part: Part) -> Result<Vec<Vec<f32>>, EmbedError> {
         let pieces = texts
@@ -220,31 +213,7 @@ impl Model {
 
     /// [`Model::embed`] of texts already cut into word-pieces by [`Model::word_pieces`].
     pub fn embed_pieces(&self, pieces: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        if pieces.is_empty() {
-            return Ok(Vec::new());
-        }
-        let longest = pieces.iter().map(Vec::len).max().unwrap_or(0);
-        let mut ids = Vec::with_capacity(pieces.len() * longest);
-        let mut mask = Vec::with_capacity(pieces.len() * longest);
-        for text_pieces in pieces {
-            ids.extend_from_slice(text_pieces);
-            mask.extend(std::iter::repeat_n(1u32, text_pieces.len()));
-            let padding = longest - text_pieces.len();
-            ids.extend(std::iter::repeat_n(0u32, padding));
-            mask.extend(std::iter::repeat_n(0u32, padding));
-        }
-        let shape = (pieces.len(), longest);
-        let ids = Tensor::from_vec(ids, shape, &self.device)?;
-        let mask = Tensor::from_vec(mask, shape, &self.device)?;
-        let token_types = ids.zeros_like()?;
-        let states = self.bert.forward(&ids, &token_types, Some(&mask))?;
-        // Mean over the text's own tokens: (Σ mask·state) / Σ mask.
-        let mask = mask.to_dtype(DType::F32)?.unsqueeze(D::Minus1)?;
-        let summed = states.broadcast_mul(&mask)?.sum(1)?;
-        let counts = mask.sum(1)?;
-        let means = summed.broadcast_div(&counts)?;
-        let norms = means.sqr()?.sum_keepdim(1)?.sqrt()?;
-        let unit = means.broadcast_div(&norms)?;
-        Ok(unit.to_vec2::<f32>()?)
+        let slices: Vec<&[u32]> = pieces.iter().map(Vec::as_slice).collect();
+        self.encoder.encode(&slices)
     }
 }

@@ -12,9 +12,10 @@ use crate::{EmbedError, Model, ModelFiles, Part};
 /// The environment variable that names the model's folder.
 pub const DIR_ENV: &str = "TRACESIFT_MODEL_DIR";
 
-/// Word-pieces run together in one batch, at most: enough rows for the matrix products to
-/// be efficient, few enough that each core gets batches.
-const BATCH_WORD_PIECES: usize = 256;
+/// Word-pieces run together in one batch, at most:
+/// enough rows for the matrix products to be efficient, few enough that each core gets
+/// batches and progress is reported often.
+const BATCH_WORD_PIECES: usize = 512;
 
 /// Where the model is looked for when no folder is given: `$TRACESIFT_MODEL_DIR`, else
 /// `model/all-MiniLM-L6-v2` beside the folder of the running program (for a build from
@@ -72,7 +73,7 @@ pub fn load_dir(dir: &Path) -> Result<Model, EmbedError> {
 
 impl Model {
     /// Every text's embedding, in order, on every core of rayon's pool. Texts are cut into
-    /// word-pieces, sorted by length and run in batches of similar length (little padding);
+    /// word-pieces, sorted by length and run in batches of at most 512 word-pieces;
     /// `progress` is told how many texts are done after each batch. Each embedding equals
     /// [`Model::embed`] of its text alone, to float rounding.
     pub fn embed_all(
@@ -88,27 +89,21 @@ impl Model {
         let mut order: Vec<usize> = (0..pieces.len()).collect();
         order.sort_by_key(|&idx| std::cmp::Reverse(pieces.get(idx).map_or(0, Vec::len)));
         // Longest first, so the slowest batches start early and the last ones are short.
-        let mut batches: Vec<Vec<usize>> = Vec::new();
+        let mut batches: Vec<(Vec<usize>, usize)> = Vec::new();
         for idx in order {
+            let len = pieces.get(idx).map_or(0, Vec::len);
             match batches.last_mut() {
-                // The batch's first text is its longest: every text pads to it.
-                Some(batch)
-                    if (batch.len() + 1)
-                        * batch
-                            .first()
-                            .and_then(|&first| pieces.get(first))
-                            .map_or(1, Vec::len)
-                        <= BATCH_WORD_PIECES =>
-                {
+                Some((batch, word_pieces)) if *word_pieces + len <= BATCH_WORD_PIECES => {
                     batch.push(idx);
+                    *word_pieces += len;
                 }
-                _ => batches.push(vec![idx]),
+                _ => batches.push((vec![idx], len)),
             }
         }
         let done = AtomicUsize::new(0);
         let results = batches
             .par_iter()
-            .map(|batch| {
+            .map(|(batch, _)| {
                 let batch_pieces: Vec<Vec<u32>> = batch
                     .iter()
                     .map(|&idx| pieces.get(idx).cloned().unwrap_or_default())

@@ -1,4 +1,4 @@
-//! The GPU encoder (crates/gpu's WGSL kernels) against the CPU's candle encoder and
+//! The GPU encoder (crates/gpu's WGSL kernels) against the CPU encoder and
 //! sentence-transformers' stored embeddings: within 1e-4, on whatever adapter wgpu finds
 //! (Mesa's lavapipe in CI; `cargo xtask test` installs it).
 // A panic here is a failed test.
