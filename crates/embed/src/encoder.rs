@@ -331,30 +331,9 @@ impl Encoder {
             let at = start * qkv_row + column;
             // Scores: Q (len × width) times Kᵀ (width × len), scaled.
             matmul(
-                Dst {
-                    data: &mut *scores,
-                    offset: 0,
-                    rows: len,
-                    cols: len,
-                    row_stride: len,
-                    col_stride: 1,
-                },
-                View {
-                    data: qkv,
-                    offset: at,
-                    rows: len,
-                    cols: width,
-                    row_stride: qkv_row,
-                    col_stride: 1,
-                },
-                View {
-                    data: qkv,
-                    offset: at + hidden,
-                    rows: width,
-                    cols: len,
-                    row_stride: 1,
-                    col_stride: qkv_row,
-                },
+                (&mut *scores, Matrix::rows(0, len, len, len)),
+                (qkv, Matrix::rows(at, len, width, qkv_row)),
+                (qkv, Matrix::columns(at + hidden, width, len, qkv_row)),
                 false,
                 scale,
             );
@@ -363,30 +342,12 @@ impl Encoder {
             }
             // Context: the weights (len × len) times V (len × width).
             matmul(
-                Dst {
-                    data: &mut *context,
-                    offset: start * hidden + column,
-                    rows: len,
-                    cols: width,
-                    row_stride: hidden,
-                    col_stride: 1,
-                },
-                View {
-                    data: &*scores,
-                    offset: 0,
-                    rows: len,
-                    cols: len,
-                    row_stride: len,
-                    col_stride: 1,
-                },
-                View {
-                    data: qkv,
-                    offset: at + 2 * hidden,
-                    rows: len,
-                    cols: width,
-                    row_stride: qkv_row,
-                    col_stride: 1,
-                },
+                (
+                    &mut *context,
+                    Matrix::rows(start * hidden + column, len, width, hidden),
+                ),
+                (&*scores, Matrix::rows(0, len, len, len)),
+                (qkv, Matrix::rows(at + 2 * hidden, len, width, qkv_row)),
                 false,
                 1.0,
             );
@@ -417,32 +378,11 @@ fn linear(
             }
         }
     }
+    // Wᵀ: element (i, j) is W[j][i], so its columns are W's rows.
     matmul(
-        Dst {
-            data: out,
-            offset: 0,
-            rows,
-            cols: n,
-            row_stride: n,
-            col_stride: 1,
-        },
-        View {
-            data: input,
-            offset: 0,
-            rows,
-            cols: k,
-            row_stride: k,
-            col_stride: 1,
-        },
-        // Wᵀ: element (i, j) is W[j][i].
-        View {
-            data: &layer.weight,
-            offset: 0,
-            rows: k,
-            cols: n,
-            row_stride: 1,
-            col_stride: k,
-        },
+        (out, Matrix::rows(0, rows, n, n)),
+        (input, Matrix::rows(0, rows, k, k)),
+        (&layer.weight, Matrix::columns(0, k, n, k)),
         true,
         1.0,
     );
@@ -573,9 +513,9 @@ pub(crate) fn erf(x: f32) -> f32 {
     p / q
 }
 
-/// A matrix within a slice: element (i, j) at `offset + i·row_stride + j·col_stride`.
-struct View<'a> {
-    data: &'a [f32],
+/// Where a matrix lies in a slice: element (i, j) at `offset + i·row_stride + j·col_stride`.
+#[derive(Debug, Clone, Copy)]
+struct Matrix {
     offset: usize,
     rows: usize,
     cols: usize,
@@ -583,22 +523,36 @@ struct View<'a> {
     col_stride: usize,
 }
 
-/// [`View`], written to.
-struct Dst<'a> {
-    data: &'a mut [f32],
-    offset: usize,
-    rows: usize,
-    cols: usize,
-    row_stride: usize,
-    col_stride: usize,
-}
+impl Matrix {
+    /// `rows × cols` from `offset`, each row's values side by side, rows `stride` apart.
+    fn rows(offset: usize, rows: usize, cols: usize, stride: usize) -> Self {
+        Self {
+            offset,
+            rows,
+            cols,
+            row_stride: stride,
+            col_stride: 1,
+        }
+    }
 
-/// The index one past a matrix's last element (its offset for an empty one).
-fn end(offset: usize, rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> usize {
-    if rows == 0 || cols == 0 {
-        offset
-    } else {
-        offset + (rows - 1) * row_stride + (cols - 1) * col_stride + 1
+    /// `rows × cols` from `offset`, each column's values side by side, columns `stride`
+    /// apart (the transpose of a row-major matrix).
+    fn columns(offset: usize, rows: usize, cols: usize, stride: usize) -> Self {
+        Self {
+            offset,
+            rows,
+            cols,
+            row_stride: 1,
+            col_stride: stride,
+        }
+    }
+
+    /// Whether every element lies in a slice of `len` values.
+    fn fits(self, len: usize) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || self.offset + (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride
+                < len
     }
 }
 
@@ -606,59 +560,39 @@ fn end(offset: usize, rows: usize, cols: usize, row_stride: usize, col_stride: u
 ///
 /// Panics when a matrix reaches past its slice or the shapes disagree: both are bugs of
 /// this module, and the checks are what make the call below sound.
-fn matmul(dst: Dst<'_>, lhs: View<'_>, rhs: View<'_>, accumulate: bool, scale: f32) {
-    assert!(lhs.rows == dst.rows && rhs.cols == dst.cols && lhs.cols == rhs.rows);
-    assert!(
-        end(
-            dst.offset,
-            dst.rows,
-            dst.cols,
-            dst.row_stride,
-            dst.col_stride
-        ) <= dst.data.len()
-    );
-    assert!(
-        end(
-            lhs.offset,
-            lhs.rows,
-            lhs.cols,
-            lhs.row_stride,
-            lhs.col_stride
-        ) <= lhs.data.len()
-    );
-    assert!(
-        end(
-            rhs.offset,
-            rhs.rows,
-            rhs.cols,
-            rhs.row_stride,
-            rhs.col_stride
-        ) <= rhs.data.len()
-    );
-    if dst.rows == 0 || dst.cols == 0 {
+fn matmul(
+    (dst, to): (&mut [f32], Matrix),
+    (lhs, left): (&[f32], Matrix),
+    (rhs, right): (&[f32], Matrix),
+    accumulate: bool,
+    scale: f32,
+) {
+    assert!(left.rows == to.rows && right.cols == to.cols && left.cols == right.rows);
+    assert!(to.fits(dst.len()) && left.fits(lhs.len()) && right.fits(rhs.len()));
+    if to.rows == 0 || to.cols == 0 {
         return;
     }
     let stride = |value: usize| isize::try_from(value).unwrap_or(isize::MAX);
     // SAFETY: every element gemm reads or writes — (i, j) of dst for i < rows, j < cols,
-    // (i, p) of lhs and (p, j) of rhs for p < lhs.cols — lies inside its slice by the
+    // (i, p) of lhs and (p, j) of rhs for p < left.cols — lies inside its slice by the
     // asserts above; dst is borrowed mutably, so it overlaps neither input; gemm only reads
     // dst when `accumulate` is true, and every element of it is initialised f32.
     #[allow(unsafe_code)]
     unsafe {
         gemm::gemm(
-            dst.rows,
-            dst.cols,
-            lhs.cols,
-            dst.data.as_mut_ptr().add(dst.offset),
-            stride(dst.col_stride),
-            stride(dst.row_stride),
+            to.rows,
+            to.cols,
+            left.cols,
+            dst.as_mut_ptr().add(to.offset),
+            stride(to.col_stride),
+            stride(to.row_stride),
             accumulate,
-            lhs.data.as_ptr().add(lhs.offset),
-            stride(lhs.col_stride),
-            stride(lhs.row_stride),
-            rhs.data.as_ptr().add(rhs.offset),
-            stride(rhs.col_stride),
-            stride(rhs.row_stride),
+            lhs.as_ptr().add(left.offset),
+            stride(left.col_stride),
+            stride(left.row_stride),
+            rhs.as_ptr().add(right.offset),
+            stride(right.col_stride),
+            stride(right.row_stride),
             1.0,
             scale,
             false,
