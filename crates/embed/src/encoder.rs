@@ -392,21 +392,8 @@ fn linear(
 /// biased one (PyTorch's).
 fn layer_norm(values: &mut [f32], width: usize, norm: &Norm, eps: f32) {
     for row in values.chunks_exact_mut(width) {
-        let mean = sum(row) / width as f32;
-        let mut lanes = [0.0f32; LANES];
-        let mut chunks = row.chunks_exact(LANES);
-        for chunk in &mut chunks {
-            for (lane, value) in lanes.iter_mut().zip(chunk) {
-                *lane += (value - mean) * (value - mean);
-            }
-        }
-        let variance = (lanes.iter().sum::<f32>()
-            + chunks
-                .remainder()
-                .iter()
-                .map(|value| (value - mean) * (value - mean))
-                .sum::<f32>())
-            / width as f32;
+        let mean = sum_of(row, |value| value) / width as f32;
+        let variance = sum_of(row, |value| (value - mean) * (value - mean)) / width as f32;
         let inverse = 1.0 / (variance + eps).sqrt();
         for ((value, gamma), beta) in row.iter_mut().zip(&norm.gamma).zip(&norm.beta) {
             *value = (*value - mean) * inverse * gamma + beta;
@@ -418,16 +405,21 @@ fn layer_norm(values: &mut [f32], width: usize, norm: &Norm, eps: f32) {
 /// the loops vectorise (a single running sum is a chain the compiler must keep in order).
 const LANES: usize = 8;
 
-/// The sum of `values`, in [`LANES`] partial sums.
-fn sum(values: &[f32]) -> f32 {
+/// The sum of `term` over `values`, in [`LANES`] partial sums.
+fn sum_of(values: &[f32], term: impl Fn(f32) -> f32) -> f32 {
     let mut lanes = [0.0f32; LANES];
     let mut chunks = values.chunks_exact(LANES);
     for chunk in &mut chunks {
         for (lane, value) in lanes.iter_mut().zip(chunk) {
-            *lane += value;
+            *lane += term(*value);
         }
     }
-    lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
+    lanes.iter().sum::<f32>()
+        + chunks
+            .remainder()
+            .iter()
+            .map(|value| term(*value))
+            .sum::<f32>()
 }
 
 /// The largest of `values` (−∞ for none), in [`LANES`] partial maxima.
@@ -452,7 +444,7 @@ fn softmax(row: &mut [f32]) {
     for value in row.iter_mut() {
         *value = exp(*value - max);
     }
-    let inverse = 1.0 / sum(row);
+    let inverse = 1.0 / sum_of(row, |value| value);
     for value in row.iter_mut() {
         *value *= inverse;
     }
