@@ -428,14 +428,21 @@ fn max(values: &[f32]) -> f32 {
     let mut chunks = values.chunks_exact(LANES);
     for chunk in &mut chunks {
         for (lane, value) in lanes.iter_mut().zip(chunk) {
-            *lane = lane.max(*value);
+            *lane = larger(*lane, *value);
         }
     }
     lanes
         .iter()
         .chain(chunks.remainder())
         .copied()
-        .fold(f32::NEG_INFINITY, f32::max)
+        .fold(f32::NEG_INFINITY, larger)
+}
+
+/// `f32::max` where neither is NaN (and, like it, `max` if `value` is NaN; `max` never is
+/// here): a compare and select, which wasm has, where `f32::max`'s NaN rule is a call to
+/// libm's `fmaxf` on wasm32 (wasm's own `f32.max` propagates NaN).
+fn larger(max: f32, value: f32) -> f32 {
+    if value > max { value } else { max }
 }
 
 /// Softmax of one row, in place.
