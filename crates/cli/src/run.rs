@@ -402,7 +402,11 @@ fn embed_texts(
         .ok_or_else(|| bad("--sim semantic: name the model's folder with --model-dir"))?;
     let bytes =
         tracesift_embed::read_dir(&dir).map_err(|error| bad(format!("--sim semantic: {error}")))?;
-    let model = tracesift_embed::Model::load(&bytes.files())
+    let checked = bytes
+        .files()
+        .check()
+        .map_err(|error| bad(format!("--sim semantic: {error}")))?;
+    let model = tracesift_embed::Model::load(&checked)
         .map_err(|error| bad(format!("--sim semantic: {error}")))?;
     let bar = crate::progress::texts_bar();
     let gpu = engine.embedding_gpu();
@@ -410,7 +414,7 @@ fn embed_texts(
         bar.set_length(texts.len() as u64);
         if let Some(gpu) = gpu {
             let on_gpu = pollster::block_on(async {
-                let encoder = tracesift_embed::upload(&gpu, &bytes.files()).await?;
+                let encoder = tracesift_embed::upload(&gpu, &checked).await?;
                 model
                     .embed_on(&gpu, &encoder, texts, part, &mut |done| {
                         bar.set_position(done as u64);

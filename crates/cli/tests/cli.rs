@@ -881,69 +881,26 @@ fn score_rows(output: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
-#[test]
-fn semantic_scores_as_sentence_transformers_embeddings_do() {
-    let dir = tempfile::tempdir().unwrap();
+/// Scores the fixture's texts with `--sim semantic --semantic-part part` and `extra`, and
+/// checks the similarity-graph signals that need no log-probs (the fixture has none)
+/// against those of sentence-transformers' embeddings, within `tolerance`.
+fn assert_semantic_as_sentence_transformers(
+    dir: &Path,
+    part: &str,
+    extra: &[&str],
+    tolerance: f64,
+) {
+    let (texts, embedded) = semantic_fixtures(dir, part);
     let model = model_dir();
-    let model = model.to_str().unwrap();
-    for part in ["first", "last"] {
-        let (texts, embedded) = semantic_fixtures(dir.path(), part);
-        let ours = score_rows(&tracesift(
-            &[
-                "score",
-                texts.to_str().unwrap(),
-                "--sim",
-                "semantic",
-                "--semantic-part",
-                part,
-                "--model-dir",
-                model,
-            ],
-            None,
-        ));
-        let theirs = score_rows(&tracesift(
-            &["score", embedded.to_str().unwrap(), "--sim", "embedding"],
-            None,
-        ));
-        assert_eq!(ours.len(), 12);
-        for (a, b) in ours.iter().zip(&theirs) {
-            // The similarity-graph signals that need no log-probs (the fixture has none).
-            for metric in ["consistency", "eigv", "eccentricity", "kle"] {
-                let (x, y) = (a[metric].as_f64().unwrap(), b[metric].as_f64().unwrap());
-                assert!(
-                    (x - y).abs() <= 1e-5,
-                    "{part}: {} {metric}: {x} vs sentence-transformers' {y}",
-                    a["trace_id"]
-                );
-            }
-        }
-    }
-}
-
-#[test]
-fn semantic_on_the_gpu_backend_scores_as_sentence_transformers_embeddings_do() {
-    // `--backend gpu` runs the encoder's WGSL kernels (on lavapipe in CI).
-    let dir = tempfile::tempdir().unwrap();
-    let model = model_dir();
-    let (texts, embedded) = semantic_fixtures(dir.path(), "last");
-    let report = dir.path().join("report.json");
-    let ours = score_rows(&tracesift(
-        &[
-            "score",
-            texts.to_str().unwrap(),
-            "--sim",
-            "semantic",
-            "--semantic-part",
-            "last",
-            "--backend",
-            "gpu",
-            "--model-dir",
-            model.to_str().unwrap(),
-            "--report",
-            report.to_str().unwrap(),
-        ],
-        None,
-    ));
+    let mut args = vec!["score", texts.to_str().unwrap(), "--sim", "semantic"];
+    args.extend([
+        "--semantic-part",
+        part,
+        "--model-dir",
+        model.to_str().unwrap(),
+    ]);
+    args.extend(extra);
+    let ours = score_rows(&tracesift(&args, None));
     let theirs = score_rows(&tracesift(
         &["score", embedded.to_str().unwrap(), "--sim", "embedding"],
         None,
@@ -953,12 +910,29 @@ fn semantic_on_the_gpu_backend_scores_as_sentence_transformers_embeddings_do() {
         for metric in ["consistency", "eigv", "eccentricity", "kle"] {
             let (x, y) = (a[metric].as_f64().unwrap(), b[metric].as_f64().unwrap());
             assert!(
-                (x - y).abs() <= 1e-4,
-                "{} {metric}: {x} on the GPU vs sentence-transformers' {y}",
+                (x - y).abs() <= tolerance,
+                "{part} {extra:?}: {} {metric}: {x} vs sentence-transformers' {y}",
                 a["trace_id"]
             );
         }
     }
+}
+
+#[test]
+fn semantic_scores_as_sentence_transformers_embeddings_do() {
+    let dir = tempfile::tempdir().unwrap();
+    for part in ["first", "last"] {
+        assert_semantic_as_sentence_transformers(dir.path(), part, &[], 1e-5);
+    }
+}
+
+#[test]
+fn semantic_on_the_gpu_backend_scores_as_sentence_transformers_embeddings_do() {
+    // `--backend gpu` runs the encoder's WGSL kernels (on lavapipe in CI).
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let gpu = ["--backend", "gpu", "--report", report.to_str().unwrap()];
+    assert_semantic_as_sentence_transformers(dir.path(), "last", &gpu, 1e-4);
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     let backend = report["backend"].as_str().unwrap();

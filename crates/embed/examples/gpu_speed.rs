@@ -16,7 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "target/model/all-MiniLM-L6-v2".to_owned());
     let n_texts: Option<usize> = args.next().map(|n| n.parse()).transpose()?;
     let bytes = tracesift_embed::read_dir(std::path::Path::new(&dir))?;
-    let files = bytes.files();
+    let files = bytes.files().check()?;
     let model = Model::load(&files)?;
     let started = Instant::now();
     let gpu = Gpu::new_blocking()?;

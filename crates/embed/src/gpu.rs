@@ -4,11 +4,11 @@
 use safetensors::SafeTensors;
 use tracesift_gpu::{Encoder, EncoderConfig, Gpu};
 
-use crate::{EmbedError, Model, ModelFiles, Part, check_file};
+use crate::{CheckedFiles, EmbedError, Model, Part};
 
-/// Uploads the model's weights to `gpu` after checking them against their pinned sha256.
-pub async fn upload(gpu: &Gpu, files: &ModelFiles<'_>) -> Result<Encoder, EmbedError> {
-    check_file("model.safetensors", files.weights)?;
+/// Uploads the model's checked weights to `gpu`.
+pub async fn upload(gpu: &Gpu, checked: &CheckedFiles<'_>) -> Result<Encoder, EmbedError> {
+    let files = checked.files();
     let config = crate::config(files.config)?;
     let tensors = SafeTensors::deserialize(files.weights).map_err(|error| EmbedError::Load {
         what: "model.safetensors",

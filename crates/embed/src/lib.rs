@@ -53,15 +53,17 @@ pub fn pinned_sha256(file: &str) -> Option<String> {
 
 /// Fails unless `bytes` are exactly the pinned file: another model (or a truncated
 /// download) would give embeddings that look fine and are wrong.
-pub fn check_file(file: &'static str, bytes: &[u8]) -> Result<(), EmbedError> {
+fn check_file(file: &'static str, bytes: &[u8]) -> Result<(), EmbedError> {
+    check_digest(file, &Sha256::digest(bytes))
+}
+
+/// [`check_file`] of a file whose sha256 is `digest`.
+fn check_digest(file: &'static str, digest: &[u8]) -> Result<(), EmbedError> {
     let expected = pinned_sha256(file).ok_or(EmbedError::Load {
         what: file,
         message: "it has no pinned sha256".to_owned(),
     })?;
-    let found: String = Sha256::digest(bytes)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
+    let found: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
     if found == expected {
         Ok(())
     } else {
@@ -109,6 +111,7 @@ pub fn embed_scorer_with(
 }
 
 /// The model's files, as bytes.
+#[derive(Clone, Copy)]
 pub struct ModelFiles<'a> {
     /// `model.safetensors` (f32).
     pub weights: &'a [u8],
@@ -118,9 +121,46 @@ pub struct ModelFiles<'a> {
     pub config: &'a [u8],
 }
 
+impl<'a> ModelFiles<'a> {
+    /// The files' names, in the order of [`ModelFiles::check_digests`]' digests.
+    pub const NAMES: [&'static str; 3] = ["model.safetensors", "tokenizer.json", "config.json"];
+
+    fn each(&self) -> [&'a [u8]; 3] {
+        [self.weights, self.tokenizer, self.config]
+    }
+
+    /// The files, once each is found to be the pinned one ([`check_file`]).
+    pub fn check(self) -> Result<CheckedFiles<'a>, EmbedError> {
+        for (name, bytes) in Self::NAMES.into_iter().zip(self.each()) {
+            check_file(name, bytes)?;
+        }
+        Ok(CheckedFiles(self))
+    }
+
+    /// [`ModelFiles::check`] with each file's sha256 computed by the caller, in the order
+    /// of [`ModelFiles::NAMES`]: in the tab the browser's SubtleCrypto takes 0.3 s over
+    /// the weights where this crate's sha256 compiled to wasm takes 5 s.
+    pub fn check_digests(self, digests: &[[u8; 32]; 3]) -> Result<CheckedFiles<'a>, EmbedError> {
+        for (name, digest) in Self::NAMES.into_iter().zip(digests) {
+            check_digest(name, digest)?;
+        }
+        Ok(CheckedFiles(self))
+    }
+}
+
+/// The model's files, each checked against its pinned sha256 (once, however many times
+/// they are loaded: on the CPU, on a GPU).
+#[derive(Clone, Copy)]
+pub struct CheckedFiles<'a>(ModelFiles<'a>);
+
+impl<'a> CheckedFiles<'a> {
+    pub fn files(&self) -> ModelFiles<'a> {
+        self.0
+    }
+}
+
 /// The model's shape, from its `config.json` (checked against its pin).
 fn config(bytes: &[u8]) -> Result<encoder::Config, EmbedError> {
-    check_file("config.json", bytes)?;
     serde_json::from_slice(bytes).map_err(|error| EmbedError::Load {
         what: "config.json",
         message: error.to_string(),
@@ -136,10 +176,9 @@ pub struct Model {
 }
 
 impl Model {
-    /// Loads the model after checking each file against its pinned sha256.
-    pub fn load(files: &ModelFiles<'_>) -> Result<Self, EmbedError> {
-        check_file("model.safetensors", files.weights)?;
-        check_file("tokenizer.json", files.tokenizer)?;
+    /// Loads the model from its checked files.
+    pub fn load(checked: &CheckedFiles<'_>) -> Result<Self, EmbedError> {
+        let files = checked.files();
         let config = config(files.config)?;
         let mut tokenizer =
             Tokenizer::from_bytes(files.tokenizer).map_err(|error| EmbedError::Load {

@@ -66,9 +66,9 @@ pub fn read_dir(dir: &Path) -> Result<ModelBytes, EmbedError> {
     })
 }
 
-/// Loads the model from a folder ([`read_dir`], then [`Model::load`]).
+/// Loads the model from a folder ([`read_dir`], checked, then [`Model::load`]).
 pub fn load_dir(dir: &Path) -> Result<Model, EmbedError> {
-    Model::load(&read_dir(dir)?.files())
+    Model::load(&read_dir(dir)?.files().check()?)
 }
 
 impl Model {

@@ -21,7 +21,7 @@ struct Loaded {
 
 fn load() -> Loaded {
     let bytes = tracesift_embed::read_dir(&model_dir()).unwrap();
-    let files = bytes.files();
+    let files = bytes.files().check().unwrap();
     let model = Model::load(&files).unwrap();
     let gpu = Gpu::new_blocking().expect("a wgpu adapter (Mesa's lavapipe will do)");
     let encoder = pollster::block_on(tracesift_embed::upload(&gpu, &files)).unwrap();
