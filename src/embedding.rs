@@ -142,11 +142,14 @@ mod kept {
 /// The files the model is loaded from.
 const MODEL_FILES: [&str; 3] = ModelFiles::NAMES;
 
-/// The model's files, from IndexedDB (`from_kept`) or fetched; and whether any was fetched.
-async fn model_files(model_url: &str, from_kept: bool) -> Result<(Vec<Vec<u8>>, bool), String> {
+/// The model's files, from IndexedDB (`from_kept`) or fetched; and which were fetched.
+async fn model_files(
+    model_url: &str,
+    from_kept: bool,
+) -> Result<(Vec<Vec<u8>>, [bool; MODEL_FILES.len()]), String> {
     let mut files = Vec::with_capacity(MODEL_FILES.len());
-    let mut fetched = false;
-    for file in MODEL_FILES {
+    let mut fetched = [false; MODEL_FILES.len()];
+    for (file, was_fetched) in MODEL_FILES.into_iter().zip(&mut fetched) {
         let kept = if from_kept {
             kept::read(file).await
         } else {
@@ -155,7 +158,7 @@ async fn model_files(model_url: &str, from_kept: bool) -> Result<(Vec<Vec<u8>>, 
         files.push(match kept {
             Some(bytes) => bytes,
             None => {
-                fetched = true;
+                *was_fetched = true;
                 fetch_bytes(&format!("{model_url}{file}")).await?
             }
         });
@@ -222,19 +225,20 @@ pub async fn load_model(model_url: &str) -> Result<Rc<Model>, String> {
     if let Some(model) = held {
         return Ok(model);
     }
-    // Each file is checked against its pinned sha256 as the model loads: a kept copy that
-    // fails (damaged, or from another model) is fetched again.
+    // Each file is checked against its pinned sha256 as the model loads: if any kept copy
+    // is among them and they fail (a copy damaged, or from another model), every file is
+    // fetched again, and the fetched ones are kept in place of the old.
     let (mut files, mut fetched) = model_files(model_url, true).await?;
     let model = match load_files(&files).await {
         Ok(model) => model,
-        Err(_) if !fetched => {
+        Err(_) if fetched.contains(&false) => {
             (files, fetched) = model_files(model_url, false).await?;
             load_files(&files).await?
         }
         Err(message) => return Err(message),
     };
-    if fetched {
-        for (file, bytes) in MODEL_FILES.iter().zip(&files) {
+    for ((file, bytes), fetched) in MODEL_FILES.iter().zip(&files).zip(fetched) {
+        if fetched {
             kept::write(file, bytes).await;
         }
     }

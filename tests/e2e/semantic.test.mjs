@@ -57,7 +57,7 @@ function textsFile(name, copies = 1) {
   return file;
 }
 
-async function openApp(inBrowser = browser, fragment = '#metric=cocoa_ppl&keep=0.5&scope=global&sim=answer&export=canonical') {
+async function openApp(inBrowser = browser, fragment = '#metric=cocoa_ppl&keep=0.5&scope=global&sim=answer&export=canonical', at = origin) {
   const context = await inBrowser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
   const requests = [];
@@ -65,7 +65,7 @@ async function openApp(inBrowser = browser, fragment = '#metric=cocoa_ppl&keep=0
   page.on('request', (request) => requests.push(request.url()));
   page.on('console', (message) => { if (message.type() === 'error') errors.push(message.text()); });
   page.on('pageerror', (error) => errors.push(String(error)));
-  await page.goto(`${origin}/${fragment}`);
+  await page.goto(`${at}/${fragment}`);
   await page.getByTestId('file-input').waitFor();
   return { context, page, requests, errors };
 }
@@ -164,6 +164,56 @@ test('on WebGPU the encoder runs on the GPU, and the download equals the CLI\'s 
     await context.close();
   } finally {
     await gpuBrowser.close();
+  }
+});
+
+test('served to a room over plain http, the model is checked without SubtleCrypto, and a damaged kept copy is fetched again', async () => {
+  // A LAN name for this machine: not localhost, so the page is no secure context (no
+  // SubtleCrypto, no service worker), as an app served to a workshop's room over http.
+  const lanBrowser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: [...CHROMIUM_ARGS, '--host-resolver-rules=MAP lan.test 127.0.0.1'],
+  });
+  try {
+    const lanOrigin = origin.replace('127.0.0.1', 'lan.test');
+    const file = textsFile('texts-lan.jsonl');
+    const { context, page, requests, errors } = await openApp(lanBrowser, undefined, lanOrigin);
+    assert.equal(await page.evaluate(() => isSecureContext), false);
+    // An earlier visit kept a config.json that is not the pinned one (damaged), under the
+    // pinned file's key; the other files were never kept.
+    const pins = JSON.parse(fs.readFileSync(path.join(root, 'crates/embed/model.json'), 'utf8')).files;
+    await page.evaluate((key) => new Promise((resolve, reject) => {
+      const opening = indexedDB.open('tracesift-model', 1);
+      opening.onupgradeneeded = () => opening.result.createObjectStore('files');
+      opening.onerror = () => reject(opening.error);
+      opening.onsuccess = () => {
+        const writing = opening.result.transaction('files', 'readwrite');
+        writing.objectStore('files').put(new TextEncoder().encode('{"damaged": true}').buffer, key);
+        writing.oncomplete = () => { opening.result.close(); resolve(); };
+        writing.onerror = () => reject(writing.error);
+      };
+    }), `config.json ${pins['config.json']}`);
+    await page.getByTestId('file-input').setInputFiles(file);
+    await waitForSummary(page, '12 traces');
+    await page.getByTestId('sim').selectOption('semantic');
+    await page.getByTestId('scored-in').waitFor({ timeout: 300_000 });
+    await assertDownloadMatchesCli(page, file, { embedding: 1e-5, scores: 1e-6 });
+    assert.ok(requests.includes(`${lanOrigin}/all-MiniLM-L6-v2/config.json`), 'the damaged copy is fetched again');
+    // The good file is kept in its place.
+    const kept = await page.evaluate((key) => new Promise((resolve, reject) => {
+      const opening = indexedDB.open('tracesift-model', 1);
+      opening.onerror = () => reject(opening.error);
+      opening.onsuccess = () => {
+        const reading = opening.result.transaction('files').objectStore('files').get(key);
+        reading.onsuccess = () => resolve(new TextDecoder().decode(reading.result));
+        reading.onerror = () => reject(reading.error);
+      };
+    }), `config.json ${pins['config.json']}`);
+    assert.equal(kept, fs.readFileSync(path.join(modelDir, 'config.json'), 'utf8'));
+    assert.deepEqual(errors, []);
+    await context.close();
+  } finally {
+    await lanBrowser.close();
   }
 });
 
