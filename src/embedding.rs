@@ -142,79 +142,82 @@ mod kept {
 /// The files the model is loaded from.
 const MODEL_FILES: [&str; 3] = ModelFiles::NAMES;
 
-/// The model's files, from IndexedDB (`from_kept`) or fetched; and which were fetched.
-async fn model_files(
-    model_url: &str,
-    from_kept: bool,
-) -> Result<(Vec<Vec<u8>>, [bool; MODEL_FILES.len()]), String> {
-    let mut files = Vec::with_capacity(MODEL_FILES.len());
-    let mut fetched = [false; MODEL_FILES.len()];
-    for (file, was_fetched) in MODEL_FILES.into_iter().zip(&mut fetched) {
-        let kept = if from_kept {
-            kept::read(file).await
-        } else {
-            None
-        };
-        files.push(match kept {
-            Some(bytes) => bytes,
-            None => {
-                *was_fetched = true;
-                fetch_bytes(&format!("{model_url}{file}")).await?
-            }
-        });
-    }
-    Ok((files, fetched))
-}
-
-/// The sha256 of `bytes` by the browser's SubtleCrypto; `None` where this worker has none
-/// (it is only given to secure contexts: https and localhost).
-async fn browser_sha256(bytes: &[u8]) -> Option<[u8; 32]> {
+/// The sha256 of `bytes`: by the browser's SubtleCrypto (0.3 s over the weights) where
+/// this worker has it (it is only given to secure contexts: https and localhost), else by
+/// `tracesift_embed`'s own (5 s in wasm).
+async fn sha256(bytes: &[u8]) -> [u8; 32] {
     let scope: WorkerGlobalScope = js_sys::global().unchecked_into();
-    if !scope.is_secure_context() {
-        return None;
-    }
-    let subtle = scope.crypto().ok()?.subtle();
-    // SubtleCrypto copies `bytes` (a view of this module's memory) before it returns.
-    let digest = JsFuture::from(subtle.digest_with_str_and_u8_array("SHA-256", bytes).ok()?)
-        .await
-        .ok()?;
-    Uint8Array::new(&digest).to_vec().try_into().ok()
-}
-
-/// `files` (in [`MODEL_FILES`]' order), each checked against its pinned sha256: by the
-/// browser's SubtleCrypto (0.3 s over the weights), else by `tracesift_embed`'s own (5 s
-/// in wasm).
-async fn checked(files: &[Vec<u8>]) -> Result<CheckedFiles<'_>, String> {
-    let [weights, tokenizer, config] = files else {
-        return Err("the model needs three files".to_owned());
-    };
-    let files = ModelFiles {
-        weights,
-        tokenizer,
-        config,
-    };
-    let mut digests = [[0; 32]; 3];
-    let mut by_browser = true;
-    for (digest, bytes) in digests.iter_mut().zip([weights, tokenizer, config]) {
-        match browser_sha256(bytes).await {
-            Some(found) => *digest = found,
-            None => by_browser = false,
+    let by_browser = async {
+        if !scope.is_secure_context() {
+            return None;
         }
-    }
-    let checked = if by_browser {
-        files.check_digests(&digests)
-    } else {
-        files.check()
+        let subtle = scope.crypto().ok()?.subtle();
+        // SubtleCrypto copies `bytes` (a view of this module's memory) before it returns.
+        let digest = JsFuture::from(subtle.digest_with_str_and_u8_array("SHA-256", bytes).ok()?)
+            .await
+            .ok()?;
+        Uint8Array::new(&digest).to_vec().try_into().ok()
     };
-    checked.map_err(|error| error.to_string())
+    match by_browser.await {
+        Some(digest) => digest,
+        None => tracesift_embed::sha256(bytes),
+    }
 }
 
-async fn load_files(files: &[Vec<u8>]) -> Result<Model, String> {
-    Model::load(&checked(files).await?).map_err(|error| error.to_string())
+/// The model's files (in [`MODEL_FILES`]' order) with their sha256, each the pinned one.
+struct VerifiedFiles {
+    bytes: Vec<Vec<u8>>,
+    digests: [[u8; 32]; MODEL_FILES.len()],
 }
 
-/// Loads the model from `model_url` into this worker, unless it holds it already. Each
-/// file is checked against its pinned sha256 ([`checked`]).
+impl VerifiedFiles {
+    fn checked(&self) -> Result<CheckedFiles<'_>, String> {
+        let [weights, tokenizer, config] = self.bytes.as_slice() else {
+            return Err("the model needs three files".to_owned());
+        };
+        let files = ModelFiles {
+            weights,
+            tokenizer,
+            config,
+        };
+        files
+            .check_digests(&self.digests)
+            .map_err(|error| error.to_string())
+    }
+}
+
+/// The model's files, each checked against its pinned sha256: the copy kept in IndexedDB
+/// if it is the pinned file, else (none kept, or a copy damaged or of another model) the
+/// one fetched from `model_url`, which is then kept in its place.
+async fn verified_files(model_url: &str) -> Result<VerifiedFiles, String> {
+    let mut bytes = Vec::with_capacity(MODEL_FILES.len());
+    let mut digests = [[0; 32]; MODEL_FILES.len()];
+    for (file, digest) in MODEL_FILES.into_iter().zip(&mut digests) {
+        let mut kept = None;
+        if let Some(copy) = kept::read(file).await {
+            let found = sha256(&copy).await;
+            if tracesift_embed::check_digest(file, &found).is_ok() {
+                kept = Some((copy, found));
+            }
+        }
+        let (file_bytes, found) = match kept {
+            Some(kept) => kept,
+            None => {
+                let fetched = fetch_bytes(&format!("{model_url}{file}")).await?;
+                let found = sha256(&fetched).await;
+                tracesift_embed::check_digest(file, &found).map_err(|error| error.to_string())?;
+                kept::write(file, &fetched).await;
+                (fetched, found)
+            }
+        };
+        bytes.push(file_bytes);
+        *digest = found;
+    }
+    Ok(VerifiedFiles { bytes, digests })
+}
+
+/// Loads the model from `model_url` into this worker, unless it holds it already
+/// ([`verified_files`]).
 pub async fn load_model(model_url: &str) -> Result<Rc<Model>, String> {
     let held = MODEL.with(|m| {
         m.borrow()
@@ -225,30 +228,13 @@ pub async fn load_model(model_url: &str) -> Result<Rc<Model>, String> {
     if let Some(model) = held {
         return Ok(model);
     }
-    // Each file is checked against its pinned sha256 as the model loads: if any kept copy
-    // is among them and they fail (a copy damaged, or from another model), every file is
-    // fetched again, and the fetched ones are kept in place of the old.
-    let (mut files, mut fetched) = model_files(model_url, true).await?;
-    let model = match load_files(&files).await {
-        Ok(model) => model,
-        Err(_) if fetched.contains(&false) => {
-            (files, fetched) = model_files(model_url, false).await?;
-            load_files(&files).await?
-        }
-        Err(message) => return Err(message),
-    };
-    for ((file, bytes), fetched) in MODEL_FILES.iter().zip(&files).zip(fetched) {
-        if fetched {
-            kept::write(file, bytes).await;
-        }
-    }
-    let model = Rc::new(model);
+    let files = verified_files(model_url).await?;
+    let model = Rc::new(Model::load(&files.checked()?).map_err(|error| error.to_string())?);
     MODEL.with(|m| *m.borrow_mut() = Some((model_url.to_owned(), Rc::clone(&model))));
     Ok(model)
 }
 
-/// The model's weights on `gpu`, uploaded once per worker (from IndexedDB or this origin,
-/// as `load_model` reads them).
+/// The model's weights on `gpu`, uploaded once per worker ([`verified_files`]).
 async fn load_encoder(model_url: &str, gpu: &Gpu) -> Result<Rc<Encoder>, String> {
     let held = ENCODER.with(|e| {
         e.borrow()
@@ -259,9 +245,12 @@ async fn load_encoder(model_url: &str, gpu: &Gpu) -> Result<Rc<Encoder>, String>
     if let Some(encoder) = held {
         return Ok(encoder);
     }
-    let (files, _) = model_files(model_url, true).await?;
+    // Read and checked again after `load_model` (0.3 s: WebGPU, like SubtleCrypto, is only
+    // given to secure contexts), so the scoring worker holds the 90 MB of bytes only while
+    // it uploads them.
+    let files = verified_files(model_url).await?;
     let encoder = Rc::new(
-        tracesift_embed::upload(gpu, &checked(&files).await?)
+        tracesift_embed::upload(gpu, &files.checked()?)
             .await
             .map_err(|error| error.to_string())?,
     );

@@ -51,14 +51,15 @@ pub fn pinned_sha256(file: &str) -> Option<String> {
     pins.files.get(file).cloned()
 }
 
-/// Fails unless `bytes` are exactly the pinned file: another model (or a truncated
-/// download) would give embeddings that look fine and are wrong.
-fn check_file(file: &'static str, bytes: &[u8]) -> Result<(), EmbedError> {
-    check_digest(file, &Sha256::digest(bytes))
+/// The sha256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
 }
 
-/// [`check_file`] of a file whose sha256 is `digest`.
-fn check_digest(file: &'static str, digest: &[u8]) -> Result<(), EmbedError> {
+/// Fails unless `digest` is the pinned sha256 of the model's `file`, that is unless the
+/// bytes it was computed from are exactly the pinned file: another model (or a truncated
+/// download) would give embeddings that look fine and are wrong.
+pub fn check_digest(file: &'static str, digest: &[u8; 32]) -> Result<(), EmbedError> {
     let expected = pinned_sha256(file).ok_or(EmbedError::Load {
         what: file,
         message: "it has no pinned sha256".to_owned(),
@@ -129,17 +130,16 @@ impl<'a> ModelFiles<'a> {
         [self.weights, self.tokenizer, self.config]
     }
 
-    /// The files, once each is found to be the pinned one ([`check_file`]).
+    /// The files, once each is found to be the pinned one ([`check_digest`] of its
+    /// [`sha256`]).
     pub fn check(self) -> Result<CheckedFiles<'a>, EmbedError> {
-        for (name, bytes) in Self::NAMES.into_iter().zip(self.each()) {
-            check_file(name, bytes)?;
-        }
-        Ok(CheckedFiles(self))
+        self.check_digests(&self.each().map(sha256))
     }
 
     /// [`ModelFiles::check`] with each file's sha256 computed by the caller, in the order
-    /// of [`ModelFiles::NAMES`]: in the tab the browser's SubtleCrypto takes 0.3 s over
-    /// the weights where this crate's sha256 compiled to wasm takes 5 s.
+    /// of [`ModelFiles::NAMES`] (in the tab, the browser's SubtleCrypto takes 0.3 s over
+    /// the weights where [`sha256`] compiled to wasm takes 5 s). The caller vouches that
+    /// the digests are of these bytes.
     pub fn check_digests(self, digests: &[[u8; 32]; 3]) -> Result<CheckedFiles<'a>, EmbedError> {
         for (name, digest) in Self::NAMES.into_iter().zip(digests) {
             check_digest(name, digest)?;
@@ -148,8 +148,8 @@ impl<'a> ModelFiles<'a> {
     }
 }
 
-/// The model's files, each checked against its pinned sha256 (once, however many times
-/// they are loaded: on the CPU, on a GPU).
+/// The model's files, each checked against its pinned sha256: what [`Model::load`] and the
+/// GPU upload take, so a caller that loads both checks the files once.
 #[derive(Clone, Copy)]
 pub struct CheckedFiles<'a>(ModelFiles<'a>);
 
@@ -159,7 +159,7 @@ impl<'a> CheckedFiles<'a> {
     }
 }
 
-/// The model's shape, from its `config.json` (checked against its pin).
+/// The model's shape, from its `config.json`.
 fn config(bytes: &[u8]) -> Result<encoder::Config, EmbedError> {
     serde_json::from_slice(bytes).map_err(|error| EmbedError::Load {
         what: "config.json",

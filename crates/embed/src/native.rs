@@ -47,8 +47,8 @@ impl ModelBytes {
     }
 }
 
-/// Reads `model.safetensors`, `tokenizer.json` and `config.json` from a folder (checked
-/// against their pinned sha256 when loaded).
+/// Reads `model.safetensors`, `tokenizer.json` and `config.json` from a folder (to be
+/// checked against their pinned sha256 by [`ModelFiles::check`]).
 pub fn read_dir(dir: &Path) -> Result<ModelBytes, EmbedError> {
     let read = |what: &'static str| {
         std::fs::read(dir.join(what)).map_err(|error| EmbedError::Load {
