@@ -166,15 +166,13 @@ async fn sha256(bytes: &[u8]) -> [u8; 32] {
 
 /// The model's files (in [`MODEL_FILES`]' order) with their sha256, each the pinned one.
 struct VerifiedFiles {
-    bytes: Vec<Vec<u8>>,
+    bytes: [Vec<u8>; MODEL_FILES.len()],
     digests: [[u8; 32]; MODEL_FILES.len()],
 }
 
 impl VerifiedFiles {
     fn checked(&self) -> Result<CheckedFiles<'_>, String> {
-        let [weights, tokenizer, config] = self.bytes.as_slice() else {
-            return Err("the model needs three files".to_owned());
-        };
+        let [weights, tokenizer, config] = &self.bytes;
         let files = ModelFiles {
             weights,
             tokenizer,
@@ -186,34 +184,46 @@ impl VerifiedFiles {
     }
 }
 
+/// The sha256 of `bytes`, if they are the pinned `file`.
+async fn pinned_digest(file: &'static str, bytes: &[u8]) -> Result<[u8; 32], EmbedError> {
+    let found = sha256(bytes).await;
+    tracesift_embed::check_digest(file, &found)?;
+    Ok(found)
+}
+
 /// The model's files, each checked against its pinned sha256: the copy kept in IndexedDB
 /// if it is the pinned file, else (none kept, or a copy damaged or of another model) the
 /// one fetched from `model_url`, which is then kept in its place.
 async fn verified_files(model_url: &str) -> Result<VerifiedFiles, String> {
-    let mut bytes = Vec::with_capacity(MODEL_FILES.len());
-    let mut digests = [[0; 32]; MODEL_FILES.len()];
-    for (file, digest) in MODEL_FILES.into_iter().zip(&mut digests) {
-        let mut kept = None;
-        if let Some(copy) = kept::read(file).await {
-            let found = sha256(&copy).await;
-            if tracesift_embed::check_digest(file, &found).is_ok() {
-                kept = Some((copy, found));
-            }
-        }
-        let (file_bytes, found) = match kept {
+    let mut verified = VerifiedFiles {
+        bytes: Default::default(),
+        digests: [[0; 32]; MODEL_FILES.len()],
+    };
+    for ((file, bytes), digest) in MODEL_FILES
+        .into_iter()
+        .zip(&mut verified.bytes)
+        .zip(&mut verified.digests)
+    {
+        let kept = match kept::read(file).await {
+            Some(copy) => pinned_digest(file, &copy)
+                .await
+                .ok()
+                .map(|found| (copy, found)),
+            None => None,
+        };
+        (*bytes, *digest) = match kept {
             Some(kept) => kept,
             None => {
                 let fetched = fetch_bytes(&format!("{model_url}{file}")).await?;
-                let found = sha256(&fetched).await;
-                tracesift_embed::check_digest(file, &found).map_err(|error| error.to_string())?;
+                let found = pinned_digest(file, &fetched)
+                    .await
+                    .map_err(|error| error.to_string())?;
                 kept::write(file, &fetched).await;
                 (fetched, found)
             }
         };
-        bytes.push(file_bytes);
-        *digest = found;
     }
-    Ok(VerifiedFiles { bytes, digests })
+    Ok(verified)
 }
 
 /// Loads the model from `model_url` into this worker, unless it holds it already
